@@ -1,0 +1,11 @@
+"""`medseg evaluate`: score predictions against ground truth."""
+
+from __future__ import annotations
+
+import argparse
+
+from medseg.cli._unavailable import register_unavailable
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    register_unavailable(subparsers, "evaluate", "score predictions against ground truth")

@@ -1,0 +1,5 @@
+"""Datasets per modality, manifests and fetch, synthetic generators, samplers, transforms."""
+
+from medseg.data.sample import Sample
+
+__all__ = ["Sample"]

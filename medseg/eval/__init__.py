@@ -1,0 +1,1 @@
+"""Metrics (numpy/scipy), challenge file formats and reports. Never imports torch."""

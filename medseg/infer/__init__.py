@@ -1,0 +1,1 @@
+"""Sliding-window inference, predictors and post-processing."""

@@ -1,0 +1,1 @@
+"""Segmenters: U-Net, FCN, stacked denoising autoencoder; ``build_model`` registry. Imports torch only."""
