@@ -1,0 +1,91 @@
+"""Window positions and blending weights for sliding-window inference."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from enum import Enum
+
+import numpy as np
+
+from medseg.errors import ConfigError
+
+__all__ = ["BlendMode", "window_starts", "iter_windows", "importance_map"]
+
+
+class BlendMode(str, Enum):
+    """How overlapping window outputs are weighted."""
+
+    GAUSSIAN = "gaussian"
+    CONSTANT = "constant"
+
+    @classmethod
+    def parse(cls, value: BlendMode | str) -> BlendMode:
+        try:
+            return cls(value)
+        except ValueError:
+            choices = ", ".join(m.value for m in cls)
+            raise ConfigError(f"blending must be one of {choices}, got {value!r}") from None
+
+
+def window_starts(size: int, window: int, overlap: float) -> list[int]:
+    """Start offsets of windows of length ``window`` covering ``[0, size)``.
+
+    Windows are spread evenly so that the first starts at 0 and the last ends at
+    ``size`` (nnU-Net's scheme), with at least the requested ``overlap`` between
+    neighbours.
+
+    Parameters
+    ----------
+    size : int
+        Length of the axis; must be >= ``window`` (pad the image first).
+    window : int
+        Window length.
+    overlap : float
+        Fraction of the window shared by neighbours, ``0 <= overlap < 1``.
+    """
+    if not 0 <= overlap < 1:
+        raise ConfigError(f"overlap must be >= 0 and < 1, got {overlap}")
+    if window > size:
+        raise ConfigError(f"window {window} is larger than the axis {size}; pad the image first")
+    step = max(1, int(window * (1 - overlap)))
+    n = math.ceil((size - window) / step) + 1
+    if n == 1:
+        return [0]
+    actual = (size - window) / (n - 1)
+    return [round(i * actual) for i in range(n)]
+
+
+def iter_windows(
+    shape: tuple[int, ...], window: tuple[int, ...], overlap: float
+) -> list[tuple[slice, ...]]:
+    """All window slices covering ``shape`` (one slice per spatial axis)."""
+    per_axis = [window_starts(s, w, overlap) for s, w in zip(shape, window, strict=True)]
+    return [
+        tuple(slice(start, start + w) for start, w in zip(starts, window, strict=True))
+        for starts in itertools.product(*per_axis)
+    ]
+
+
+def importance_map(window: tuple[int, ...], mode: BlendMode | str, *, sigma_scale: float = 0.125) -> np.ndarray:
+    """Weight of each position inside a window when blending overlapping outputs.
+
+    ``gaussian`` is nnU-Net's map: a Gaussian with ``sigma = sigma_scale * window``
+    centred in the window, scaled to a maximum of 1, zeros replaced by the smallest
+    non-zero value so that every pixel gets some weight. ``constant`` is all ones.
+    """
+    mode = BlendMode.parse(mode)
+    if mode is BlendMode.CONSTANT:
+        return np.ones(window, dtype=np.float32)
+    weights = np.ones(window, dtype=np.float64)
+    for axis, length in enumerate(window):
+        sigma = max(sigma_scale * length, 1e-6)
+        coords = np.arange(length) - (length - 1) / 2
+        profile = np.exp(-(coords**2) / (2 * sigma**2))
+        shape = [1] * len(window)
+        shape[axis] = length
+        weights = weights * profile.reshape(shape)
+    weights /= weights.max()
+    positive = weights[weights > 0]
+    weights[weights == 0] = positive.min()
+    return weights.astype(np.float32)
