@@ -1,0 +1,206 @@
+"""Choose a reader/writer by file suffix: :func:`read`, :func:`write`, :func:`open_array`.
+
+Suffixes (case-insensitive; double suffixes such as ``.nii.gz`` and ``.ome.tif`` are
+matched first):
+
+- NIfTI ``.nii``, ``.nii.gz`` (:mod:`medseg.io.nifti`)
+- MetaImage / NRRD ``.mha``, ``.mhd``, ``.nrrd``, ``.nhdr`` (:mod:`medseg.io.itk`)
+- TIFF ``.tif``, ``.tiff``, ``.ome.tif``, ``.ome.tiff`` (:mod:`medseg.io.tiff`)
+- PNG/BMP/JPEG ``.png``, ``.bmp``, ``.jpg``, ``.jpeg`` (:mod:`medseg.io.natural`)
+- HDF5 ``.h5``, ``.hdf5``, ``.hdf`` with ``file.h5:/group/dataset`` (:mod:`medseg.io.hdf5`)
+- Zarr ``.zarr`` with ``store.zarr:/group/array`` (:mod:`medseg.io.zarr_io`)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from medseg.errors import FormatError
+from medseg.io import hdf5, itk, natural, nifti, tiff, zarr_io
+from medseg.io._common import check_finite, require_file
+from medseg.io.lazy import LazyArray, wrap_in_memory
+from medseg.io.volume import Volume
+
+__all__ = ["SUPPORTED_SUFFIXES", "open_array", "read", "split_key", "suffix_of", "write"]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike
+
+
+@dataclass(frozen=True)
+class _Format:
+    name: str
+    suffixes: tuple[str, ...]
+    read: Callable[..., Volume]
+    write: Callable[..., Path]
+    open: Callable[..., LazyArray] | None = None
+    keyed: bool = False  # a container addressed as path:key
+
+
+_FORMATS = (
+    _Format("nifti", nifti.NIFTI_SUFFIXES, nifti.read_nifti, nifti.write_nifti, nifti.open_nifti),
+    _Format("itk", itk.ITK_SUFFIXES, itk.read_itk, itk.write_itk),
+    _Format("tiff", tiff.TIFF_SUFFIXES, tiff.read_tiff, tiff.write_tiff, tiff.open_tiff),
+    _Format("natural", natural.NATURAL_SUFFIXES, natural.read_natural, natural.write_natural),
+    _Format("hdf5", hdf5.HDF5_SUFFIXES, hdf5.read_hdf5, hdf5.write_hdf5, hdf5.open_hdf5, keyed=True),
+    _Format(
+        "zarr", zarr_io.ZARR_SUFFIXES, zarr_io.read_zarr, zarr_io.write_zarr, zarr_io.open_zarr, keyed=True
+    ),
+)
+_BY_SUFFIX = {suffix: fmt for fmt in _FORMATS for suffix in fmt.suffixes}
+SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(sorted(_BY_SUFFIX))
+_KEYED_SUFFIXES = tuple(s for fmt in _FORMATS if fmt.keyed for s in fmt.suffixes)
+# "file.h5:/a/b", "file.h5:a/b", "store.zarr:/a" (the colon after a container suffix)
+_KEY_RE = re.compile(
+    r"^(?P<path>.*?(?:" + "|".join(re.escape(s) for s in _KEYED_SUFFIXES) + r")):(?P<key>.*)$", re.I
+)
+# "store.zarr/a/b": a path inside a Zarr directory store
+_ZARR_INNER_RE = re.compile(r"^(?P<path>.*?\.zarr)[/\\](?P<key>.+)$", re.I)
+
+
+def split_key(path: PathLike) -> tuple[Path, str | None]:
+    """Split ``"file.h5:/group/dataset"`` into ``(Path("file.h5"), "/group/dataset")``.
+
+    Also splits ``"store.zarr:/array"`` and ``"store.zarr/array"``. Paths without a key
+    (and keys that are empty) give ``(path, None)``.
+
+    Examples
+    --------
+    >>> split_key("cremi/sample_A.h5:/volumes/raw")
+    (PosixPath('cremi/sample_A.h5'), '/volumes/raw')
+    """
+    text = os.fspath(path)
+    match = _KEY_RE.match(text) or _ZARR_INNER_RE.match(text)
+    if match is None:
+        return Path(text), None
+    key = match["key"].replace("\\", "/").strip()
+    return Path(match["path"]), ("/" + key.strip("/")) if key.strip("/") else None
+
+
+def suffix_of(path: PathLike) -> str:
+    """The format suffix of ``path`` (lower case, double suffixes such as ``.nii.gz`` kept).
+
+    Raises
+    ------
+    FormatError
+        No supported suffix; the message lists the supported ones.
+    """
+    name = Path(os.fspath(path)).name.lower()
+    for suffix in sorted(_BY_SUFFIX, key=len, reverse=True):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return suffix
+    raise FormatError(
+        f"unsupported file type {Path(os.fspath(path)).name!r} ({path}): medseg reads and writes "
+        f"{', '.join(SUPPORTED_SUFFIXES)}; rename or convert the file"
+    )
+
+
+def _format_of(path: PathLike) -> tuple[_Format, Path, str | None]:
+    file_path, key = split_key(path)
+    fmt = _BY_SUFFIX[suffix_of(file_path)]
+    if key is not None and not fmt.keyed:
+        raise FormatError(f"{path}: only HDF5 and Zarr paths take a ':key'; {fmt.name} files hold one image")
+    return fmt, file_path, key
+
+
+def read(path: PathLike, *, allow_nonfinite: bool = False) -> Volume:
+    """Read an image/volume file into a :class:`Volume` ``(C, [Z,] Y, X)`` with its geometry.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        File (or ``container:key``) with a supported suffix (see :data:`SUPPORTED_SUFFIXES`).
+    allow_nonfinite : bool
+        Accept NaN/inf in float data. By default they raise :class:`DataValueError`.
+
+    Returns
+    -------
+    Volume
+        Channels-first array; spacing, origin and direction in array axis order;
+        ``meta["source"]`` and ``meta["format"]`` say where it came from.
+
+    Raises
+    ------
+    FormatError
+        Unsupported suffix, or a corrupt/truncated file (the original error is chained).
+    DataNotFoundError
+        The file, or the HDF5/Zarr key, does not exist.
+    DataValueError
+        Float data holds NaN/inf and ``allow_nonfinite`` is False.
+    """
+    fmt, file_path, key = _format_of(path)
+    require_file(file_path)
+    volume = fmt.read(file_path, key) if fmt.keyed else fmt.read(file_path)
+    if not allow_nonfinite:
+        check_finite(volume.array, path)
+    logger.debug("read %s: %s %s spacing %s", path, volume.array.shape, volume.array.dtype, volume.spacing)
+    return volume
+
+
+def write(volume: Volume, path: PathLike) -> Path:
+    """Write ``volume`` to ``path`` (format by suffix), atomically; parent folders are created.
+
+    The data goes to a temporary file in the destination folder that is moved into
+    place with ``os.replace`` only once complete: on failure nothing is left behind.
+
+    Parameters
+    ----------
+    volume : Volume
+        Data ``(C, [Z,] Y, X)`` and geometry.
+    path : str or PathLike
+        Destination, e.g. ``"pred/case_001.nii.gz"``, ``"out.h5:/volumes/pred"``.
+
+    Returns
+    -------
+    Path
+        The written file (for ``container:key``, the container).
+
+    Raises
+    ------
+    FormatError
+        Unsupported suffix.
+    ShapeError
+        The format cannot hold this many dimensions/channels (the message names a format that can).
+    DataValueError
+        The format cannot hold this dtype.
+    """
+    if not isinstance(volume, Volume):
+        raise TypeError(
+            f"write() takes a medseg.io.Volume, got {type(volume).__name__}; "
+            "wrap arrays as Volume(array[None], spacing=...) (channels first)"
+        )
+    fmt, file_path, key = _format_of(path)
+    return fmt.write(volume, file_path, key) if fmt.keyed else fmt.write(volume, file_path)
+
+
+def open_array(path: PathLike) -> LazyArray:
+    """Open an array for block-wise reading, ``(C, [Z,] Y, X)``, without loading it.
+
+    HDF5, Zarr, TIFF (memory-mapped when contiguous, else read tile by tile) and NIfTI
+    are read lazily; other formats are read into memory and wrapped. Use as a context
+    manager (or call ``close()``) to release HDF5/TIFF file handles.
+
+    Examples
+    --------
+    >>> with open_array("cremi/sample_A.h5:/volumes/raw") as raw:  # doctest: +SKIP
+    ...     slab = raw[0, 0:8]          # (8, Y, X), only these slices are read
+    """
+    fmt, file_path, key = _format_of(path)
+    require_file(file_path)
+    if fmt.open is not None:
+        return fmt.open(file_path, key) if fmt.keyed else fmt.open(file_path)
+    volume = fmt.read(file_path)
+    return wrap_in_memory(
+        volume.array,
+        spacing=volume.spacing,
+        origin=volume.origin,
+        direction=volume.direction,
+        path=os.fspath(path),
+        meta=volume.meta,
+    )

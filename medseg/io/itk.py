@@ -1,0 +1,112 @@
+"""MetaImage and NRRD files ``.mha``, ``.mhd``, ``.nrrd``, ``.nhdr`` (SimpleITK).
+
+Axis order
+----------
+``SimpleITK.GetArrayFromImage`` gives ``(z, y, x)`` for scalar images and
+``(z, y, x, c)`` for vector images; medseg returns ``(C, Z, Y, X)`` (``C = 1`` for
+scalar images), and 2D images as ``(C, Y, X)``. Volumes with several channels are
+written as vector images.
+
+Geometry
+--------
+ITK's spacing/origin are ``(x, y, z)`` and its direction is row-major with column
+``a`` the world direction of index axis ``a``, in LPS. medseg keeps LPS and reverses
+the order: ``spacing = GetSpacing()[::-1]``, ``origin = GetOrigin()[::-1]``,
+``direction = D[::-1, ::-1]``. Non-identity directions round-trip.
+
+``.mhd`` writes a header plus a ``.zraw`` data file; the data file is moved into place
+first and the header last. Boolean arrays are written as uint8, float16 is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from medseg.errors import DataValueError, FormatError
+from medseg.io._common import atomic_output, make_volume, require_file
+from medseg.io.volume import Volume
+
+__all__ = ["ITK_SUFFIXES", "read_itk", "write_itk"]
+
+logger = logging.getLogger(__name__)
+
+ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
+
+
+def read_itk(path: str | Path) -> Volume:
+    """Read a MetaImage/NRRD file into a :class:`Volume` ``(C, [Z,] Y, X)``.
+
+    Raises
+    ------
+    DataNotFoundError
+        The file does not exist.
+    FormatError
+        SimpleITK cannot read it (corrupt, truncated, missing data file), or it is not 2D/3D.
+    """
+    path = Path(path)
+    require_file(path)
+    try:
+        image = sitk.ReadImage(str(path))
+        array = sitk.GetArrayFromImage(image)
+    except RuntimeError as err:
+        raise FormatError(f"cannot read {path} with SimpleITK: {_first_line(err)}") from err
+    ndim = image.GetDimension()
+    if ndim not in (2, 3):
+        raise FormatError(f"{path} is a {ndim}D image; medseg reads 2D and 3D images")
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        array = np.moveaxis(array, -1, 0)
+    else:
+        array = array[None]
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(ndim, ndim)
+    meta = {"source": str(path), "format": "itk", "pixel_type": image.GetPixelIDTypeAsString()}
+    return make_volume(
+        path,
+        np.ascontiguousarray(array),
+        spacing=image.GetSpacing()[::-1],
+        origin=image.GetOrigin()[::-1],
+        direction=direction[::-1, ::-1],
+        meta=meta,
+    )
+
+
+def write_itk(volume: Volume, path: str | Path) -> Path:
+    """Write ``volume`` as MetaImage/NRRD (compressed), atomically.
+
+    Raises
+    ------
+    DataValueError
+        float16 data (cast to float32 first).
+    """
+    path = Path(path)
+    array = volume.array
+    if array.dtype == np.float16:
+        raise DataValueError(
+            f"cannot write float16 to {path}: ITK has no float16 pixel type; cast to float32"
+        )
+    if array.dtype == np.bool_:
+        logger.info("ITK has no boolean pixel type: writing %s as uint8", path)
+        array = array.astype(np.uint8)
+    if volume.num_channels == 1:
+        image = sitk.GetImageFromArray(np.ascontiguousarray(array[0]))
+    else:
+        image = sitk.GetImageFromArray(np.ascontiguousarray(np.moveaxis(array, 0, -1)), isVector=True)
+    image.SetSpacing(tuple(float(s) for s in volume.spacing[::-1]))
+    image.SetOrigin(tuple(float(o) for o in volume.origin[::-1]))
+    image.SetDirection(tuple(float(v) for v in np.asarray(volume.direction)[::-1, ::-1].ravel()))
+    with atomic_output(path) as tmp:
+        try:
+            sitk.WriteImage(image, str(tmp), useCompression=True)
+        except RuntimeError as err:
+            raise FormatError(f"SimpleITK cannot write {path}: {_first_line(err)}") from err
+    logger.debug("wrote %s %s to %s", array.shape, array.dtype, path)
+    return path
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    useful = [line for line in lines if "ERROR" in line or "Exception" in line or "Unable" in line]
+    return (useful or lines or [type(err).__name__])[-1]

@@ -1,0 +1,300 @@
+"""TIFF stacks, OME-TIFF and ImageJ TIFF (tifffile).
+
+Axis order
+----------
+Arrays come back channels first, ``(C, Z, Y, X)`` or ``(C, Y, X)``:
+
+- a multi-page greyscale TIFF (Z pages of Y x X, e.g. the ISBI 2012 EM stacks) is
+  ``(1, Z, Y, X)``; a single greyscale page is ``(1, Y, X)``;
+- an RGB(A) page (samples ``S``) is ``(3, Y, X)`` (``(4, Y, X)``); a stack of RGB pages
+  is ``(3, Z, Y, X)``;
+- OME/ImageJ hyperstacks map ``C``/``S`` to the channel axis and the one remaining
+  non-singleton axis besides ``Y``/``X`` (``Z``, ``T``, ``I``, ``Q``...) to ``Z``; files
+  with two such axes (e.g. ``TZYX`` with T > 1 and Z > 1) raise :class:`FormatError`.
+
+Geometry
+--------
+Files written by medseg carry the full geometry (spacing, origin, direction, the
+stored axis layout) as JSON: in tifffile's shaped ``ImageDescription`` for ``.tif``,
+in the OME ``Image/Description`` element for ``.ome.tif``; a round trip is exact.
+They also carry standard tags for other tools: ``XResolution``/``YResolution`` =
+1/spacing (``ResolutionUnit`` NONE) and, for OME, ``PhysicalSizeX/Y/Z``.
+
+Other files: spacing comes from OME ``PhysicalSize{X,Y,Z}``, or from the resolution
+tags (spacing = 1/resolution, in the file's unit, recorded in ``meta["unit"]``) plus
+ImageJ's ``spacing`` for Z; origin is 0 and direction identity. Files are written
+uncompressed and contiguous so :func:`open_tiff` can memory-map them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from medseg.errors import FormatError
+from medseg.io._common import atomic_output, geometry_to_attrs, make_volume, require_file
+from medseg.io.lazy import LazyArray
+from medseg.io.volume import Volume
+
+__all__ = ["TIFF_SUFFIXES", "open_tiff", "read_tiff", "write_tiff"]
+
+logger = logging.getLogger(__name__)
+
+TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff")
+
+_META_KEY = "medseg"
+_OME_PREFIX = "medseg-geometry:"
+_CHANNEL_AXES = "CS"
+# what can go wrong inside tifffile on a corrupt or truncated file
+_TIFF_ERRORS = (tifffile.TiffFileError, ValueError, OSError, EOFError, struct.error, IndexError, KeyError)
+_RGB_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
+
+
+def read_tiff(path: str | Path) -> Volume:
+    """Read a TIFF / OME-TIFF / ImageJ TIFF into a :class:`Volume` ``(C, [Z,] Y, X)``.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.tif``, ``.tiff``, ``.ome.tif`` or ``.ome.tiff`` file.
+
+    Returns
+    -------
+    Volume
+        The first image series, channels first, with the geometry described in the
+        module docstring. ``meta`` holds ``source``, ``format``, ``axes`` (the file's
+        axes) and ``unit`` when the file names one.
+
+    Raises
+    ------
+    DataNotFoundError
+        The file does not exist.
+    FormatError
+        The file is not a readable TIFF, is truncated, or has more axes than medseg
+        can map to ``(C, Z, Y, X)``.
+    """
+    path = Path(path)
+    require_file(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            info = _describe(tif, path)
+            data = tif.series[0].asarray().reshape(info["shape"])
+    except FormatError:
+        raise
+    except _TIFF_ERRORS as err:
+        raise FormatError(f"cannot read TIFF {path}: {err} (is the file truncated or not a TIFF?)") from err
+    source = LazyArray(data, info["plan"], path=str(path), **_geometry_kwargs(info))
+    return make_volume(
+        path,
+        np.ascontiguousarray(source[...]),
+        spacing=info["spacing"],
+        origin=info["origin"],
+        direction=info["direction"],
+        meta=info["meta"],
+    )
+
+
+def open_tiff(path: str | Path) -> LazyArray:
+    """Open a TIFF lazily, ``(C, [Z,] Y, X)``: memory-mapped if contiguous, else via ``aszarr``.
+
+    Only the pages touched by an index are read. Close the result (or use ``with``).
+    """
+    path = Path(path)
+    require_file(path)
+    tif = None
+    try:
+        try:
+            source: Any = tifffile.memmap(path, mode="r")
+            with tifffile.TiffFile(path) as probe:
+                info = _describe(probe, path)
+            close = None
+        except ValueError as err:  # not memory-mappable (compressed, tiled, scattered)
+            logger.debug("%s is not memory-mappable (%s); reading through aszarr", path, err)
+            import zarr
+
+            tif = tifffile.TiffFile(path)
+            info = _describe(tif, path)
+            source = zarr.open(tif.aszarr(), mode="r")
+            close = tif.close
+    except FormatError:
+        if tif is not None:
+            tif.close()
+        raise
+    except _TIFF_ERRORS as err:
+        if tif is not None:
+            tif.close()
+        raise FormatError(f"cannot open TIFF {path}: {err} (is the file truncated or not a TIFF?)") from err
+    if tuple(source.shape) != info["shape"] and isinstance(source, np.ndarray):
+        source = source.reshape(info["shape"])
+    if tuple(source.shape) != info["shape"]:
+        if tif is not None:
+            tif.close()
+        raise FormatError(
+            f"cannot open TIFF {path} lazily: stored shape {tuple(source.shape)} does not match "
+            f"series shape {info['shape']}; use medseg.io.read instead"
+        )
+    return LazyArray(source, info["plan"], path=str(path), close=close, **_geometry_kwargs(info))
+
+
+def write_tiff(volume: Volume, path: str | Path) -> Path:
+    """Write ``volume`` as an uncompressed TIFF (OME-TIFF for ``.ome.tif``), atomically.
+
+    Layout: one channel is written as greyscale pages (``Z`` pages of ``Y x X``), 3 or 4
+    channels of uint8/uint16 as RGB(A) pages, anything else as ``C*Z`` greyscale pages.
+    The full geometry is stored as described in the module docstring.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path = Path(path)
+    array = volume.array
+    spatial = "ZYX"[-volume.ndim :]
+    channels = volume.num_channels
+    if channels == 1:
+        data, axes, photometric = array[0], spatial, "minisblack"
+    elif channels in (3, 4) and array.dtype in _RGB_DTYPES:
+        data, axes, photometric = np.moveaxis(array, 0, -1), spatial + "C", "rgb"
+    else:
+        data, axes, photometric = array, "C" + spatial, "minisblack"
+    if data.dtype == np.bool_:
+        raise FormatError(
+            f"cannot write boolean data to TIFF {path}: cast to uint8 first (array.astype(np.uint8))"
+        )
+    record = {"version": 1, "axes": axes, "shape": list(data.shape), **geometry_to_attrs(volume)}
+    kwargs: dict[str, Any] = {
+        "photometric": photometric,
+        "resolution": (1.0 / volume.spacing[-1], 1.0 / volume.spacing[-2]),
+        "resolutionunit": "NONE",
+    }
+    if _is_ome(path):
+        ome_axes = axes.replace("C", "S") if photometric == "rgb" else axes
+        metadata: dict[str, Any] = {
+            "axes": ome_axes,
+            "PhysicalSizeX": volume.spacing[-1],
+            "PhysicalSizeY": volume.spacing[-2],
+            "Description": _OME_PREFIX + json.dumps(record),
+        }
+        if volume.ndim == 3:
+            metadata["PhysicalSizeZ"] = volume.spacing[0]
+        kwargs.update(ome=True, metadata=metadata)
+    else:
+        kwargs.update(metadata={_META_KEY: record})
+    with atomic_output(path) as tmp:
+        tifffile.imwrite(tmp, data, **kwargs)
+    logger.debug("wrote %s %s to %s", data.shape, data.dtype, path)
+    return path
+
+
+def _is_ome(path: Path) -> bool:
+    return path.name.lower().endswith((".ome.tif", ".ome.tiff"))
+
+
+def _geometry_kwargs(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: info[k] for k in ("spacing", "origin", "direction", "meta")}
+
+
+def _describe(tif: tifffile.TiffFile, path: Path) -> dict[str, Any]:
+    """Series shape, axis plan (output axis -> native axis) and geometry of ``tif``."""
+    if not tif.series:
+        raise FormatError(f"TIFF {path} holds no image series")
+    series = tif.series[0]
+    shape = tuple(int(n) for n in series.shape)
+    file_axes = series.axes
+    meta: dict[str, Any] = {"source": str(path), "format": "tiff", "axes": file_axes}
+    record = _medseg_record(tif)
+    stored = tuple(int(n) for n in record.get("shape", ())) if record is not None else ()
+    if record is not None and len(record["axes"]) == len(stored) and np.prod(stored) == np.prod(shape):
+        shape, axes = stored, record["axes"]
+        spatial = "ZYX" if "Z" in axes else "YX"
+        plan = [axes.index(c) if c in axes else None for c in "C" + spatial]
+        nd = len(spatial)
+        return {
+            "shape": shape,
+            "plan": plan,
+            "spacing": tuple(record["spacing"]),
+            "origin": tuple(record["origin"]),
+            "direction": np.asarray(record["direction"], dtype=np.float64).reshape(nd, nd),
+            "meta": meta,
+        }
+    plan = _plan_axes(file_axes, shape, path)
+    nd = len(plan) - 1
+    spacing_xyz, unit = _spacing_xyz(tif)
+    if unit:
+        meta["unit"] = unit
+    spacing = tuple(reversed(spacing_xyz[:nd]))
+    return {
+        "shape": shape,
+        "plan": plan,
+        "spacing": spacing,
+        "origin": (0.0,) * nd,
+        "direction": np.eye(nd),
+        "meta": meta,
+    }
+
+
+def _plan_axes(axes: str, shape: tuple[int, ...], path: Path) -> list[int | None]:
+    """Map tifffile series axes to ``(C, [Z,] Y, X)``; singleton axes are dropped."""
+    if "Y" not in axes or "X" not in axes:
+        raise FormatError(f"TIFF {path} has axes {axes!r} without Y and X; medseg reads image stacks only")
+    channel = [i for i, a in enumerate(axes) if a in _CHANNEL_AXES and shape[i] > 1]
+    extra = [i for i, a in enumerate(axes) if a not in _CHANNEL_AXES + "YX" and shape[i] > 1]
+    if len(channel) > 1 or len(extra) > 1:
+        raise FormatError(
+            f"TIFF {path} has axes {axes!r} with shape {shape}: medseg maps at most one channel "
+            "axis (C or S) and one stack axis (Z/T/I/Q) to (C, Z, Y, X); split the file first "
+            "(e.g. one file per time point)"
+        )
+    return [channel[0] if channel else None, *extra, axes.index("Y"), axes.index("X")]
+
+
+def _medseg_record(tif: tifffile.TiffFile) -> dict[str, Any] | None:
+    """The geometry record medseg wrote into this file, if any."""
+    try:
+        if tif.is_ome:
+            root = ET.fromstring(tif.ome_metadata or "")
+            for element in root.iter():
+                if element.tag.endswith("Description") and (element.text or "").startswith(_OME_PREFIX):
+                    return json.loads(element.text[len(_OME_PREFIX) :])
+            return None
+        shaped = tif.shaped_metadata
+        if shaped and isinstance(shaped[0].get(_META_KEY), dict):
+            return shaped[0][_META_KEY]
+    except (ET.ParseError, json.JSONDecodeError, TypeError, AttributeError) as err:
+        logger.warning("ignoring unreadable medseg metadata in %s: %s", tif.filename, err)
+    return None
+
+
+def _spacing_xyz(tif: tifffile.TiffFile) -> tuple[tuple[float, float, float], str | None]:
+    """Voxel size ``(x, y, z)`` and unit from OME, ImageJ or the resolution tags."""
+    if tif.is_ome:
+        try:
+            root = ET.fromstring(tif.ome_metadata or "")
+        except ET.ParseError:
+            root = None
+        pixels = None if root is None else next((e for e in root.iter() if e.tag.endswith("Pixels")), None)
+        if pixels is not None:
+            size = tuple(float(pixels.get(f"PhysicalSize{a}", 1.0)) for a in "XYZ")
+            unit = pixels.get("PhysicalSizeXUnit", "µm")
+            return (size[0], size[1], size[2]), unit
+    page = tif.pages.first
+    sx = sy = sz = 1.0
+    unit = None
+    if "XResolution" in page.tags and "YResolution" in page.tags:
+        rx, ry = page.resolution
+        if rx > 0 and ry > 0:
+            sx, sy = 1.0 / rx, 1.0 / ry
+            unit = {2: "inch", 3: "cm"}.get(int(page.resolutionunit))
+    if tif.is_imagej:
+        ij = tif.imagej_metadata or {}
+        sz = float(ij.get("spacing", 1.0))
+        unit = ij.get("unit", unit)
+    return (sx, sy, sz), unit
