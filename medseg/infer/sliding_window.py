@@ -127,7 +127,9 @@ class SlidingWindow:
         margin = model_margin(model, spatial_dims)
         out_roi = tuple(r - 2 * m for r, m in zip(self.roi_size, margin, strict=True))
         if any(o < 1 for o in out_roi):
-            raise ShapeError(f"roi_size {self.roi_size} is too small for the model's margin {margin} per side")
+            raise ShapeError(
+                f"roi_size {self.roi_size} is too small for the model's margin {margin} per side"
+            )
         size = tuple(image.shape[2:])
         padded, grid = _pad_for_windows(image.float(), margin, out_roi)
         windows = iter_windows(grid, out_roi, self.overlap)
@@ -139,7 +141,13 @@ class SlidingWindow:
         for batch in tqdm(batches, desc="predict", unit="batch", disable=not self.progress, leave=False):
             inputs = torch.stack(
                 [
-                    padded[(slice(None), slice(None), *(slice(s.start, s.start + r) for s, r in zip(w, self.roi_size, strict=True)))]
+                    padded[
+                        (
+                            slice(None),
+                            slice(None),
+                            *(slice(s.start, s.start + r) for s, r in zip(w, self.roi_size, strict=True)),
+                        )
+                    ]
                     for w in batch
                 ],
                 dim=1,
@@ -156,7 +164,9 @@ class SlidingWindow:
         output /= weights
         return output[(slice(None), slice(None), *(slice(0, s) for s in size))]
 
-    def _predict(self, model: torch.nn.Module, inputs: torch.Tensor, out_roi: tuple[int, ...]) -> torch.Tensor:
+    def _predict(
+        self, model: torch.nn.Module, inputs: torch.Tensor, out_roi: tuple[int, ...]
+    ) -> torch.Tensor:
         dtype = _PRECISIONS[self.precision]
         flips = [
             combo
@@ -164,8 +174,9 @@ class SlidingWindow:
             for combo in itertools.combinations(sorted(self.mirror_axes), k)
         ]
         total = None
-        with torch.inference_mode(), torch.autocast(
-            inputs.device.type, dtype=dtype, enabled=dtype != torch.float32
+        with (
+            torch.inference_mode(),
+            torch.autocast(inputs.device.type, dtype=dtype, enabled=dtype != torch.float32),
         ):
             for combo in flips:
                 dims = tuple(a + 2 for a in combo)

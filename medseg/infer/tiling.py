@@ -56,9 +56,7 @@ def window_starts(size: int, window: int, overlap: float) -> list[int]:
     return [round(i * actual) for i in range(n)]
 
 
-def iter_windows(
-    shape: tuple[int, ...], window: tuple[int, ...], overlap: float
-) -> list[tuple[slice, ...]]:
+def iter_windows(shape: tuple[int, ...], window: tuple[int, ...], overlap: float) -> list[tuple[slice, ...]]:
     """All window slices covering ``shape`` (one slice per spatial axis)."""
     per_axis = [window_starts(s, w, overlap) for s, w in zip(shape, window, strict=True)]
     return [
@@ -67,7 +65,9 @@ def iter_windows(
     ]
 
 
-def importance_map(window: tuple[int, ...], mode: BlendMode | str, *, sigma_scale: float = 0.125) -> np.ndarray:
+def importance_map(
+    window: tuple[int, ...], mode: BlendMode | str, *, sigma_scale: float = 0.125
+) -> np.ndarray:
     """Weight of each position inside a window when blending overlapping outputs.
 
     ``gaussian`` is nnU-Net's map: a Gaussian with ``sigma = sigma_scale * window``
