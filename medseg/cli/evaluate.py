@@ -1,11 +1,48 @@
-"""`medseg evaluate`: score predictions against ground truth."""
+"""`medseg evaluate`: score predictions against ground truth in a challenge format."""
 
 from __future__ import annotations
 
 import argparse
 
-from medseg.cli._unavailable import register_unavailable
+__all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    register_unavailable(subparsers, "evaluate", "score predictions against ground truth")
+    from medseg.eval.formats import FORMATS
+    from medseg.eval.report import default_workers
+
+    p = subparsers.add_parser("evaluate", help="score predictions against ground truth")
+    p.add_argument("--pred", required=True, help="folder with the predictions")
+    p.add_argument("--gt", required=True, help="folder with the reference labels")
+    p.add_argument("--format", required=True, choices=sorted(FORMATS), help="challenge file format")
+    p.add_argument(
+        "-o", "--out", required=True, help="output folder for per_case.csv, summary.json, metrics.png"
+    )
+    p.add_argument(
+        "--workers", type=int, default=default_workers(), help="parallel processes (default %(default)s)"
+    )
+    p.add_argument("--spacing", type=float, nargs="+", default=None, help="voxel size in array axis order")
+    p.add_argument("--tolerance", type=float, default=1.0, help="surface Dice tolerance (physical units)")
+    p.add_argument("--no-plot", action="store_true", help="skip metrics.png")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from medseg.eval.report import evaluate_folders
+
+    summary = evaluate_folders(
+        args.pred,
+        args.gt,
+        args.format,
+        args.out,
+        workers=args.workers,
+        spacing=args.spacing,
+        tolerance=args.tolerance,
+        plot=not args.no_plot,
+        progress=True,
+    )
+    for name, value in sorted(summary["foreground_mean"].items()):
+        print(f"{name}: {value:.6g}")
+    for name, value in sorted(summary["pooled"].items()):
+        print(f"pooled {name}: {value:.6g}")
+    return 0

@@ -1,0 +1,225 @@
+"""Folder evaluation: match cases, score them in parallel, write CSV / JSON / plot atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import platform
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import medseg
+from medseg.errors import DataNotFoundError, DataValueError
+from medseg.eval.formats import get_format
+from medseg.eval.formats._io import atomic_write
+from medseg.eval.glas import glas_scores
+from medseg.eval.instance import (
+    aggregated_jaccard_index,
+    aji_plus,
+    ctc_seg,
+    detection_scores,
+    panoptic_quality,
+)
+from medseg.eval.isbi2012 import isbi2012_scores, pixel_error
+from medseg.eval.overlap import foreground_mean, overlap_metrics
+from medseg.eval.surface import surface_metrics
+
+__all__ = ["match_cases", "score_case", "evaluate_folders", "default_workers"]
+
+logger = logging.getLogger(__name__)
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def match_cases(pred_dir: Path, gt_dir: Path, format_name: str) -> dict[str, tuple[Path, Path]]:
+    """Pair prediction and reference files by case id; unmatched cases are an error."""
+    fmt = get_format(format_name)
+    for d, what in ((pred_dir, "--pred"), (gt_dir, "--gt")):
+        if not Path(d).is_dir():
+            raise DataNotFoundError(f"{what} folder {d} does not exist")
+    preds = fmt.case_files(Path(pred_dir))
+    gts = fmt.case_files(Path(gt_dir), reference=True)
+    missing_pred = sorted(set(gts) - set(preds))
+    missing_gt = sorted(set(preds) - set(gts))
+    if missing_pred or missing_gt or not gts:
+        raise DataNotFoundError(
+            f"cases do not match for format {format_name!r}: "
+            f"{len(missing_pred)} reference case(s) without prediction {missing_pred[:10]}, "
+            f"{len(missing_gt)} prediction(s) without reference {missing_gt[:10]} "
+            f"(pred {pred_dir}, gt {gt_dir}); add or remove files so both folders hold the same cases"
+        )
+    return {c: (preds[c], gts[c]) for c in sorted(gts)}
+
+
+def score_case(
+    format_name: str,
+    pred_path: Path,
+    gt_path: Path,
+    *,
+    spacing: Sequence[float] | None = None,
+    tolerance: float = 1.0,
+) -> dict[str, dict[str, float]]:
+    """Metrics of one case: ``label (str) -> {metric: value}``."""
+    fmt = get_format(format_name)
+    pred = fmt.read(Path(pred_path))
+    gt = fmt.read(Path(gt_path)) if format_name != "isbi2012" else np.asarray(fmt.read(Path(gt_path)))
+    if gt.shape != pred.shape:
+        raise DataValueError(f"{pred_path} has shape {pred.shape} but reference {gt_path} has {gt.shape}")
+    if format_name == "isbi2012":
+        s = isbi2012_scores(gt, pred)
+        return {"all": {"v_rand": s.v_rand, "v_info": s.v_info, "pixel_error": pixel_error(gt, pred)}}
+    if fmt.kind == "instances":
+        row = {
+            "aji": aggregated_jaccard_index(gt, pred),
+            "aji_plus": aji_plus(gt, pred),
+            **{k: panoptic_quality(gt, pred)[k] for k in ("pq", "sq", "dq")},
+            "f1@0.5": detection_scores((gt, pred))[0.5]["f1"],
+            "seg": ctc_seg((gt, pred)),
+            "dice": overlap_metrics(gt != 0, pred != 0, labels=[1])[1]["dice"],
+        }
+        return {"all": row}
+    per = overlap_metrics(gt, pred)
+    surf = surface_metrics(gt, pred, labels=list(per), spacing=spacing, tolerance=tolerance)
+    return {str(k): {**per[k], **surf[k]} for k in per}
+
+
+def _pooled(format_name: str, cases: dict[str, tuple[Path, Path]]) -> dict[str, float]:
+    """Metrics the challenge pools over all cases (CTC SEG, GlaS object metrics)."""
+    if format_name not in ("ctc", "glas"):
+        return {}
+    fmt = get_format(format_name)
+    pairs = [(fmt.read(g), fmt.read(p)) for p, g in cases.values()]
+    if format_name == "ctc":
+        return {"seg": ctc_seg(pairs), "f1@0.5": detection_scores(pairs)[0.5]["f1"]}
+    return glas_scores(pairs)
+
+
+def _summary(per_case: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
+    labels: dict[str, dict[str, list[float]]] = {}
+    for rows in per_case.values():
+        for label, metrics in rows.items():
+            for name, value in metrics.items():
+                labels.setdefault(label, {}).setdefault(name, []).append(float(value))
+    mean = {
+        label: {n: (float(np.nanmean(v)) if np.any(~np.isnan(v)) else float("nan")) for n, v in ms.items()}
+        for label, ms in labels.items()
+    }
+    numeric = {int(k): v for k, v in mean.items() if k.isdigit()}
+    return {"mean": mean, "foreground_mean": foreground_mean(numeric) if numeric else mean.get("all", {})}
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    raise TypeError(type(obj))
+
+
+def evaluate_folders(
+    pred_dir: str | Path,
+    gt_dir: str | Path,
+    format_name: str,
+    out_dir: str | Path,
+    *,
+    workers: int | None = None,
+    spacing: Sequence[float] | None = None,
+    tolerance: float = 1.0,
+    plot: bool = True,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Score every case of ``pred_dir`` against ``gt_dir`` and write the report.
+
+    Writes ``per_case.csv`` (long format: case, label, metric, value),
+    ``summary.json`` (nnU-Net layout: ``metric_per_case``, ``mean``,
+    ``foreground_mean``, plus ``pooled``, ``config`` and ``versions``) and
+    ``metrics.png``. All files are written atomically after every case scored.
+    """
+    cases = match_cases(Path(pred_dir), Path(gt_dir), format_name)
+    workers = default_workers() if workers is None else max(1, int(workers))
+    names = list(cases)
+    args = [(format_name, cases[c][0], cases[c][1]) for c in names]
+    kwargs = {"spacing": spacing, "tolerance": tolerance}
+    results: list[dict] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(names), desc="evaluate", unit="case")
+    if workers == 1 or len(names) == 1:
+        for a in args:
+            results.append(score_case(*a, **kwargs))
+            if bar:
+                bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(score_case, *a, **kwargs) for a in args]
+            for f in futures:
+                results.append(f.result())
+                if bar:
+                    bar.update()
+    if bar:
+        bar.close()
+    per_case = dict(zip(names, results, strict=True))
+    summary = {
+        "metric_per_case": [
+            {
+                "case": c,
+                "prediction_file": str(cases[c][0]),
+                "reference_file": str(cases[c][1]),
+                "metrics": per_case[c],
+            }
+            for c in names
+        ],
+        **_summary(per_case),
+        "pooled": _pooled(format_name, cases),
+        "config": {
+            "format": format_name,
+            "pred_dir": str(pred_dir),
+            "gt_dir": str(gt_dir),
+            "spacing": list(spacing) if spacing else None,
+            "tolerance": tolerance,
+            "workers": workers,
+        },
+        "versions": _versions(),
+    }
+    out = Path(out_dir)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["case", "label", "metric", "value"])
+    for c in names:
+        for label, metrics in per_case[c].items():
+            for name, value in metrics.items():
+                writer.writerow([c, label, name, repr(float(value))])
+    text = json.dumps(summary, indent=2, default=_json_default, allow_nan=True)
+    png = None
+    if plot:
+        from medseg.eval.plots import plot_metric_distributions
+
+        png = plot_metric_distributions(per_case)
+    atomic_write(out / "per_case.csv", lambda tmp: tmp.write_text(buf.getvalue()))
+    atomic_write(out / "summary.json", lambda tmp: tmp.write_text(text))
+    if png is not None:
+        atomic_write(out / "metrics.png", lambda tmp: tmp.write_bytes(png))
+    logger.info("evaluated %d cases into %s", len(names), out)
+    return summary
+
+
+def _versions() -> dict[str, str]:
+    import scipy
+    import skimage
+
+    return {
+        "medseg": medseg.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "scikit-image": skimage.__version__,
+    }
