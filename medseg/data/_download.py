@@ -1,0 +1,195 @@
+"""HTTP(S) download with resume, progress and sha256 verification.
+
+Bytes go to ``<file>.incomplete``; an interrupted transfer is resumed with an HTTP
+``Range`` request; the file is moved to its final name (``os.replace``) only once its
+size and checksum are right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from medseg.errors import ChecksumError, DownloadError
+
+__all__ = ["sha256sum", "download_file", "verify_file", "INCOMPLETE_SUFFIX"]
+
+logger = logging.getLogger(__name__)
+
+INCOMPLETE_SUFFIX = ".incomplete"
+_CHUNK = 1 << 20
+
+
+def sha256sum(path: str | os.PathLike, *, progress: bool = False) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    bar = _bar(path.stat().st_size, f"sha256 {path.name}", progress)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return digest.hexdigest()
+
+
+def verify_file(
+    path: Path, *, sha256: str | None, size: int | None, what: str, progress: bool = False
+) -> None:
+    """Check size and sha256 of ``path`` (skipping the ones that are ``None``).
+
+    Raises
+    ------
+    ChecksumError
+        Size or checksum differ; the message names the file, both values and the fix.
+    """
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        raise ChecksumError(
+            f"{what} {path} has {actual_size} bytes, expected {size}: the file is truncated or a different "
+            "version; delete it and fetch it again"
+        )
+    if sha256 is not None:
+        actual = sha256sum(path, progress=progress)
+        if actual != sha256:
+            raise ChecksumError(
+                f"{what} {path} has sha256 {actual}, expected {sha256}: the file is corrupt or a different "
+                "version; delete it and fetch it again (or fix the manifest if the source changed)"
+            )
+
+
+def _bar(total: int | None, desc: str, progress: bool):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024)
+
+
+def _open(url: str, start: int, timeout: float) -> http.client.HTTPResponse:
+    request = urllib.request.Request(url, headers={"User-Agent": "medseg-fetch"})
+    if start > 0:
+        request.add_header("Range", f"bytes={start}-")
+    return urllib.request.urlopen(request, timeout=timeout)
+
+
+def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
+    """One attempt: append to ``part`` from where it ends. Raises OSError/HTTPException on failure."""
+    start = part.stat().st_size if part.exists() else 0
+    try:
+        response = _open(url, start, timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and start > 0:  # range not satisfiable: the partial file is bad or complete
+            logger.info("server refused to resume %s at byte %d; starting again", url, start)
+            part.unlink()
+            start = 0
+            response = _open(url, 0, timeout)
+        else:
+            raise
+    with response:
+        status = getattr(response, "status", 200)
+        if start > 0 and status != 206:
+            logger.info("server does not support resuming %s; downloading from the start", url)
+            start = 0
+        length = response.headers.get("Content-Length")
+        expected = int(length) if length is not None and length.isdigit() else None
+        total = None if expected is None else start + expected
+        bar = _bar(total, part.name.removesuffix(INCOMPLETE_SUFFIX), progress)
+        if bar is not None:
+            bar.update(start)
+        received = 0
+        with open(part, "r+b" if start > 0 else "wb") as fh:
+            fh.seek(start)
+            fh.truncate()
+            while chunk := response.read(_CHUNK):
+                fh.write(chunk)
+                received += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+            fh.flush()
+            os.fsync(fh.fileno())
+        if bar is not None:
+            bar.close()
+        if expected is not None and received != expected:
+            raise http.client.IncompleteRead(b"", expected - received)
+
+
+def download_file(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    sha256: str | None,
+    size: int | None = None,
+    timeout: float = 30.0,
+    retries: int = 2,
+    progress: bool = False,
+) -> Path:
+    """Download ``url`` to ``dest`` atomically, resuming a previous partial transfer.
+
+    Parameters
+    ----------
+    url : str
+        Source URL (http, https or file).
+    dest : path
+        Final path; bytes are written to ``dest + '.incomplete'`` first.
+    sha256, size : str or None, int or None
+        Expected checksum and size; ``None`` skips that check.
+    timeout : float
+        Seconds to wait for the server on connect and on each read.
+    retries : int
+        Extra attempts after a failed or interrupted transfer; each resumes where the
+        previous one stopped.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    Path
+        ``dest``.
+
+    Raises
+    ------
+    DownloadError
+        All attempts failed; the partial file is kept so that the next call resumes.
+    ChecksumError
+        The complete file has the wrong size or checksum; it is deleted.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + INCOMPLETE_SUFFIX)
+    last_error: BaseException | None = None
+    for attempt in range(retries + 1):
+        try:
+            _transfer(url, part, timeout, progress)
+            break
+        except (OSError, http.client.HTTPException) as err:
+            last_error = err
+            have = part.stat().st_size if part.exists() else 0
+            logger.warning(
+                "download of %s failed (attempt %d of %d, %d bytes so far): %s",
+                url,
+                attempt + 1,
+                retries + 1,
+                have,
+                err,
+            )
+    else:
+        raise DownloadError(
+            f"could not download {url} ({last_error}); partial data kept in {part} and resumed next time. "
+            f"If you are offline, download the file by hand and place it at {dest} "
+            "(or pass its folder with --from)"
+        ) from last_error
+    try:
+        verify_file(part, sha256=sha256, size=size, what=f"download of {url} to", progress=progress)
+    except Exception:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, dest)
+    return dest
