@@ -76,7 +76,9 @@ def split_key(path: PathLike) -> tuple[Path, str | None]:
     (PosixPath('cremi/sample_A.h5'), '/volumes/raw')
     """
     text = os.fspath(path)
-    match = _KEY_RE.match(text) or _ZARR_INNER_RE.match(text)
+    match = _KEY_RE.match(text)
+    if match is None and not Path(text).name.lower().endswith(tuple(_BY_SUFFIX)):
+        match = _ZARR_INNER_RE.match(text)  # not "runs.zarr/case.nii.gz": that names a file
     if match is None:
         return Path(text), None
     key = match["key"].replace("\\", "/").strip()
@@ -103,10 +105,7 @@ def suffix_of(path: PathLike) -> str:
 
 def _format_of(path: PathLike) -> tuple[_Format, Path, str | None]:
     file_path, key = split_key(path)
-    fmt = _BY_SUFFIX[suffix_of(file_path)]
-    if key is not None and not fmt.keyed:
-        raise FormatError(f"{path}: only HDF5 and Zarr paths take a ':key'; {fmt.name} files hold one image")
-    return fmt, file_path, key
+    return _BY_SUFFIX[suffix_of(file_path)], file_path, key
 
 
 def read(path: PathLike, *, allow_nonfinite: bool = False) -> Volume:

@@ -12,7 +12,10 @@ Geometry
 ITK's spacing/origin are ``(x, y, z)`` and its direction is row-major with column
 ``a`` the world direction of index axis ``a``, in LPS. medseg keeps LPS and reverses
 the order: ``spacing = GetSpacing()[::-1]``, ``origin = GetOrigin()[::-1]``,
-``direction = D[::-1, ::-1]``. Non-identity directions round-trip.
+``direction = D[::-1, ::-1]``. Non-identity directions round-trip exactly: medseg
+also stores its geometry as JSON in the header field ``medseg_geometry`` (NRRD keeps
+only ``direction * spacing``, which loses the last bit), used when it agrees with the
+standard fields.
 
 ``.mhd`` writes a header plus a ``.zraw`` data file; the data file is moved into place
 first and the header last. Boolean arrays are written as uint8, float16 is refused.
@@ -20,6 +23,7 @@ first and the header last. Boolean arrays are written as uint8, float16 is refus
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -27,7 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from medseg.errors import DataValueError, FormatError
-from medseg.io._common import atomic_output, make_volume, require_file
+from medseg.io._common import atomic_output, geometry_to_attrs, make_volume, require_file
 from medseg.io.volume import Volume
 
 __all__ = ["ITK_SUFFIXES", "read_itk", "write_itk"]
@@ -35,6 +39,7 @@ __all__ = ["ITK_SUFFIXES", "read_itk", "write_itk"]
 logger = logging.getLogger(__name__)
 
 ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
+_META_KEY = "medseg_geometry"
 
 
 def read_itk(path: str | Path) -> Volume:
@@ -61,15 +66,14 @@ def read_itk(path: str | Path) -> Volume:
         array = np.moveaxis(array, -1, 0)
     else:
         array = array[None]
-    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(ndim, ndim)
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(ndim, ndim)[::-1, ::-1]
+    spacing, origin = image.GetSpacing()[::-1], image.GetOrigin()[::-1]
+    exact = _exact_geometry(image, spacing, origin, direction)
+    if exact is not None:
+        spacing, origin, direction = exact
     meta = {"source": str(path), "format": "itk", "pixel_type": image.GetPixelIDTypeAsString()}
     return make_volume(
-        path,
-        np.ascontiguousarray(array),
-        spacing=image.GetSpacing()[::-1],
-        origin=image.GetOrigin()[::-1],
-        direction=direction[::-1, ::-1],
-        meta=meta,
+        path, np.ascontiguousarray(array), spacing=spacing, origin=origin, direction=direction, meta=meta
     )
 
 
@@ -97,6 +101,7 @@ def write_itk(volume: Volume, path: str | Path) -> Path:
     image.SetSpacing(tuple(float(s) for s in volume.spacing[::-1]))
     image.SetOrigin(tuple(float(o) for o in volume.origin[::-1]))
     image.SetDirection(tuple(float(v) for v in np.asarray(volume.direction)[::-1, ::-1].ravel()))
+    image.SetMetaData(_META_KEY, json.dumps(geometry_to_attrs(volume)))
     with atomic_output(path) as tmp:
         try:
             sitk.WriteImage(image, str(tmp), useCompression=True)
@@ -104,6 +109,35 @@ def write_itk(volume: Volume, path: str | Path) -> Path:
             raise FormatError(f"SimpleITK cannot write {path}: {_first_line(err)}") from err
     logger.debug("wrote %s %s to %s", array.shape, array.dtype, path)
     return path
+
+
+def _exact_geometry(
+    image: sitk.Image, spacing: tuple[float, ...], origin: tuple[float, ...], direction: np.ndarray
+) -> tuple[tuple[float, ...], tuple[float, ...], np.ndarray] | None:
+    """The exact geometry medseg stored in the header, if it agrees with what ITK parsed.
+
+    NRRD stores ``direction * spacing`` and ITK divides it back, which can move the
+    last bit; the JSON copy restores the exact values. It is ignored when the file's
+    geometry was edited since (it no longer matches).
+    """
+    if not image.HasMetaDataKey(_META_KEY):
+        return None
+    try:
+        record = json.loads(image.GetMetaData(_META_KEY))
+        exact = (
+            tuple(float(v) for v in record["spacing"]),
+            tuple(float(v) for v in record["origin"]),
+            np.asarray(record["direction"], dtype=np.float64),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+    ok = (
+        exact[2].shape == direction.shape
+        and np.allclose(exact[0], spacing, rtol=1e-9, atol=1e-12)
+        and np.allclose(exact[1], origin, rtol=1e-9, atol=1e-9)
+        and np.allclose(exact[2], direction, rtol=0, atol=1e-9)
+    )
+    return exact if ok else None
 
 
 def _first_line(err: Exception) -> str:
