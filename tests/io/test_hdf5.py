@@ -101,3 +101,11 @@ def test_open_array_reads_slabs_and_closes(tmp_path):
     lazy.close()
     assert not handle  # h5py file closed
     lazy.close()  # idempotent
+
+
+def test_truncated_file_is_a_format_error(tmp_path, volume3d):
+    path = write(volume3d, tmp_path / "half.h5")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(FormatError, match=r"half\.h5.*truncated") as info:
+        read(path)
+    assert isinstance(info.value.__cause__, OSError)

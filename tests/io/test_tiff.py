@@ -184,3 +184,11 @@ def test_open_array_reads_compressed_tiff_through_zarr(tmp_path):
 
 def test_read_tiff_direct_call(tmp_path, volume2d):
     assert_same_volume(read_tiff(write(volume2d, tmp_path / "img.tif")), volume2d)
+
+
+def test_tiff_truncated_inside_pixel_data_is_a_format_error(tmp_path):
+    path = write(make_volume((1, 4, 16, 16)), tmp_path / "half.tif")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(FormatError, match=r"cannot read TIFF .*half\.tif.*truncated") as info:
+        read(path)
+    assert isinstance(info.value.__cause__, ValueError)
