@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medseg.eval.isbi2012 import FIJI_THRESHOLDS, isbi2012_scores, pixel_error, thin_boundaries
+from medseg.eval.warping import warping_error
+
+
+def _cells():
+    gt = np.full((12, 12), 255, np.uint8)
+    gt[:, 5:7] = 0  # 2-px membrane between two cells
+    return gt
+
+
+def test_thresholds_like_fiji():
+    assert len(FIJI_THRESHOLDS) == 11 and FIJI_THRESHOLDS[3] == 0.1 + 0.1 + 0.1
+
+
+def test_perfect_proposal_scores_one():
+    gt = _cells()
+    s = isbi2012_scores(gt, (gt > 0).astype(np.float32))
+    assert s.v_rand == pytest.approx(1.0) and s.v_info == pytest.approx(1.0)
+
+
+def test_thinning_keeps_one_pixel_lines():
+    cells = np.ones((5, 9), bool)
+    cells[:, 4] = False
+    thin = thin_boundaries(cells)
+    assert (thin[:, 4] == 0).all() and len(np.unique(thin)) == 3
+    assert (thin_boundaries(np.zeros((3, 3), bool)) == 1).all()
+
+
+def test_merge_is_penalised_and_threshold_sweep_picks_best():
+    gt = _cells()
+    merged = np.ones((12, 12), np.float32)  # no membrane at all: one segment
+    s = isbi2012_scores(gt, merged)
+    assert s.v_rand == pytest.approx(2 * 0.5 / 1.5)  # split 1, merge 0.5
+    prob = np.where(gt > 0, 0.8, 0.3).astype(np.float32)
+    s = isbi2012_scores(gt, prob)
+    assert s.v_rand == pytest.approx(1.0) and 0.3 <= s.v_rand_threshold < 0.8
+
+
+def test_singletons_inside_foreground():
+    gt = np.full((6, 6), 255, np.uint8)
+    gt[:, 0] = 0
+    prop = np.ones((6, 6), np.float32)
+    prop[:, 3] = 0  # predicted membrane through a single reference cell -> split
+    s = isbi2012_scores(gt, prop)
+    assert s.v_rand < 1.0 and s.v_info < 1.0
+    # tp = 24 (cols 1, 2, 4, 5), fp = 6 (col 0), fn = 6 (col 3)
+    assert pixel_error(gt, prop) == pytest.approx(1 - 48 / 60)
+
+
+def test_warping_error_hand_worked():
+    g = np.zeros((12, 12), bool)
+    g[2:9, 2:9] = True
+    assert warping_error(g, np.roll(g, 1, axis=1)).error == 0.0  # same topology
+    split = g.copy()
+    split[5, :] = False  # a split needs exactly one pixel to stay
+    assert warping_error(g, split).error == pytest.approx(1 / 144)
+    extra = g.copy()
+    extra[10, 10] = True  # an extra object cannot be warped away
+    assert warping_error(g, extra).error == pytest.approx(1 / 144)
