@@ -16,11 +16,26 @@ from tqdm.auto import tqdm
 from medseg.errors import ConfigError, DataValueError
 from medseg.train.checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ["Trainer", "TrainResult"]
+__all__ = ["TrainResult", "Trainer", "poly_schedule"]
 
 logger = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, ...]
+
+
+def poly_schedule(
+    optimizer: torch.optim.Optimizer, iterations: int, *, exponent: float = 0.9
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """nnU-Net's polynomial decay, ``lr * (1 - it / iterations) ** exponent``.
+
+    The schedule is a function of the iteration only, so a resumed run may use a
+    different total number of iterations.
+    """
+    if iterations < 1:
+        raise ConfigError(f"iterations must be >= 1, got {iterations}")
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda it: max(0.0, 1 - min(it, iterations) / iterations) ** exponent
+    )
 
 
 @dataclass
