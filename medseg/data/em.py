@@ -1,0 +1,387 @@
+"""Electron-microscopy datasets: ISBI 2012, CREMI and generic TIFF/HDF5/Zarr stacks.
+
+Label convention (also in ``data_manifests/isbi2012.yaml``)
+-----------------------------------------------------------
+ISBI 2012 stores **255 = inside a cell, 0 = membrane**. medseg trains membrane
+segmentation with class ids :data:`EM_CLASSES`: **0 = cell, 1 = membrane**
+(membrane is the positive class). :func:`isbi_labels_to_classes` converts on load,
+:func:`classes_to_isbi` converts back (e.g. for submissions, which use the ISBI
+polarity: 0 = membrane).
+
+CREMI labels are neuron instance ids (uint64), kept as they are.
+
+Large stacks are opened lazily (:func:`open_em_stack`, :func:`open_cremi`): only the
+blocks that are indexed are read, so memory stays bounded for stacks larger than RAM.
+
+References
+----------
+Cardona et al., PLoS Biol 2010; Arganda-Carreras et al., Front. Neuroanat. 2015
+(ISBI 2012). CREMI: https://cremi.org/.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medseg.data._files import check_same_grid, natural_key, read_tiff_pages, require_dir, require_file
+from medseg.data.sample import Sample
+from medseg.errors import ConfigError, DataNotFoundError, FormatError, LabelError
+from medseg.io.volume import Volume
+
+__all__ = [
+    "EM_CLASSES",
+    "ISBI_ON_DISK",
+    "ISBI2012_SPACING_NM",
+    "ISBI2012_FILES",
+    "isbi_labels_to_classes",
+    "classes_to_isbi",
+    "get_isbi2012_paths",
+    "load_isbi2012_samples",
+    "split_sections",
+    "CREMI_RAW_KEY",
+    "CREMI_LABEL_KEY",
+    "get_cremi_paths",
+    "CremiArrays",
+    "open_cremi",
+    "load_cremi_sample",
+    "TiffFolderStack",
+    "open_em_stack",
+]
+
+logger = logging.getLogger(__name__)
+
+#: medseg class ids for EM membrane segmentation (index = class id): 0 = cell, 1 = membrane.
+EM_CLASSES: tuple[str, ...] = ("cell", "membrane")
+#: Values stored in ISBI 2012 label files.
+ISBI_ON_DISK: dict[str, int] = {"cell": 255, "membrane": 0}
+#: ISBI 2012 voxel size in nm, ``(Z, Y, X)``.
+ISBI2012_SPACING_NM: tuple[float, float, float] = (50.0, 4.0, 4.0)
+#: File names per split: (image stack, label stack or None).
+ISBI2012_FILES: dict[str, tuple[str, str | None]] = {
+    "train": ("train-volume.tif", "train-labels.tif"),
+    "test": ("test-volume.tif", None),
+}
+
+CREMI_RAW_KEY = "volumes/raw"
+CREMI_LABEL_KEY = "volumes/labels/neuron_ids"
+
+
+def isbi_labels_to_classes(labels: np.ndarray, *, source: str | Path = "<array>") -> np.ndarray:
+    """ISBI polarity (255 cell, 0 membrane) to medseg class ids (0 cell, 1 membrane), uint8.
+
+    Raises
+    ------
+    LabelError
+        A value other than 0 or 255 (names ``source`` and the values found).
+    """
+    labels = np.asarray(labels)
+    values = np.unique(labels)
+    unknown = sorted(set(values.tolist()) - {ISBI_ON_DISK["cell"], ISBI_ON_DISK["membrane"]})
+    if unknown:
+        raise LabelError(
+            f"label file {source} holds values {unknown[:10]} besides 255 (cell) and 0 (membrane): "
+            "ISBI 2012 labels are binary; threshold or fix the file"
+        )
+    return (labels == ISBI_ON_DISK["membrane"]).astype(np.uint8)
+
+
+def classes_to_isbi(classes: np.ndarray) -> np.ndarray:
+    """medseg class ids (0 cell, 1 membrane) back to ISBI polarity (255 cell, 0 membrane), uint8."""
+    classes = np.asarray(classes)
+    return np.where(
+        classes == EM_CLASSES.index("membrane"), ISBI_ON_DISK["membrane"], ISBI_ON_DISK["cell"]
+    ).astype(np.uint8)
+
+
+def get_isbi2012_paths(root: str | Path, split: str = "train") -> tuple[Path, Path | None]:
+    """Paths of the ISBI 2012 image stack and label stack of a split.
+
+    Parameters
+    ----------
+    root : path
+        Folder holding ``train-volume.tif``, ``train-labels.tif``, ``test-volume.tif``.
+    split : {"train", "test"}
+
+    Returns
+    -------
+    (Path, Path or None)
+        Image stack and label stack (``None`` for ``test``, whose labels are not public).
+
+    Raises
+    ------
+    ConfigError
+        Unknown split.
+    DataNotFoundError
+        A file is missing (the message names it and how to get it).
+    """
+    if split not in ISBI2012_FILES:
+        raise ConfigError(f"split must be one of {sorted(ISBI2012_FILES)}, got {split!r}")
+    root = Path(root)
+    image_name, label_name = ISBI2012_FILES[split]
+    fix = "run `medseg fetch isbi2012 --root DIR --from FOLDER --allow-unverified` with the files from the challenge"
+    image = require_file(root / image_name, f"ISBI 2012 {split} image stack", fix)
+    label = None
+    if label_name is not None:
+        label = require_file(root / label_name, f"no label for ISBI 2012 {split} stack {image_name}:", fix)
+    return image, label
+
+
+def _as_stack(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.ndim == 2:
+        return array[None]
+    if array.ndim != 3:
+        raise FormatError(f"{path} has shape {array.shape}, expected a greyscale stack (Z, Y, X)")
+    return array
+
+
+def load_isbi2012_samples(
+    root: str | Path, split: str = "train", *, per_section: bool = False
+) -> list[Sample]:
+    """Load ISBI 2012 as :class:`Sample` objects with medseg class ids (0 cell, 1 membrane).
+
+    Parameters
+    ----------
+    root : path
+        See :func:`get_isbi2012_paths`.
+    split : {"train", "test"}
+    per_section : bool
+        One 2D sample per section (``(1, Y, X)``, case ids ``isbi2012_train_z00``...)
+        instead of one 3D sample (``(1, Z, Y, X)``, ``isbi2012_train``).
+
+    Returns
+    -------
+    list of Sample
+        Images uint8; labels uint8 class ids, ``None`` for ``test``; spacing in nm.
+
+    Raises
+    ------
+    DataNotFoundError, FormatError, ShapeError, LabelError
+        Missing file, truncated TIFF, image/label shape mismatch, non-binary labels.
+    """
+    image_path, label_path = get_isbi2012_paths(root, split)
+    image = _as_stack(read_tiff_pages(image_path), image_path)
+    label = None
+    if label_path is not None:
+        raw = _as_stack(read_tiff_pages(label_path), label_path)
+        check_same_grid(image.shape, raw.shape, image_path, label_path)
+        label = isbi_labels_to_classes(raw, source=label_path)
+    meta = {"source": str(image_path), "label_convention": "0=cell,1=membrane (ISBI 255->0, 0->1)"}
+    if not per_section:
+        return [
+            Sample(
+                image=Volume(image[None], spacing=ISBI2012_SPACING_NM, meta=meta),
+                label=None if label is None else Volume(label[None], spacing=ISBI2012_SPACING_NM, meta=meta),
+                case_id=f"isbi2012_{split}",
+                modality="em",
+            )
+        ]
+    spacing2d = ISBI2012_SPACING_NM[1:]
+    return [
+        Sample(
+            image=Volume(image[z][None], spacing=spacing2d, meta={**meta, "section": z}),
+            label=None
+            if label is None
+            else Volume(label[z][None], spacing=spacing2d, meta={**meta, "section": z}),
+            case_id=f"isbi2012_{split}_z{z:02d}",
+            modality="em",
+        )
+        for z in range(image.shape[0])
+    ]
+
+
+def split_sections(n_sections: int, val_sections: int) -> tuple[list[int], list[int]]:
+    """medseg's train/validation split of a section stack: the last ``val_sections`` sections validate.
+
+    Contiguous hold-out avoids validating on sections adjacent to training sections
+    on both sides.
+    """
+    if not 0 <= val_sections < n_sections:
+        raise ConfigError(f"val_sections must be in [0, {n_sections}), got {val_sections}")
+    cut = n_sections - val_sections
+    return list(range(cut)), list(range(cut, n_sections))
+
+
+def get_cremi_paths(root: str | Path, samples: Sequence[str] = ("A", "B", "C")) -> list[Path]:
+    """Paths of CREMI sample files ``sample_<X>_20160501.hdf`` (or ``sample_<X>.h5``/``.hdf``)."""
+    root = Path(root)
+    paths = []
+    for name in samples:
+        candidates = [
+            root / f"sample_{name}_20160501.hdf",
+            root / f"sample_{name}.hdf",
+            root / f"sample_{name}.h5",
+        ]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise DataNotFoundError(
+                f"CREMI sample {name!r} not found: expected {candidates[0]}; run `medseg fetch cremi --root DIR`"
+            )
+        paths.append(found)
+    return paths
+
+
+@dataclass
+class CremiArrays:
+    """Lazily opened CREMI arrays (``h5py.Dataset``, ``(Z, Y, X)``); close with :meth:`close` or ``with``."""
+
+    raw: Any
+    labels: Any | None
+    spacing: tuple[float, float, float]
+    path: Path
+    _file: Any = None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> CremiArrays:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_cremi(
+    path: str | Path, *, raw_key: str = CREMI_RAW_KEY, label_key: str | None = CREMI_LABEL_KEY
+) -> CremiArrays:
+    """Open a CREMI HDF5 file lazily.
+
+    Spacing comes from the ``resolution`` attribute (nm, z,y,x) of the raw dataset (or
+    the file), falling back to CREMI's published 40 x 4 x 4 nm with a warning.
+
+    Raises
+    ------
+    FormatError
+        Not an HDF5 file; DataNotFoundError: a key is missing; ShapeError: raw and
+        labels differ in shape.
+    """
+    import h5py
+
+    path = Path(path)
+    require_file(path, "CREMI file", "run `medseg fetch cremi --root DIR`")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise FormatError(f"cannot open {path} as HDF5 ({err}): the file is truncated or not HDF5") from err
+    try:
+        if raw_key not in f:
+            raise DataNotFoundError(
+                f"{path} has no dataset '{raw_key}'; keys at top level: {sorted(f.keys())}"
+            )
+        raw = f[raw_key]
+        labels = None
+        if label_key is not None:
+            if label_key not in f:
+                raise DataNotFoundError(
+                    f"no label for CREMI file {path}: dataset '{label_key}' missing; pass label_key=None for test data"
+                )
+            labels = f[label_key]
+            check_same_grid(raw.shape, labels.shape, Path(f"{path}:{raw_key}"), Path(f"{path}:{label_key}"))
+        res = raw.attrs.get("resolution", f.attrs.get("resolution"))
+        if res is None:
+            logger.warning("%s has no 'resolution' attribute; assuming CREMI's 40 x 4 x 4 nm", path)
+            res = (40.0, 4.0, 4.0)
+        spacing = tuple(float(r) for r in res)
+    except Exception:
+        f.close()
+        raise
+    return CremiArrays(raw=raw, labels=labels, spacing=spacing, path=path, _file=f)  # type: ignore[arg-type]
+
+
+def load_cremi_sample(path: str | Path, *, label_key: str | None = CREMI_LABEL_KEY) -> Sample:
+    """Read a whole CREMI sample into memory as a :class:`Sample` (instance ids kept as stored)."""
+    with open_cremi(path, label_key=label_key) as arrays:
+        raw = np.asarray(arrays.raw[...])
+        labels = None if arrays.labels is None else np.asarray(arrays.labels[...])
+        spacing = arrays.spacing
+    meta = {"source": str(path), "unit": "nm"}
+    return Sample(
+        image=Volume(raw[None], spacing=spacing, meta=meta),
+        label=None if labels is None else Volume(labels[None], spacing=spacing, meta=meta),
+        case_id=Path(path).stem,
+        modality="em",
+    )
+
+
+class TiffFolderStack:
+    """A folder of single-section TIFFs read lazily as a ``(1, Z, Y, X)`` array.
+
+    Sections are sorted naturally by file name; indexing reads only the sections it
+    needs. All sections must have the same shape and dtype (checked on read).
+    """
+
+    def __init__(self, folder: str | Path, pattern: str = "*.tif*") -> None:
+        self.folder = require_dir(Path(folder), "TIFF section folder", "check the path")
+        self.files = sorted(self.folder.glob(pattern), key=natural_key)
+        if not self.files:
+            raise DataNotFoundError(f"no files matching {pattern!r} in {self.folder}")
+        first = read_tiff_pages(self.files[0])
+        if first.ndim != 2:
+            raise FormatError(
+                f"{self.files[0]} has shape {first.shape}, expected one greyscale section (Y, X)"
+            )
+        self.dtype = first.dtype
+        self.shape = (1, len(self.files), *first.shape)
+
+    @property
+    def ndim(self) -> int:
+        return 4
+
+    def _section(self, i: int) -> np.ndarray:
+        page = read_tiff_pages(self.files[i])
+        if page.shape != self.shape[2:] or page.dtype != self.dtype:
+            raise FormatError(
+                f"section {self.files[i]} has shape {page.shape} and dtype {page.dtype}, expected "
+                f"{self.shape[2:]} and {self.dtype} like {self.files[0].name}"
+            )
+        return page
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """Read a block; ``key`` indexes ``(C, Z, Y, X)`` with ints and slices."""
+        key = key if isinstance(key, tuple) else (key,)
+        c, z, y, x = key + (slice(None),) * (4 - len(key))
+        zs = range(self.shape[1])[z]
+        single = isinstance(zs, int)
+        indices = [zs] if single else list(zs)
+        if indices:
+            block = np.stack([self._section(i)[y, x] for i in indices])
+        else:
+            block = np.zeros((1, *self.shape[2:]), dtype=self.dtype)[:0, y, x]
+        if single:
+            block = block[0]
+        return block[None][c]
+
+
+def open_em_stack(path: str | Path, key: str | None = None) -> Any:
+    """Open an EM stack lazily as a channels-first ``(1, Z, Y, X)`` array.
+
+    Parameters
+    ----------
+    path : path
+        HDF5 file (``key`` = dataset), Zarr store, multi-page TIFF, or a folder of
+        single-section TIFFs.
+    key : str, optional
+        Dataset path inside an HDF5 file or Zarr group.
+
+    Returns
+    -------
+    array-like
+        :class:`medseg.io.LazyArray` (HDF5, Zarr, TIFF) or :class:`TiffFolderStack`.
+    """
+    path = Path(path)
+    if (
+        path.is_dir()
+        and not (path / ".zarray").exists()
+        and not (path / "zarr.json").exists()
+        and not (path / ".zgroup").exists()
+    ):
+        return TiffFolderStack(path)
+    from medseg.io import open_array
+
+    return open_array(f"{path}:{key}" if key else str(path))
