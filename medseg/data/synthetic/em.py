@@ -5,9 +5,9 @@ cell continues over several sections (ssTEM sections are ~10x thicker than the
 pixel size). Membranes are the 2-4 px wide bands where two cells meet; the image
 gets dark membranes, textured cytoplasm with dark organelles, blur and noise.
 
-Labels follow ISBI 2012's polarity: **255 = inside a cell, 0 = membrane**.
-:data:`EM_CLASSES` gives medseg's training classes derived from it
-(:func:`isbi_to_classes`).
+Labels follow ISBI 2012's polarity: **255 = inside a cell, 0 = membrane**
+(:data:`medseg.data.em.ISBI_ON_DISK`); :func:`medseg.data.em.isbi_labels_to_classes`
+turns them into medseg's class ids (0 cell, 1 membrane).
 """
 
 from __future__ import annotations
@@ -19,25 +19,11 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from medseg.data.em import ISBI2012_SPACING_NM, ISBI_ON_DISK
 from medseg.errors import ConfigError
 from medseg.io import Volume, write
 
-__all__ = [
-    "EM_CLASSES",
-    "ISBI_CELL",
-    "ISBI_MEMBRANE",
-    "SyntheticEM",
-    "isbi_to_classes",
-    "make_em_stack",
-    "write_isbi2012",
-]
-
-ISBI_CELL = 255
-ISBI_MEMBRANE = 0
-#: medseg class ids for EM membrane segmentation (index = class id).
-EM_CLASSES: tuple[str, ...] = ("cell", "membrane")
-#: ISBI 2012 voxel size in nm, (z, y, x).
-ISBI_SPACING_NM = (50.0, 4.0, 4.0)
+__all__ = ["SyntheticEM", "make_em_stack", "write_isbi2012"]
 
 
 @dataclass(frozen=True)
@@ -115,7 +101,7 @@ def make_em_stack(
     membrane = _membranes(cell_ids, membrane_width, rng)
 
     image = _render(cell_ids, membrane, rng=rng, noise=noise)
-    labels = np.where(membrane, ISBI_MEMBRANE, ISBI_CELL).astype(np.uint8)
+    labels = np.where(membrane, ISBI_ON_DISK["membrane"], ISBI_ON_DISK["cell"]).astype(np.uint8)
     return SyntheticEM(image=image, labels=labels, cell_ids=cell_ids)
 
 
@@ -153,11 +139,6 @@ def _render(
     return (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
-def isbi_to_classes(labels: np.ndarray) -> np.ndarray:
-    """ISBI polarity (255 cell, 0 membrane) to medseg class ids (0 cell, 1 membrane)."""
-    return (np.asarray(labels) < 128).astype(np.uint8)
-
-
 def write_isbi2012(
     root: str | Path,
     *,
@@ -188,7 +169,7 @@ def write_isbi2012(
         Role (``train_volume``, ``train_labels``, ``test_volume``, ``test_labels``) to path.
     """
     root = Path(root)
-    spacing = ISBI_SPACING_NM
+    spacing = ISBI2012_SPACING_NM
     paths: dict[str, Path] = {}
     for part, part_seed in (("train", seed), ("test", seed + 1)):
         stack = make_em_stack(shape, seed=part_seed)

@@ -4,13 +4,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from medseg.data.synthetic.em import (
-    ISBI_CELL,
-    ISBI_MEMBRANE,
-    isbi_to_classes,
-    make_em_stack,
-    write_isbi2012,
-)
+from medseg.data.em import ISBI_ON_DISK
+from medseg.data.synthetic.em import make_em_stack, write_isbi2012
 from medseg.errors import ConfigError
 from medseg.io import read
 
@@ -26,8 +21,8 @@ def test_same_seed_same_stack_other_seed_other_stack():
 def test_labels_use_isbi_polarity_and_membranes_are_dark_thin_bands():
     stack = make_em_stack((4, 128, 128), seed=0)
     assert stack.image.dtype == np.uint8 and stack.labels.dtype == np.uint8
-    assert set(np.unique(stack.labels)) == {ISBI_MEMBRANE, ISBI_CELL}
-    membrane = stack.labels == ISBI_MEMBRANE
+    assert set(np.unique(stack.labels)) == {ISBI_ON_DISK["membrane"], ISBI_ON_DISK["cell"]}
+    membrane = stack.labels == ISBI_ON_DISK["membrane"]
     assert 0.05 < membrane.mean() < 0.30
     assert stack.image[membrane].mean() < stack.image[~membrane].mean() - 40
     # a membrane band is at most ~4 px wide: eroding it by 3 px in-plane removes nearly all of it
@@ -41,10 +36,6 @@ def test_cells_continue_across_sections():
     stack = make_em_stack((6, 96, 96), seed=1)
     same = (stack.cell_ids[1:] == stack.cell_ids[:-1]).mean()
     assert same > 0.7
-
-
-def test_classes_from_isbi_labels():
-    assert isbi_to_classes(np.array([0, 255], dtype=np.uint8)).tolist() == [1, 0]
 
 
 def test_write_isbi2012_layout(tmp_path):
