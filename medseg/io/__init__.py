@@ -5,7 +5,8 @@ for 2D images, with geometry in that same (array) axis order and LPS world
 coordinates; see :class:`Volume`. :func:`read` and :func:`write` choose the format by
 suffix (``.nii.gz``, ``.mha``, ``.nrrd``, ``.tif``, ``.ome.tif``, ``.png``, ``.bmp``,
 ``.jpg``, ``.h5``, ``.zarr``...); HDF5 and Zarr take ``file.h5:/group/dataset``.
-:func:`open_array` gives block-wise access to stacks larger than memory.
+:func:`open_array` gives block-wise access to stacks larger than memory;
+:func:`atomic_output` lets other packages write any file with the same no-half-written-output guarantee.
 
 Example
 -------
@@ -18,6 +19,7 @@ Example
 
 from __future__ import annotations
 
+from medseg.io._common import atomic_output
 from medseg.io.dispatch import SUPPORTED_SUFFIXES, open_array, read, split_key, suffix_of, write
 from medseg.io.lazy import LazyArray
 from medseg.io.volume import Volume
@@ -26,6 +28,7 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "LazyArray",
     "Volume",
+    "atomic_output",
     "open_array",
     "read",
     "split_key",

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import FormatError
-from medseg.eval.formats._io import atomic_write, read_image, read_tiff
+from medseg.eval.formats._io import atomic_write, read_array
+from medseg.io import Volume, write
 
 __all__ = ["DENTAL_CLASSES", "SubmissionFormat", "FORMATS"]
 
@@ -112,7 +113,7 @@ def _isbi_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) -> P
 
 
 def _isbi_read(path: Path) -> np.ndarray:
-    return read_tiff(path)
+    return read_array(path)
 
 
 # ----------------------------------------------------------------- Cell Tracking Challenge
@@ -142,7 +143,7 @@ def _ctc_write(array: np.ndarray, out_dir: Path, case_id: str | int, **geometry)
 
 
 def _ctc_read(path: Path) -> np.ndarray:
-    arr = read_tiff(path)
+    arr = read_array(path)
     if arr.dtype != np.uint16:
         raise FormatError(f"{path}: CTC masks must be uint16 TIFF, got {arr.dtype}; re-save as 16-bit")
     return arr
@@ -174,7 +175,7 @@ def _glas_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) -> P
 
 
 def _glas_read(path: Path) -> np.ndarray:
-    arr = read_image(path)
+    arr = read_array(path)
     if arr.ndim == 3:
         if np.all(arr[..., :1] == arr[..., :3]):
             arr = arr[..., 0]
@@ -204,7 +205,7 @@ def _png16_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) -> 
 
 
 def _png16_read(path: Path) -> np.ndarray:
-    arr = read_image(path)
+    arr = read_array(path)
     if arr.ndim != 2:
         raise FormatError(f"{path}: expected a single-channel 16-bit PNG instance map, got shape {arr.shape}")
     return arr.astype(np.int32)
@@ -228,7 +229,7 @@ def _dental_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) ->
 
 
 def _dental_read(path: Path) -> np.ndarray:
-    arr = read_image(path)
+    arr = read_array(path)
     if arr.ndim != 2 or arr.max(initial=0) >= len(DENTAL_CLASSES):
         raise FormatError(
             f"{path}: expected an 8-bit class map with values < {len(DENTAL_CLASSES)} ({', '.join(DENTAL_CLASSES)})"
@@ -240,40 +241,30 @@ def _dental_read(path: Path) -> np.ndarray:
 
 
 def _labelmap_write(
-    array: np.ndarray, out_dir: Path, case_id: str, *, spacing=None, suffix: str = ".nii.gz", **geometry
+    array: np.ndarray,
+    out_dir: Path,
+    case_id: str,
+    *,
+    spacing=None,
+    origin=None,
+    direction=None,
+    suffix: str = ".nii.gz",
+    **geometry,
 ) -> Path:
     arr = _check_integer(
         array, f"label map {case_id!r}", max_value=2**31 - 1, what="label maps", fix="pass class ids"
     )
     if arr.ndim not in (2, 3):
         raise FormatError(f"label map {case_id!r} must be (Y, X) or (Z, Y, X), got shape {arr.shape}")
-    dtype = np.uint8 if arr.max(initial=0) <= 255 else np.uint16 if arr.max() <= 65535 else np.int32
-    data = np.ascontiguousarray(arr.astype(dtype))
-    path = Path(out_dir) / f"{_safe_case(case_id)}{suffix}"
-    if suffix in (".tif", ".tiff"):
-        import tifffile
-
-        return atomic_write(path, lambda tmp: tifffile.imwrite(tmp, data))
-    if suffix not in (".nii", ".nii.gz"):
+    if suffix not in (".nii", ".nii.gz", ".tif", ".tiff"):
         raise FormatError(f"label map suffix {suffix!r} not supported; use .nii.gz, .nii or .tif")
-    import nibabel as nib
-
-    sp = tuple(float(s) for s in (spacing or (1.0,) * data.ndim))
-    affine = np.diag([*reversed(sp), 1.0]) if data.ndim == 3 else np.diag([*reversed(sp), 1.0, 1.0])
-    img = nib.Nifti1Image(data.T, affine)  # medseg (Z, Y, X) -> NIfTI (x, y, z)
-    return atomic_write(path, lambda tmp: nib.save(img, str(tmp)))
+    dtype = np.uint8 if arr.max(initial=0) <= 255 else np.uint16 if arr.max() <= 65535 else np.int32
+    volume = Volume(arr.astype(dtype)[None], spacing=spacing, origin=origin, direction=direction)
+    return write(volume, Path(out_dir) / f"{_safe_case(case_id)}{suffix}")
 
 
 def _labelmap_read(path: Path) -> np.ndarray:
-    path = Path(path)
-    if path.name.endswith((".tif", ".tiff")):
-        return read_tiff(path)
-    import nibabel as nib
-
-    try:
-        return np.asarray(nib.load(str(path)).dataobj).T
-    except Exception as err:
-        raise FormatError(f"{path} is not a readable NIfTI file ({err}); re-export it") from err
+    return read_array(path)
 
 
 _CASE = r"(?P<case>.+?)"
