@@ -124,6 +124,7 @@ class SlidingWindow:
         if image.is_floating_point() and not torch.isfinite(image).all():
             raise DataValueError("image contains NaN or infinite values; clean or mask them before inference")
         device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        _check_roi(model, self.roi_size)
         margin = model_margin(model, spatial_dims)
         out_roi = tuple(r - 2 * m for r, m in zip(self.roi_size, margin, strict=True))
         if any(o < 1 for o in out_roi):
@@ -210,6 +211,19 @@ class SlidingWindow:
             output = torch.zeros((n, channels, *grid), dtype=torch.float32)
             weights = torch.zeros(grid, dtype=torch.float32)
         return output, weights, weight_map.to(out_device)
+
+
+def _check_roi(model: torch.nn.Module, roi_size: tuple[int, ...]) -> None:
+    """Fail before any work when the model declares it cannot take ``roi_size`` windows."""
+    constraints = getattr(model, "constraints", None)
+    is_valid = getattr(constraints, "is_valid", None)
+    if is_valid is None or len(roi_size) != getattr(constraints, "spatial_dims", len(roi_size)):
+        return
+    if not is_valid(roi_size):
+        raise ConfigError(
+            f"roi_size {roi_size} is not a valid input size for this model; "
+            f"use roi_size {constraints.padded_shape(roi_size)} (the next valid size)"
+        )
 
 
 def _pad_for_windows(

@@ -116,3 +116,32 @@ def test_bad_arguments_raise_specific_errors():
         SlidingWindow((8, 8))(nn.Identity(), image)
     with pytest.raises(ShapeError, match="does not match the expected"):
         SlidingWindow((8, 8))(nn.Conv2d(1, 1, 3), torch.rand(1, 1, 8, 8))
+
+
+def test_roi_checked_against_model_constraints_before_predicting():
+    from medseg.models import build_model
+
+    model = build_model("unet", in_channels=1, out_channels=2, features=4, depth=2)
+    with pytest.raises(
+        ConfigError, match=r"roi_size \(30, 30\) is not a valid input size.*use roi_size \(32, 32\)"
+    ):
+        SlidingWindow((30, 30))(model, torch.rand(1, 1, 40, 40))
+
+
+def test_paper_unet_overlap_tile_covers_the_whole_image():
+    from medseg.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("unet-paper", features=2, depth=2).eval()
+    roi = model.constraints.required_input_shape((20, 20))
+    image = torch.rand(1, 1, 36, 36)
+    # windows start at 0, 8, 16: multiples of the pooling factor 4, so valid convolutions
+    # make each output pixel independent of the window it came from
+    out = SlidingWindow(roi, overlap=0.25)(model, image)
+    assert out.shape == (1, 2, 36, 36)
+    margin = model.constraints.margin[0]
+    with torch.no_grad():
+        padded = F.pad(image, (margin,) * 4, mode="reflect")
+        full = model(padded)
+    assert full.shape[2:] == (36, 36)
+    torch.testing.assert_close(out, full, rtol=1e-4, atol=1e-5)
