@@ -36,7 +36,7 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where the images are and how patches are drawn from them."""
 
-    dataset: str = "synthetic-isbi2012"
+    dataset: str = "isbi2012"
     root: Path | None = None
     classes: tuple[str, ...] = ("cell", "membrane")
     patch_shape: tuple[int, ...] = (128, 128)

@@ -17,30 +17,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from medseg.config import PipelineConfig, config_from_dict
+from medseg.config import config_from_dict
 from medseg.data.em import (
     EM_CLASSES,
     classes_to_isbi,
     isbi_labels_to_classes,
     load_isbi2012_samples,
-    split_sections,
 )
 from medseg.data.synthetic.em import write_isbi2012
 from medseg.eval.formats import write_submission
 from medseg.eval.overlap import overlap_metrics
-from medseg.infer.normalize import ZScore
 from medseg.infer.predictor import Predictor
-from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import Volume, read, write
-from medseg.models import build_model
+from medseg.pipeline.datasets import load_training_samples
 from medseg.pipeline.overlay import write_overlay
 from medseg.pipeline.plots import plot_training
 from medseg.pipeline.results import write_json, write_yaml
-from medseg.train.batches import patch_batches
-from medseg.train.losses import build_loss
-from medseg.train.trainer import Trainer, poly_schedule
+from medseg.pipeline.training import sliding_window_from_config, train_from_config
+from medseg.train.checkpoint import load_checkpoint
 
 __all__ = ["DEMO_CONFIG", "DemoResult", "run_demo"]
 
@@ -50,7 +45,7 @@ logger = logging.getLogger(__name__)
 DEMO_CONFIG: dict[str, Any] = {
     "name": "demo-synthetic-isbi2012",
     "data": {
-        "dataset": "synthetic-isbi2012",
+        "dataset": "isbi2012",
         "classes": list(EM_CLASSES),
         "patch_shape": [128, 128],
         "batch_size": 8,
@@ -97,48 +92,22 @@ def run_demo(
         Show progress bars.
     """
     start = time.perf_counter()
-    config = config_from_dict(_merge(DEMO_CONFIG, overrides or {}), source="demo config")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.train.seed)
-
     data_root = out / "data"
+    defaults = _merge(DEMO_CONFIG, {"data": {"root": str(data_root)}})
+    config = config_from_dict(_merge(defaults, overrides or {}), source="demo config")
+    out.mkdir(parents=True, exist_ok=True)
     if not (data_root / "test-labels.tif").is_file():
         logger.info("writing a synthetic ISBI 2012 dataset to %s", data_root)
         write_isbi2012(data_root, shape=stack_shape, seed=config.data.seed)
-    sections = load_isbi2012_samples(data_root, "train", per_section=True)
-    train_ids, val_ids = split_sections(len(sections), config.data.validation_slices)
-    train_samples = [sections[i] for i in train_ids]
-    val_samples = [sections[i] for i in val_ids]
+    train_samples, val_samples = load_training_samples(config.data)
 
-    normalization = ZScore.fit(s.image.array for s in train_samples)
-    window = _window(config, progress=False)
-    model = build_model(config.model.name, **config.model.params)
-    metadata = {
-        "model": {"name": config.model.name, "params": dict(config.model.params)},
-        "normalization": normalization.to_dict(),
-        "classes": list(config.data.classes),
-        "channels": ["em"],
-        "axis_order": "C,Y,X",
-        "label_convention": "0=cell, 1=membrane (ISBI 2012 files: 255=cell, 0=membrane)",
-        "config": config.model_dump(mode="json"),
-    }
-    trainer = _trainer(
-        config, model, out / "checkpoints", val_samples, window, normalization, metadata, progress
-    )
-    if resume and trainer.resume():
-        logger.info("resuming the demo's training at iteration %d", trainer.iteration)
-    batches = patch_batches(
-        train_samples,
-        patch_shape=config.data.patch_shape,
-        batch_size=config.data.batch_size,
-        normalization=normalization,
-        seed=config.data.seed,
-    )
-    train_result = trainer.fit(batches, config.train.iterations)
+    trained = train_from_config(config, train_samples, val_samples, out, resume=resume, progress=progress)
+    train_result = trained.result
 
-    best = torch.load(out / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
-    predictor = Predictor.from_checkpoint(best, _window(config, progress=progress))
+    predictor = Predictor.from_checkpoint(
+        load_checkpoint(trained.best), sliding_window_from_config(config, progress=progress)
+    )
     test = load_isbi2012_samples(data_root, "test", per_section=False)[0]
     truth = isbi_labels_to_classes(
         read(data_root / "test-labels.tif").array[0], source=data_root / "test-labels.tif"
@@ -156,11 +125,11 @@ def run_demo(
                 "iterations": train_result.iterations,
                 "seconds": round(train_result.seconds, 2),
                 "final_loss": float(np.mean(train_result.losses[-20:])) if train_result.losses else None,
-                "validation_dice_membrane": train_result.validation,
+                "validation_foreground_dice": train_result.validation,
             },
             "predict_seconds": round(predict_seconds, 2),
             "wall_seconds": round(time.perf_counter() - start, 2),
-            "device": str(trainer.device),
+            "device": trained.device,
         }
     )
     outputs = _write_outputs(out, config, test.image, truth, prediction, metrics, train_result)
@@ -174,54 +143,6 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
             _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
         )
     return merged
-
-
-def _window(config: PipelineConfig, *, progress: bool) -> SlidingWindow:
-    infer = config.infer
-    return SlidingWindow(
-        infer.roi_size,
-        overlap=infer.overlap,
-        blending=infer.blending,
-        batch_size=infer.batch_size,
-        device=infer.device,
-        precision=infer.precision,
-        mirror_axes=infer.mirror_axes,
-        progress=progress,
-    )
-
-
-def _trainer(
-    config, model, checkpoint_dir, val_samples, window, normalization, metadata, progress
-) -> Trainer:
-    membrane = list(config.data.classes).index("membrane")
-
-    def validate(net: torch.nn.Module) -> float:
-        predictor = Predictor(net, window, normalization)
-        scores = [
-            overlap_metrics(s.label.array[0], predictor.predict(s.image).labels.array[0], labels=[membrane])[
-                membrane
-            ]["dice"]
-            for s in val_samples
-        ]
-        return float(np.nanmean(scores))
-
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.train.learning_rate, weight_decay=config.train.weight_decay
-    )
-    scheduler = poly_schedule(optimizer, config.train.iterations)
-    return Trainer(
-        model,
-        build_loss(config.train.loss),
-        optimizer,
-        scheduler=scheduler,
-        device=config.train.device,
-        checkpoint_dir=checkpoint_dir,
-        validate=validate if val_samples else None,
-        validate_every=config.train.validate_every,
-        checkpoint_every=config.train.checkpoint_every,
-        metadata=metadata,
-        progress=progress,
-    )
 
 
 def _section_metrics(truth: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> dict[str, Any]:

@@ -152,6 +152,8 @@ class Trainer:
             if self.iteration % self.checkpoint_every == 0 or self.iteration == iterations:
                 self._save("latest.pt", result)
         bar.close()
+        if self.validate is None:
+            self._save("best.pt", result)
         result.iterations = self.iteration
         result.seconds = time.perf_counter() - start
         result.best_score = self.best_score

@@ -37,5 +37,7 @@ def test_medseg_errors_exit_2_with_a_message(tmp_path, capsys):
 
 
 def test_console_entry_point_runs():
-    result = subprocess.run([sys.executable, "-m", "medseg", "--version"], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "medseg", "--version"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0 and medseg.__version__ in result.stdout
