@@ -6,7 +6,7 @@ Layout (from public loaders; see ``data_manifests/dental_isbi2015.yaml``)::
     v2-TrainingData/1/1_1.bmp ... 1_7.bmp      # mask k = class k
 
 The mask index -> class mapping is **not confirmed** by any primary source.
-:data:`DENTAL_CLASSES` is medseg's assumption and the only place it is defined:
+:data:`DENTAL_CLASSES` (defined once, in :mod:`medseg.labels`) is medseg's assumption:
 mask ``i_k.bmp`` is class ``k`` with name ``DENTAL_CLASSES[k]`` (index 0 is
 background). Masks may overlap; they are merged into one label map by painting
 them in :data:`PAINT_ORDER`, so a later class wins (caries on top of enamel or
@@ -28,28 +28,18 @@ from medseg.data._files import check_same_grid, natural_key, read_image_2d, requ
 from medseg.data.sample import Sample
 from medseg.errors import DataNotFoundError, LabelError
 from medseg.io.volume import Volume
+from medseg.labels import DENTAL_CLASSES
 
 __all__ = ["DENTAL_CLASSES", "PAINT_ORDER", "get_dental_paths", "masks_to_label", "load_dental_samples"]
 
 logger = logging.getLogger(__name__)
 
-#: medseg's ASSUMED class order of the ISBI 2015 masks: mask ``i_k.bmp`` -> class id ``k``.
-DENTAL_CLASSES: tuple[str, ...] = (
-    "background",
-    "caries",
-    "enamel",
-    "dentin",
-    "pulp",
-    "crown",
-    "restoration",
-    "root_canal",
-)
 #: Class ids in painting order where masks overlap (last wins): tooth tissue first, lesions last.
 PAINT_ORDER: tuple[int, ...] = (
     DENTAL_CLASSES.index("dentin"),
     DENTAL_CLASSES.index("enamel"),
     DENTAL_CLASSES.index("pulp"),
-    DENTAL_CLASSES.index("root_canal"),
+    DENTAL_CLASSES.index("root_canal_treatment"),
     DENTAL_CLASSES.index("crown"),
     DENTAL_CLASSES.index("restoration"),
     DENTAL_CLASSES.index("caries"),

@@ -33,6 +33,7 @@ from medseg.data._files import check_same_grid, natural_key, read_tiff_pages, re
 from medseg.data.sample import Sample
 from medseg.errors import ConfigError, DataNotFoundError, FormatError, LabelError
 from medseg.io.volume import Volume
+from medseg.labels import EM_CLASSES, ISBI_ON_DISK
 
 __all__ = [
     "EM_CLASSES",
@@ -56,10 +57,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: medseg class ids for EM membrane segmentation (index = class id): 0 = cell, 1 = membrane.
-EM_CLASSES: tuple[str, ...] = ("cell", "membrane")
-#: Values stored in ISBI 2012 label files.
-ISBI_ON_DISK: dict[str, int] = {"cell": 255, "membrane": 0}
 #: ISBI 2012 voxel size in nm, ``(Z, Y, X)``.
 ISBI2012_SPACING_NM: tuple[float, float, float] = (50.0, 4.0, 4.0)
 #: File names per split: (image stack, label stack or None).

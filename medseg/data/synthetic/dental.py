@@ -26,7 +26,7 @@ _INTENSITY = {
     "dentin": 135,
     "enamel": 205,
     "pulp": 75,
-    "root_canal": 230,
+    "root_canal_treatment": 230,
     "crown": 245,
     "restoration": 250,
     "caries": 95,

@@ -16,21 +16,9 @@ import numpy as np
 from medseg.errors import FormatError
 from medseg.eval.formats._io import atomic_write, read_array
 from medseg.io import Volume, write
+from medseg.labels import DENTAL_CLASSES
 
 __all__ = ["DENTAL_CLASSES", "SubmissionFormat", "FORMATS"]
-
-#: Class order of dental label maps: medseg's own order until the challenge's index
-#: order is confirmed (CHALLENGES.md section 6 marks it 'unconfirmed'); 0 = background.
-DENTAL_CLASSES: tuple[str, ...] = (
-    "background",
-    "caries",
-    "enamel",
-    "dentin",
-    "pulp",
-    "crown",
-    "restoration",
-    "root_canal_treatment",
-)
 
 
 @dataclass(frozen=True)
