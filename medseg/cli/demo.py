@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medseg.cli._options import add_overrides, add_progress
 from medseg.config import apply_overrides
 
 
@@ -24,15 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its latest checkpoint"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set infer.overlap=0.25 (repeatable)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_overrides(parser, "infer.overlap=0.25")
+    add_progress(parser)
     parser.set_defaults(func=run)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from medseg.cli._options import add_progress
+
 __all__ = ["register", "run"]
 
 
@@ -24,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--spacing", type=float, nargs="+", default=None, help="voxel size in array axis order")
     p.add_argument("--tolerance", type=float, default=1.0, help="surface Dice tolerance (physical units)")
     p.add_argument("--no-plot", action="store_true", help="skip metrics.png")
+    add_progress(p)
     p.set_defaults(func=run)
 
 
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         spacing=args.spacing,
         tolerance=args.tolerance,
         plot=not args.no_plot,
-        progress=True,
+        progress=not args.no_progress,
     )
     for name, value in sorted(summary["foreground_mean"].items()):
         print(f"{name}: {value:.6g}")

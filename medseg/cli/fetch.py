@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from medseg.cli._options import add_progress
 from medseg.data.fetch import fetch_dataset
 from medseg.data.manifest import list_manifests
 
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
     parser.add_argument("--retries", type=int, default=2, help="extra attempts per download, each resuming")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_progress(parser)
     parser.set_defaults(func=run)
 
 

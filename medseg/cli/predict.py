@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medseg.cli._options import add_progress
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -38,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default=None)
     parser.add_argument("--overwrite", action="store_true", help="predict cases whose output already exists")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_progress(parser)
     parser.set_defaults(func=run)
 
 

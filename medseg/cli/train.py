@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medseg.cli._options import add_overrides, add_progress
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,16 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("config", type=Path, help="pipeline YAML, e.g. pipelines/isbi2012.yaml")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.iterations=500 (repeatable)",
-    )
+    add_overrides(parser, "train.iterations=500")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest.pt")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_progress(parser)
     parser.set_defaults(func=run)
 
 
