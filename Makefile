@@ -1,12 +1,12 @@
 # medseg: `make demo` and `make test` do all set-up on a fresh machine.
 #
 # CI and this repository's dev machines install the CPU build of torch via
-# constraints-cpu.txt (an unpinned torch resolves to a multi-GB CUDA build).
+# .ci/constraints-cpu.txt (an unpinned torch resolves to a multi-GB CUDA build).
 # On a GPU machine:  make demo PIP_CONSTRAINT=   (setup.cfg keeps a normal torch>= range).
 
 PYTHON ?= python3
 VENV ?= .venv
-PIP_CONSTRAINT ?= constraints-cpu.txt
+PIP_CONSTRAINT ?= .ci/constraints-cpu.txt
 DEMO_OUT ?= medseg-demo
 PYTEST_ARGS ?= -n 2
 

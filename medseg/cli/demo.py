@@ -43,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"  held-out mean Dice {name:<9} {scores['dice']:.4f}   IoU {scores['iou']:.4f}")
     print("outputs:")
     for name, path in result.outputs.items():
-        print(f"  {name:<16} {path}")
+        print(f"  {name:<16} {Path(path).resolve()}")
     return 0

@@ -137,31 +137,24 @@ class SlidingWindow:
         weight_map = torch.from_numpy(importance_map(out_roi, self.blending, sigma_scale=self.sigma_scale))
 
         model.eval()
+        n = image.shape[0]
+        # (image index, window) pairs, so that batch_size counts windows per forward pass as in MONAI
+        items = [(k, window) for k in range(n) for window in windows]
         output, weights = None, None
-        batches = list(_batched(windows, self.batch_size))
+        batches = list(_batched(items, self.batch_size))
         for batch in tqdm(batches, desc="predict", unit="batch", disable=not self.progress, leave=False):
             inputs = torch.stack(
-                [
-                    padded[
-                        (
-                            slice(None),
-                            slice(None),
-                            *(slice(s.start, s.start + r) for s, r in zip(w, self.roi_size, strict=True)),
-                        )
-                    ]
-                    for w in batch
-                ],
-                dim=1,
-            )  # (N, B, C, *roi)
-            n, b = inputs.shape[:2]
-            logits = self._predict(model, inputs.flatten(0, 1).to(device), out_roi)
-            logits = logits.unflatten(0, (n, b))
+                [padded[(k, slice(None), *_input_slices(w, self.roi_size))] for k, w in batch]
+            )
+            logits = self._predict(model, inputs.to(device), out_roi)
             if output is None:
-                output, weights, weight_map = self._allocate(n, logits.shape[2], grid, device, weight_map)
-            logits = logits.to(output.device)
-            for j, window in enumerate(batch):
-                output[(slice(None), slice(None), *window)] += logits[:, j] * weight_map
-                weights[window] += weight_map
+                output, weights, weight_map = self._allocate(n, logits.shape[1], grid, device, weight_map)
+            logits = logits.to(output.device) * weight_map
+            for (k, window), window_logits in zip(batch, logits, strict=True):
+                output[(k, slice(None), *window)] += window_logits
+        # every image has the same windows: accumulate the weights once
+        for window in windows:
+            weights[window] += weight_map
         output /= weights
         return output[(slice(None), slice(None), *(slice(0, s) for s in size))]
 
@@ -243,6 +236,11 @@ def _pad_for_windows(
     mirrorable = all(p < s for p, s in zip(pads, [d for d in reversed(size) for _ in range(2)], strict=True))
     mode = "reflect" if mirrorable else "replicate"
     return F.pad(image, pads, mode=mode), grid
+
+
+def _input_slices(window: tuple[slice, ...], roi_size: tuple[int, ...]) -> tuple[slice, ...]:
+    """Input window (in the margin-padded image) whose valid output is ``window``."""
+    return tuple(slice(s.start, s.start + r) for s, r in zip(window, roi_size, strict=True))
 
 
 def _batched(items: Sequence, size: int) -> Iterator[Sequence]:
