@@ -37,6 +37,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=None, help="windows per forward pass")
     parser.add_argument("--no-tta", action="store_true", help="disable flip test-time augmentation")
+    parser.add_argument(
+        "--block-shape",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="predict out of core, block by block, into <case>.zarr (for stacks larger than memory; resumable)",
+    )
+    parser.add_argument(
+        "--halo",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="context read around each block (default: a quarter of the window per axis)",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default=None)
     parser.add_argument("--overwrite", action="store_true", help="predict cases whose output already exists")
@@ -68,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         window=window,
         submission_format=args.submission_format,
+        block_shape=args.block_shape,
+        halo=args.halo,
         overwrite=args.overwrite,
         progress=not args.no_progress,
     )

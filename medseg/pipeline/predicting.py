@@ -12,10 +12,11 @@ from tqdm.auto import tqdm
 
 from medseg.errors import ConfigError, DataNotFoundError
 from medseg.eval.formats import get_format, write_submission
+from medseg.infer.blockwise import predict_blockwise
 from medseg.infer.postprocess import label_instances
 from medseg.infer.predictor import Prediction, Predictor
 from medseg.infer.sliding_window import SlidingWindow
-from medseg.io import read, suffix_of, write
+from medseg.io import open_array, read, split_key, suffix_of, write
 from medseg.train.checkpoint import load_checkpoint
 
 __all__ = ["PredictedCase", "case_name", "predict_files"]
@@ -37,8 +38,8 @@ class PredictedCase:
 
 
 def case_name(path: str | Path) -> str:
-    """File name without its (possibly double) suffix: ``case_001.nii.gz`` → ``case_001``."""
-    path = Path(path)
+    """File name without its (possibly double) suffix or container key: ``case_001.nii.gz`` → ``case_001``."""
+    path = split_key(path)[0]
     return path.name[: -len(suffix_of(path))]
 
 
@@ -49,6 +50,8 @@ def predict_files(
     *,
     window: SlidingWindow,
     submission_format: str | None = None,
+    block_shape: Sequence[int] | None = None,
+    halo: Sequence[int] | None = None,
     overwrite: bool = False,
     progress: bool = False,
 ) -> list[PredictedCase]:
@@ -69,6 +72,11 @@ def predict_files(
         Also write each case in a challenge format (see :mod:`medseg.eval.formats`):
         ``isbi2012`` writes the non-membrane probability, instance formats get the
         connected components of the predicted foreground.
+    block_shape, halo : sequence of int, optional
+        Predict out of core: read each image lazily block by block (with ``halo``
+        context, default a quarter of the window) and write ``<case>.zarr`` label maps;
+        an interrupted case resumes with its missing blocks. Not combined with
+        ``submission_format``.
     overwrite : bool
         Predict cases whose label file already exists again (default: skip them, so an
         interrupted run continues where it stopped).
@@ -79,11 +87,15 @@ def predict_files(
     if checkpoint.is_dir():
         checkpoint = checkpoint / "best.pt"
     paths = [Path(p) for p in inputs]
-    missing = [str(p) for p in paths if not (p.exists() or ":" in p.name)]
+    missing = [str(p) for p in paths if not split_key(p)[0].exists()]
     if missing:
         raise DataNotFoundError(f"input file(s) not found: {', '.join(missing[:5])}; check the paths")
     if submission_format is not None:
         get_format(submission_format)
+        if block_shape is not None:
+            raise ConfigError(
+                "block-wise prediction writes .zarr label maps; drop the submission format or block_shape"
+            )
     names = [case_name(p) for p in paths]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -95,10 +107,20 @@ def predict_files(
     for path, name in tqdm(
         list(zip(paths, names, strict=True)), desc="cases", unit="case", disable=not progress
     ):
-        target = out / f"{name}{_LABEL_SUFFIX_FOR.get(suffix_of(path), suffix_of(path))}"
+        file_suffix = suffix_of(split_key(path)[0])
+        suffix = ".zarr" if block_shape is not None else _LABEL_SUFFIX_FOR.get(file_suffix, file_suffix)
+        target = out / f"{name}{suffix}"
         if target.exists() and not overwrite:
             logger.info("skipping %s: %s exists (use overwrite to predict it again)", path, target)
             results.append(PredictedCase(name, target, None, skipped=True))
+            continue
+        if block_shape is not None:
+            context = (
+                halo if halo is not None else tuple(r // 4 for r in _full_roi(window.roi_size, block_shape))
+            )
+            with open_array(path) as image:
+                labels = predict_blockwise(predictor, image, target, block_shape=block_shape, halo=context)
+            results.append(PredictedCase(name, labels, None, skipped=False))
             continue
         prediction = predictor.predict(read(path))
         submission = None
@@ -108,6 +130,12 @@ def predict_files(
             )
         results.append(PredictedCase(name, write(prediction.labels, target), submission, skipped=False))
     return results
+
+
+def _full_roi(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]:
+    """The window size per axis of the block (a 2D window on a 3D block leaves Z without context)."""
+    roi = tuple(roi)
+    return (0,) * (len(block_shape) - len(roi)) + roi
 
 
 def _write_submission(

@@ -31,12 +31,19 @@ def test_entrypoint_runs_the_medseg_command(tmp_path):
     shim.chmod(0o755)
     env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(
-        ["sh", str(ROOT / "docker" / "entrypoint.sh"), "--version"], capture_output=True, text=True, env=env, check=False
+        ["sh", str(ROOT / "docker" / "entrypoint.sh"), "--version"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("medseg ")
     shell = subprocess.run(
         ["sh", str(ROOT / "docker" / "entrypoint.sh"), "shell", "-c", "echo inside"],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert shell.stdout.strip() == "inside"
