@@ -36,9 +36,16 @@ def _tint(rgb: np.ndarray, labels: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def overlay_panels(
-    image: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray, *, alpha: float = 0.5
+    image: np.ndarray,
+    truth: np.ndarray | None,
+    prediction: np.ndarray,
+    *,
+    alpha: float = 0.5,
+    titles: bool = False,
 ) -> np.ndarray:
     """``(Y, 3 * X + 2 * gap, 3)`` uint8 picture: image | ground truth overlay | prediction overlay.
+
+    With ``titles=True`` a 16-px white band naming the panels is added on top.
 
     Parameters
     ----------
@@ -65,12 +72,23 @@ def overlay_panels(
         gap,
         _tint(rgb, prediction, alpha),
     ]
-    return np.concatenate(panels, axis=1).round().astype(np.uint8)
+    picture = np.concatenate(panels, axis=1).round().astype(np.uint8)
+    return _with_titles(picture, image.shape[1] + gap.shape[1]) if titles else picture
+
+
+def _with_titles(picture: np.ndarray, step: int) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    band = Image.new("RGB", (picture.shape[1], 16), (255, 255, 255))
+    draw = ImageDraw.Draw(band)
+    for k, title in enumerate(("image", "ground truth", "prediction")):
+        draw.text((k * step + 3, 2), title, fill=(0, 0, 0))
+    return np.concatenate([np.asarray(band), picture], axis=0)
 
 
 def write_overlay(
     path: str | Path, image: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray
 ) -> Path:
     """Write :func:`overlay_panels` as an RGB PNG (atomically)."""
-    picture = overlay_panels(image, truth, prediction)
+    picture = overlay_panels(image, truth, prediction, titles=True)
     return write(Volume(np.moveaxis(picture, -1, 0)), path)

@@ -19,7 +19,10 @@ def test_panels_show_image_truth_and_prediction(tmp_path):
     assert np.array_equal(left, right)  # empty prediction leaves the image untinted
     assert middle[5, 3, 0] > middle[5, 3, 1]  # membrane (class 1) tinted red
     path = write_overlay(tmp_path / "o.png", image, truth, prediction)
-    assert np.array_equal(np.asarray(Image.open(path)), picture)
+    written = np.asarray(Image.open(path))
+    assert written.shape == (16 + 16, 38, 3)  # a title band on top of the panels
+    assert np.array_equal(written[16:], picture)
+    assert (written[:16] < 128).any()  # the titles are drawn
 
 
 def test_shape_mismatch():
