@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from medseg.errors import ConfigError
 __all__ = ["BlendMode", "window_starts", "iter_windows", "importance_map"]
 
 
-class BlendMode(str, Enum):
+class BlendMode(StrEnum):
     """How overlapping window outputs are weighted."""
 
     GAUSSIAN = "gaussian"
