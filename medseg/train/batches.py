@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -14,6 +15,8 @@ from medseg.errors import LabelError
 from medseg.infer.normalize import ZScore
 
 __all__ = ["patch_batches"]
+
+logger = logging.getLogger(__name__)
 
 
 def patch_batches(
@@ -35,14 +38,37 @@ def patch_batches(
     Raises
     ------
     LabelError
-        A sample has no label.
+        A sample has no label, or no label contains any of ``classes`` (empty labels).
     """
     unlabelled = [s.case_id for s in samples if s.label is None]
     if unlabelled:
         raise LabelError(f"cannot train on unlabelled cases {unlabelled[:5]}; drop them or add their labels")
+    empty = [s for s in samples if not np.any(np.isin(s.label.array, list(classes)))]
+    if len(empty) == len(samples):
+        where = ", ".join(f"{s.case_id} ({s.label.meta.get('source', 'in memory')})" for s in empty[:5])
+        raise LabelError(
+            f"no training label contains any of the classes {list(classes)}: {where}; the label files are "
+            "empty or use other values, check the dataset's label convention (data_manifests/)"
+        )
     rng = np.random.default_rng(seed)
+    if empty:
+        logger.warning(
+            "%d of %d training labels contain none of the classes %s (e.g. %s); their patches are drawn uniformly",
+            len(empty),
+            len(samples),
+            list(classes),
+            empty[0].case_id,
+        )
+    empty_ids = {id(s) for s in empty}
     samplers = [
-        PatchSampler(s.image.array, s.label.array, patch_shape=patch_shape, classes=classes, seed=seed + i)
+        PatchSampler(
+            s.image.array,
+            s.label.array,
+            patch_shape=patch_shape,
+            classes=classes,
+            foreground_probability=0.0 if id(s) in empty_ids else 0.33,
+            seed=seed + i,
+        )
         for i, s in enumerate(samples)
     ]
     transform = build_augmentation(patch_shape, seed=seed) if augmentation else None
