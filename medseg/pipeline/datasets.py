@@ -12,7 +12,7 @@ from medseg.data.em import load_isbi2012_samples, split_sections
 from medseg.data.volumes import iter_folder_samples, load_nnunet_samples
 from medseg.errors import ConfigError
 
-__all__ = ["DATASETS", "load_training_samples"]
+__all__ = ["DATASETS", "TEST_SPLITS", "load_training_samples"]
 
 
 #: dataset name -> function(root) returning the labelled training samples.
@@ -21,6 +21,12 @@ DATASETS: dict[str, Callable[[Path], list[Sample]]] = {
     "dental-isbi2015": load_dental_samples,
     "nnunet": lambda root: load_nnunet_samples(root, "train"),
     "folder": lambda root: list(iter_folder_samples(root)),
+}
+
+
+#: dataset name -> (function(root) returning the unlabelled test samples, challenge submission format).
+TEST_SPLITS: dict[str, tuple[Callable[[Path], list[Sample]], str]] = {
+    "isbi2012": (lambda root: load_isbi2012_samples(root, "test", per_section=False), "isbi2012"),
 }
 
 

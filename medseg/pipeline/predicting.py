@@ -19,7 +19,7 @@ from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import open_array, read, split_key, suffix_of, write
 from medseg.train.checkpoint import load_checkpoint
 
-__all__ = ["PredictedCase", "case_name", "predict_files"]
+__all__ = ["PredictedCase", "case_name", "predict_files", "write_case_submission"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def predict_files(
         prediction = predictor.predict(read(path))
         submission = None
         if submission_format is not None:
-            submission = _write_submission(
+            submission = write_case_submission(
                 submission_format, prediction, out / submission_format, name, predictor
             )
         results.append(PredictedCase(name, write(prediction.labels, target), submission, skipped=False))
@@ -138,9 +138,10 @@ def _full_roi(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]
     return (0,) * (len(block_shape) - len(roi)) + roi
 
 
-def _write_submission(
+def write_case_submission(
     fmt: str, prediction: Prediction, out_dir: Path, case: str, predictor: Predictor
 ) -> Path:
+    """Write one predicted case in challenge format ``fmt`` (probabilities, instances or classes as it needs)."""
     labels = prediction.labels.array[0]
     if fmt == "isbi2012":
         classes = list(predictor.classes or [])
