@@ -34,7 +34,8 @@ def plot_training(path: str | Path, losses: Sequence[float], validation: Sequenc
         twin.plot(its, scores, "o-", color="C3", label="validation")
         twin.set_ylabel("validation score")
         twin.set_ylim(0, 1)
-    fig.legend(loc="upper right", fontsize=8)
+    handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
+    ax.legend(handles=handles, loc="center right", fontsize=8)
     fig.tight_layout()
     path = Path(path)
     with atomic_output(path) as tmp:
