@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from medseg.errors import ConfigError, DataValueError, ShapeError
-from medseg.infer.tiling import BlendMode, importance_map, iter_windows
+from medseg.infer.tiling import BlendMode, aligned_size, importance_map, iter_windows
 
 __all__ = ["SlidingWindow", "model_margin"]
 
@@ -132,8 +132,9 @@ class SlidingWindow:
                 f"roi_size {self.roi_size} is too small for the model's margin {margin} per side"
             )
         size = tuple(image.shape[2:])
-        padded, grid = _pad_for_windows(image.float(), margin, out_roi)
-        windows = iter_windows(grid, out_roi, self.overlap)
+        align = _window_alignment(model, spatial_dims) if any(margin) else (1,) * spatial_dims
+        padded, grid = _pad_for_windows(image.float(), margin, out_roi, align)
+        windows = iter_windows(grid, out_roi, self.overlap, align=align)
         weight_map = torch.from_numpy(importance_map(out_roi, self.blending, sigma_scale=self.sigma_scale))
 
         model.eval()
@@ -219,15 +220,24 @@ def _check_roi(model: torch.nn.Module, roi_size: tuple[int, ...]) -> None:
         )
 
 
-def _pad_for_windows(
-    image: torch.Tensor, margin: tuple[int, ...], out_roi: tuple[int, ...]
-) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """Mirror-pad by ``margin`` on each side and, if smaller than a window, pad up to it at the end.
+def _window_alignment(model: torch.nn.Module, spatial_dims: int) -> tuple[int, ...]:
+    """Pooling factor per axis (``constraints.divisor``) that window starts keep for valid-conv models."""
+    divisor = getattr(getattr(model, "constraints", None), "divisor", None)
+    if divisor is None:
+        return (1,) * spatial_dims
+    return tuple(int(d) for d in divisor) if len(divisor) == spatial_dims else (1,) * spatial_dims
 
-    Returns the padded image and the output grid shape (the image shape, enlarged to at least ``out_roi``).
+
+def _pad_for_windows(
+    image: torch.Tensor, margin: tuple[int, ...], out_roi: tuple[int, ...], align: tuple[int, ...]
+) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Mirror-pad by ``margin`` on each side and at the end up to the window grid.
+
+    Returns the padded image and the output grid shape: the image shape, enlarged to
+    at least ``out_roi`` and so that aligned windows can end exactly at its end.
     """
     size = image.shape[2:]
-    grid = tuple(max(s, o) for s, o in zip(size, out_roi, strict=True))
+    grid = tuple(aligned_size(s, o, a) for s, o, a in zip(size, out_roi, align, strict=True))
     pads: list[int] = []
     for s, g, m in zip(reversed(size), reversed(grid), reversed(margin), strict=True):
         pads += [m, m + g - s]

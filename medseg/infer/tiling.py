@@ -10,7 +10,7 @@ import numpy as np
 
 from medseg.errors import ConfigError
 
-__all__ = ["BlendMode", "window_starts", "iter_windows", "importance_map"]
+__all__ = ["BlendMode", "aligned_size", "importance_map", "iter_windows", "window_starts"]
 
 
 class BlendMode(StrEnum):
@@ -28,7 +28,7 @@ class BlendMode(StrEnum):
             raise ConfigError(f"blending must be one of {choices}, got {value!r}") from None
 
 
-def window_starts(size: int, window: int, overlap: float) -> list[int]:
+def window_starts(size: int, window: int, overlap: float, *, align: int = 1) -> list[int]:
     """Start offsets of windows of length ``window`` covering ``[0, size)``.
 
     Windows are spread evenly so that the first starts at 0 and the last ends at
@@ -43,22 +43,40 @@ def window_starts(size: int, window: int, overlap: float) -> list[int]:
         Window length.
     overlap : float
         Fraction of the window shared by neighbours, ``0 <= overlap < 1``.
+    align : int
+        Every start is a multiple of ``align``; ``size - window`` must be one too
+        (see :func:`aligned_size`). Aligning to a network's pooling factor keeps the
+        pooling grid of every window on the image's grid, so a valid-convolution
+        network gives the same output wherever a pixel falls in a window.
     """
     if not 0 <= overlap < 1:
         raise ConfigError(f"overlap must be >= 0 and < 1, got {overlap}")
     if window > size:
         raise ConfigError(f"window {window} is larger than the axis {size}; pad the image first")
-    step = max(1, int(window * (1 - overlap)))
+    if (size - window) % align:
+        raise ConfigError(
+            f"axis {size} minus window {window} is not a multiple of align {align}; pad the axis"
+        )
+    step = max(align, int(window * (1 - overlap)) // align * align)
     n = math.ceil((size - window) / step) + 1
     if n == 1:
         return [0]
-    actual = (size - window) / (n - 1)
-    return [round(i * actual) for i in range(n)]
+    slots = (size - window) // align
+    return [round(i * slots / (n - 1)) * align for i in range(n)]
 
 
-def iter_windows(shape: tuple[int, ...], window: tuple[int, ...], overlap: float) -> list[tuple[slice, ...]]:
-    """All window slices covering ``shape`` (one slice per spatial axis)."""
-    per_axis = [window_starts(s, w, overlap) for s, w in zip(shape, window, strict=True)]
+def aligned_size(size: int, window: int, align: int) -> int:
+    """Smallest length >= ``max(size, window)`` whose excess over ``window`` is a multiple of ``align``."""
+    size = max(size, window)
+    return size + (-(size - window)) % align
+
+
+def iter_windows(
+    shape: tuple[int, ...], window: tuple[int, ...], overlap: float, *, align: tuple[int, ...] | None = None
+) -> list[tuple[slice, ...]]:
+    """All window slices covering ``shape`` (one slice per spatial axis), starts multiples of ``align``."""
+    align = align or (1,) * len(shape)
+    per_axis = [window_starts(s, w, overlap, align=a) for s, w, a in zip(shape, window, align, strict=True)]
     return [
         tuple(slice(start, start + w) for start, w in zip(starts, window, strict=True))
         for starts in itertools.product(*per_axis)

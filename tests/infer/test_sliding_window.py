@@ -128,20 +128,32 @@ def test_roi_checked_against_model_constraints_before_predicting():
         SlidingWindow((30, 30))(model, torch.rand(1, 1, 40, 40))
 
 
-def test_paper_unet_overlap_tile_covers_the_whole_image():
+@pytest.mark.parametrize("shape", [(36, 36), (37, 29), (50, 61)])
+def test_paper_unet_overlap_tile_is_seamless(shape):
     from medseg.models import build_model
 
     torch.manual_seed(0)
     model = build_model("unet-paper", features=2, depth=2).eval()
     roi = model.constraints.required_input_shape((20, 20))
-    image = torch.rand(1, 1, 36, 36)
-    # windows start at 0, 8, 16: multiples of the pooling factor 4, so valid convolutions
-    # make each output pixel independent of the window it came from
+    image = torch.rand(1, 1, *shape)
+    # window starts are aligned to the pooling factor, so with valid convolutions each
+    # output pixel is independent of the window it came from: tiles join without seams
     out = SlidingWindow(roi, overlap=0.25)(model, image)
-    assert out.shape == (1, 2, 36, 36)
-    margin = model.constraints.margin[0]
-    with torch.no_grad():
-        padded = F.pad(image, (margin,) * 4, mode="reflect")
-        full = model(padded)
-    assert full.shape[2:] == (36, 36)
-    torch.testing.assert_close(out, full, rtol=1e-4, atol=1e-5)
+    assert out.shape == (1, 2, *shape)
+    from medseg.infer.tiling import aligned_size
+
+    m = model.constraints.margin[0]
+    grid = [aligned_size(s, 20, model.constraints.divisor[0]) for s in shape]
+    with torch.no_grad():  # one forward pass over the whole mirrored image
+        full = model(F.pad(image, (m, m + grid[1] - shape[1], m, m + grid[0] - shape[0]), mode="reflect"))
+    torch.testing.assert_close(out, full[:, :, : shape[0], : shape[1]], rtol=1e-4, atol=1e-5)
+
+
+def test_aligned_window_starts():
+    from medseg.infer.tiling import aligned_size
+
+    size = aligned_size(37, 20, 4)
+    assert size == 40
+    starts = window_starts(size, 20, 0.25, align=4)
+    assert starts[0] == 0 and starts[-1] == size - 20
+    assert all(s % 4 == 0 for s in starts) and max(np.diff(starts)) <= 20
