@@ -21,9 +21,10 @@ import numpy as np
 
 from medseg.errors import FormatError
 from medseg.io._common import geometry_from_attrs
+from medseg.io.lazy import LazyArray
 from medseg.io.volume import Volume
 
-__all__ = ["AXES_ATTR", "attrs_for", "chunks_for", "geometry_of", "layout_for", "plan_layout"]
+__all__ = ["AXES_ATTR", "attrs_for", "chunks_for", "geometry_of", "layout_for", "lazy_view", "plan_layout"]
 
 AXES_ATTR = "medseg_axes"
 _DEFAULT_AXES = {2: "YX", 3: "ZYX", 4: "CZYX"}
@@ -79,3 +80,26 @@ def chunks_for(shape: tuple[int, ...], axes: str) -> tuple[int, ...]:
 
 def describe_path(path: Path, key: str | None) -> str:
     return f"{path}:{key}" if key else str(path)
+
+
+def lazy_view(
+    array: Any,
+    attrs: Mapping[str, Any],
+    where: str,
+    meta: dict[str, Any],
+    *,
+    close: Any = None,
+) -> LazyArray:
+    """A :class:`LazyArray` over an HDF5 dataset or Zarr array, laid out and placed by its attributes."""
+    plan, ndim = plan_layout(attrs, tuple(array.shape), where)
+    geometry = geometry_of(attrs, ndim, where)
+    return LazyArray(
+        array,
+        plan,
+        spacing=geometry["spacing"] or (1.0,) * ndim,
+        origin=geometry["origin"] or (0.0,) * ndim,
+        direction=np.eye(ndim) if geometry["direction"] is None else geometry["direction"],
+        path=where,
+        meta=meta,
+        close=close,
+    )

@@ -24,7 +24,7 @@ import numpy as np
 
 from medseg.errors import DataNotFoundError, FormatError
 from medseg.io._common import atomic_output, make_volume, require_file
-from medseg.io._container import attrs_for, chunks_for, describe_path, geometry_of, layout_for, plan_layout
+from medseg.io._container import attrs_for, chunks_for, describe_path, layout_for, lazy_view
 from medseg.io.lazy import LazyArray
 from medseg.io.volume import Volume
 
@@ -80,19 +80,8 @@ def open_hdf5(path: str | Path, key: str | None = None) -> LazyArray:
     try:
         dataset, key = _find_dataset(handle, key, path)
         where = describe_path(path, key)
-        plan, ndim = plan_layout(dataset.attrs, tuple(dataset.shape), where)
-        geometry = geometry_of(dataset.attrs, ndim, where)
         meta = {"source": str(path), "format": "hdf5", "key": key}
-        return LazyArray(
-            dataset,
-            plan,
-            spacing=geometry["spacing"] or (1.0,) * ndim,
-            origin=geometry["origin"] or (0.0,) * ndim,
-            direction=np.eye(ndim) if geometry["direction"] is None else geometry["direction"],
-            path=where,
-            meta=meta,
-            close=handle.close,
-        )
+        return lazy_view(dataset, dataset.attrs, where, meta, close=handle.close)
     except BaseException:
         handle.close()
         raise

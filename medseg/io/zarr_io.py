@@ -24,7 +24,7 @@ import zarr
 
 from medseg.errors import DataNotFoundError, FormatError
 from medseg.io._common import atomic_output, make_volume, require_file
-from medseg.io._container import attrs_for, chunks_for, describe_path, geometry_of, layout_for, plan_layout
+from medseg.io._container import attrs_for, chunks_for, describe_path, layout_for, lazy_view
 from medseg.io.lazy import LazyArray
 from medseg.io.volume import Volume
 
@@ -66,18 +66,7 @@ def open_zarr(path: str | Path, key: str | None = None) -> LazyArray:
         raise FormatError(f"cannot open Zarr store {path}: {err} (is it a Zarr store?)") from err
     array, key = _find_array(node, key, path)
     where = describe_path(path, key)
-    attrs = dict(array.attrs)
-    plan, ndim = plan_layout(attrs, tuple(array.shape), where)
-    geometry = geometry_of(attrs, ndim, where)
-    return LazyArray(
-        array,
-        plan,
-        spacing=geometry["spacing"] or (1.0,) * ndim,
-        origin=geometry["origin"] or (0.0,) * ndim,
-        direction=np.eye(ndim) if geometry["direction"] is None else geometry["direction"],
-        path=where,
-        meta={"source": str(path), "format": "zarr", "key": key},
-    )
+    return lazy_view(array, dict(array.attrs), where, {"source": str(path), "format": "zarr", "key": key})
 
 
 def write_zarr(volume: Volume, path: str | Path, key: str | None = None) -> Path:
