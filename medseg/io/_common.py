@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from medseg.errors import DataNotFoundError, DataValueError, FormatError, MedsegError
+from medseg.errors import DataValueError, FormatError, MedsegError
+from medseg.io.paths import require_file
 from medseg.io.volume import Volume
 
 __all__ = [
@@ -92,14 +93,6 @@ def _move_into_place(src: Path, dest: Path) -> None:
         os.replace(src, dest)
 
 
-def require_file(path: Path) -> None:
-    """Raise :class:`DataNotFoundError` naming ``path`` when it does not exist."""
-    if not path.exists():
-        parent = path.parent
-        hint = "" if parent.exists() else f" (its folder {parent} does not exist either)"
-        raise DataNotFoundError(f"no such file: {path}{hint}; check the path")
-
-
 def check_finite(array: np.ndarray, path: Path | str) -> None:
     """Raise :class:`DataValueError` when a float/complex ``array`` holds NaN or inf."""
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.complexfloating)):
@@ -168,9 +161,12 @@ def make_volume(
     origin: Sequence[float] | None = None,
     direction: np.ndarray | None = None,
     meta: dict[str, Any] | None = None,
+    unit: str | None = None,
 ) -> Volume:
     """Build a :class:`Volume`, turning invalid file geometry into a :class:`FormatError`."""
     try:
-        return Volume(array, spacing=spacing, origin=origin, direction=direction, meta=dict(meta or {}))
+        return Volume(
+            array, spacing=spacing, origin=origin, direction=direction, meta=dict(meta or {}), unit=unit
+        )
     except MedsegError as err:
         raise FormatError(f"{path}: cannot build a volume from the file's data and geometry: {err}") from err

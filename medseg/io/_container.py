@@ -8,7 +8,8 @@ is therefore never read as ``(C, Y, X)`` unless ``medseg_axes`` says so).
 
 Geometry attributes, all in array order ``(z, y, x)``: ``resolution`` (spacing, the
 CREMI name; ``spacing`` and ``element_size_um`` are read too), ``offset`` (origin,
-CREMI; ``origin`` is read too) and ``direction`` (``D x D``).
+CREMI; ``origin`` is read too), ``direction`` (``D x D``) and ``unit`` (``nm``, ``um``,
+``mm``; absent when unknown, ``um`` implied by ``element_size_um``).
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from medseg.errors import FormatError
+from medseg.errors import DataValueError, FormatError
 from medseg.io._common import geometry_from_attrs
 from medseg.io.lazy import LazyArray
+from medseg.io.units import normalize_unit
 from medseg.io.volume import Volume
 
-__all__ = ["AXES_ATTR", "attrs_for", "chunks_for", "geometry_of", "layout_for", "lazy_view", "plan_layout"]
+__all__ = ["AXES_ATTR", "UNIT_ATTR", "attrs_for", "chunks_for", "geometry_of", "layout_for", "lazy_view", "plan_layout"]
 
 AXES_ATTR = "medseg_axes"
+UNIT_ATTR = "unit"
 _DEFAULT_AXES = {2: "YX", 3: "ZYX", 4: "CZYX"}
 
 
@@ -58,13 +61,29 @@ def layout_for(volume: Volume) -> tuple[np.ndarray, str]:
 
 
 def attrs_for(volume: Volume, axes: str) -> dict[str, Any]:
-    """Attributes written next to the data: layout, ``resolution``, ``offset``, ``direction``."""
-    return {
+    """Attributes written next to the data: layout, ``resolution``, ``offset``, ``direction``, ``unit``."""
+    attrs: dict[str, Any] = {
         AXES_ATTR: axes,
         "resolution": [float(s) for s in volume.spacing],
         "offset": [float(o) for o in volume.origin],
         "direction": [[float(v) for v in row] for row in volume.direction],
     }
+    if volume.unit is not None:
+        attrs[UNIT_ATTR] = volume.unit
+    return attrs
+
+
+def unit_of(attrs: Mapping[str, Any], where: str) -> str | None:
+    """The ``unit`` attribute (any spelling :mod:`medseg.io.units` knows), ``"um"`` for ``element_size_um``."""
+    unit = attrs.get(UNIT_ATTR)
+    if isinstance(unit, bytes):
+        unit = unit.decode()
+    if unit is None:
+        return "um" if "element_size_um" in attrs and not {"spacing", "resolution"} & set(attrs) else None
+    try:
+        return normalize_unit(str(unit))
+    except DataValueError as err:
+        raise FormatError(f"{where}: attribute {UNIT_ATTR}={unit!r}: {err}") from err
 
 
 def geometry_of(attrs: Mapping[str, Any], ndim: int, where: str) -> dict[str, Any]:
@@ -101,5 +120,6 @@ def lazy_view(
         direction=np.eye(ndim) if geometry["direction"] is None else geometry["direction"],
         path=where,
         meta=meta,
+        unit=unit_of(attrs, where),
         close=close,
     )

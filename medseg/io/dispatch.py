@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from medseg.errors import FormatError
+from medseg.errors import DataValueError, FormatError, ShapeError
 from medseg.io import hdf5, itk, natural, nifti, tiff, zarr_io
-from medseg.io._common import check_finite, require_file
+from medseg.io.paths import require_file
 from medseg.io.lazy import LazyArray, wrap_in_memory
 from medseg.io.volume import Volume
 
@@ -108,21 +108,22 @@ def _format_of(path: PathLike) -> tuple[_Format, Path, str | None]:
     return _BY_SUFFIX[suffix_of(file_path)], file_path, key
 
 
-def read(path: PathLike, *, allow_nonfinite: bool = False) -> Volume:
+def read(path: PathLike) -> Volume:
     """Read an image/volume file into a :class:`Volume` ``(C, [Z,] Y, X)`` with its geometry.
 
     Parameters
     ----------
     path : str or PathLike
         File (or ``container:key``) with a supported suffix (see :data:`SUPPORTED_SUFFIXES`).
-    allow_nonfinite : bool
-        Accept NaN/inf in float data. By default they raise :class:`DataValueError`.
 
     Returns
     -------
     Volume
-        Channels-first array; spacing, origin and direction in array axis order;
-        ``meta["source"]`` and ``meta["format"]`` say where it came from.
+        Channels-first array; spacing, origin and direction in array axis order, their
+        ``unit`` (:mod:`medseg.io.units`); ``meta["source"]`` and ``meta["format"]`` say
+        where it came from. Non-finite values (NaN outside a resampled field of view)
+        are kept as stored, as nibabel and SimpleITK do; normalisation decides what to
+        do with them (``data.nonfinite``).
 
     Raises
     ------
@@ -130,14 +131,10 @@ def read(path: PathLike, *, allow_nonfinite: bool = False) -> Volume:
         Unsupported suffix, or a corrupt/truncated file (the original error is chained).
     DataNotFoundError
         The file, or the HDF5/Zarr key, does not exist.
-    DataValueError
-        Float data holds NaN/inf and ``allow_nonfinite`` is False.
     """
     fmt, file_path, key = _format_of(path)
     require_file(file_path)
     volume = fmt.read(file_path, key) if fmt.keyed else fmt.read(file_path)
-    if not allow_nonfinite:
-        check_finite(volume.array, path)
     logger.debug("read %s: %s %s spacing %s", path, volume.array.shape, volume.array.dtype, volume.spacing)
     return volume
 
@@ -165,9 +162,10 @@ def write(volume: Volume, path: PathLike) -> Path:
     FormatError
         Unsupported suffix.
     ShapeError
-        The format cannot hold this many dimensions/channels (the message names a format that can).
+        An empty array, or the format cannot hold this many dimensions/channels (the
+        message names a format that can).
     DataValueError
-        The format cannot hold this dtype.
+        A non-numeric dtype, or the format cannot hold this dtype.
     """
     if not isinstance(volume, Volume):
         raise TypeError(
@@ -175,7 +173,23 @@ def write(volume: Volume, path: PathLike) -> Path:
             "wrap arrays as Volume(array[None], spacing=...) (channels first)"
         )
     fmt, file_path, key = _format_of(path)
+    _check_writable(volume, path)
     return fmt.write(volume, file_path, key) if fmt.keyed else fmt.write(volume, file_path)
+
+
+def _check_writable(volume: Volume, path: PathLike) -> None:
+    """Refuse data no format can store so that it reads back: empty arrays, non-numeric dtypes."""
+    if volume.array.size == 0:
+        raise ShapeError(
+            f"cannot write an empty array of shape {volume.array.shape} to {path}: every axis must "
+            "have at least one element"
+        )
+    kind = volume.array.dtype.kind
+    if kind not in "biufc":
+        raise DataValueError(
+            f"cannot write dtype {volume.array.dtype} to {path}: medseg writes numeric arrays only "
+            "(bool, integer, float, complex); convert the array first"
+        )
 
 
 def open_array(path: PathLike) -> LazyArray:
@@ -202,4 +216,5 @@ def open_array(path: PathLike) -> LazyArray:
         direction=volume.direction,
         path=os.fspath(path),
         meta=volume.meta,
+        unit=volume.unit,
     )

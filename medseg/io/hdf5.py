@@ -23,7 +23,8 @@ import h5py
 import numpy as np
 
 from medseg.errors import DataNotFoundError, FormatError
-from medseg.io._common import atomic_output, make_volume, require_file
+from medseg.io._common import atomic_output, make_volume
+from medseg.io.paths import require_file
 from medseg.io._container import attrs_for, chunks_for, describe_path, layout_for, lazy_view
 from medseg.io.lazy import LazyArray
 from medseg.io.volume import Volume
@@ -66,6 +67,7 @@ def read_hdf5(path: str | Path, key: str | None = None) -> Volume:
             origin=lazy.origin,
             direction=lazy.direction,
             meta=lazy.meta,
+            unit=lazy.unit,
         )
 
 

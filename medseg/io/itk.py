@@ -17,8 +17,11 @@ also stores its geometry as JSON in the header field ``medseg_geometry`` (NRRD k
 only ``direction * spacing``, which loses the last bit), used when it agrees with the
 standard fields.
 
+The unit of the spacing (:mod:`medseg.io.units`) is stored in the header field
+``medseg_unit``; files without it read with unit ``None``.
+
 ``.mhd`` writes a header plus a ``.zraw`` data file; the data file is moved into place
-first and the header last. Boolean arrays are written as uint8, float16 is refused.
+first and the header last. Boolean arrays are written as uint8; float16 and complex data are refused.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from medseg.errors import DataValueError, FormatError
-from medseg.io._common import atomic_output, geometry_to_attrs, make_volume, require_file
+from medseg.io._common import atomic_output, geometry_to_attrs, make_volume
+from medseg.io.paths import require_file
 from medseg.io.volume import Volume
 
 __all__ = ["ITK_SUFFIXES", "read_itk", "write_itk"]
@@ -40,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
 _META_KEY = "medseg_geometry"
+_UNIT_KEY = "medseg_unit"
 
 
 def read_itk(path: str | Path) -> Volume:
@@ -72,8 +77,15 @@ def read_itk(path: str | Path) -> Volume:
     if exact is not None:
         spacing, origin, direction = exact
     meta = {"source": str(path), "format": "itk", "pixel_type": image.GetPixelIDTypeAsString()}
+    unit = image.GetMetaData(_UNIT_KEY) if image.HasMetaDataKey(_UNIT_KEY) else None
     return make_volume(
-        path, np.ascontiguousarray(array), spacing=spacing, origin=origin, direction=direction, meta=meta
+        path,
+        np.ascontiguousarray(array),
+        spacing=spacing,
+        origin=origin,
+        direction=direction,
+        meta=meta,
+        unit=unit or None,
     )
 
 
@@ -91,6 +103,11 @@ def write_itk(volume: Volume, path: str | Path) -> Path:
         raise DataValueError(
             f"cannot write float16 to {path}: ITK has no float16 pixel type; cast to float32"
         )
+    if array.dtype.kind == "c":
+        raise DataValueError(
+            f"cannot write complex data ({array.dtype}) to {path}: MetaImage/NRRD would store it as "
+            "two real channels; write .nii.gz, .tif, .h5 or .zarr, or split real and imaginary parts"
+        )
     if array.dtype == np.bool_:
         logger.info("ITK has no boolean pixel type: writing %s as uint8", path)
         array = array.astype(np.uint8)
@@ -102,6 +119,8 @@ def write_itk(volume: Volume, path: str | Path) -> Path:
     image.SetOrigin(tuple(float(o) for o in volume.origin[::-1]))
     image.SetDirection(tuple(float(v) for v in np.asarray(volume.direction)[::-1, ::-1].ravel()))
     image.SetMetaData(_META_KEY, json.dumps(geometry_to_attrs(volume)))
+    if volume.unit is not None:
+        image.SetMetaData(_UNIT_KEY, volume.unit)
     with atomic_output(path) as tmp:
         try:
             sitk.WriteImage(image, str(tmp), useCompression=True)

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from medseg.io.units import normalize_unit
+
 __all__ = ["LazyArray"]
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,8 @@ class LazyArray:
         ``LazyArray`` re-opens it from this path, so it can be sent to data-loader workers.
     meta : dict
         Provenance, as in :class:`~medseg.io.Volume`.
+    unit : str or None
+        Unit of ``spacing`` (``"nm"``, ``"um"``, ``"mm"`` or ``None``), as in :class:`~medseg.io.Volume`.
     close : callable or None
         Releases the underlying file handle; called by :meth:`close` / ``with``.
     """
@@ -60,6 +64,7 @@ class LazyArray:
         direction: np.ndarray,
         path: str,
         meta: dict[str, Any] | None = None,
+        unit: str | None = None,
         close: Callable[[], None] | None = None,
     ) -> None:
         native_shape = tuple(int(n) for n in source.shape)
@@ -79,6 +84,7 @@ class LazyArray:
         self.direction = np.asarray(direction, dtype=np.float64)
         self.path = path
         self.meta = dict(meta or {})
+        self.unit = normalize_unit(unit)
         self._close = close
 
     @property
@@ -106,7 +112,8 @@ class LazyArray:
         return self.shape[0]
 
     def __repr__(self) -> str:
-        return f"LazyArray({self.path!r}, shape={self.shape}, dtype={self.dtype}, spacing={self.spacing})"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"LazyArray({self.path!r}, shape={self.shape}, dtype={self.dtype}, spacing={self.spacing}{unit})"
 
     def __getitem__(self, key: Any) -> np.ndarray:
         """Read the block ``key`` (ints, slices, ``...``) and return it as a numpy array."""
@@ -219,6 +226,7 @@ def wrap_in_memory(
     direction: np.ndarray,
     path: str,
     meta: dict[str, Any] | None = None,
+    unit: str | None = None,
 ) -> LazyArray:
     """A :class:`LazyArray` over an in-memory ``(C, ...)`` array (formats with no lazy reader)."""
     return LazyArray(
@@ -229,6 +237,7 @@ def wrap_in_memory(
         direction=direction,
         path=path,
         meta=meta,
+        unit=unit,
     )
 
 

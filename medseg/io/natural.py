@@ -24,7 +24,10 @@ full 2D geometry as JSON, so a round trip is exact. BMP has nowhere to put it: w
 a BMP with non-default geometry logs a warning and the geometry is lost. For files
 not written by medseg spacing is 1, origin 0 and direction identity: the DPI such
 files carry is display metadata, not a physical pixel size (it is kept in
-``meta["dpi"]``).
+``meta["dpi"]``), and the unit is ``None``.
+
+A file whose content is a TIFF (e.g. a stack saved as ``.png``) is read as TIFF, every
+page; other multi-frame files (animated PNG, GIF) raise :class:`FormatError`.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from medseg.errors import DataValueError, FormatError, ShapeError
-from medseg.io._common import atomic_output, geometry_to_attrs, make_volume, require_file
+from medseg.io._common import atomic_output, geometry_to_attrs, make_volume
+from medseg.io.paths import require_file
+from medseg.io.tiff import read_tiff
 from medseg.io.volume import Volume
 
 __all__ = ["NATURAL_SUFFIXES", "read_natural", "write_natural"]
@@ -50,6 +55,7 @@ logger = logging.getLogger(__name__)
 NATURAL_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg")
 
 _META_KEY = "medseg"
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 _PIL_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error)
 _FORMATS = {".png": "PNG", ".bmp": "BMP", ".jpg": "JPEG", ".jpeg": "JPEG"}
 _CHANNELS = {"PNG": (1, 2, 3, 4), "BMP": (1, 3), "JPEG": (1, 3)}
@@ -69,8 +75,19 @@ def read_natural(path: str | Path) -> Volume:
     """
     path = Path(path)
     require_file(path)
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic in _TIFF_MAGIC:
+        logger.warning("%s holds a TIFF despite its suffix; reading every page as TIFF", path)
+        return read_tiff(path)
     try:
         with Image.open(path) as image:
+            frames = int(getattr(image, "n_frames", 1))
+            if frames > 1:
+                raise FormatError(
+                    f"image {path} holds {frames} frames ({image.format}); medseg reads single images "
+                    "from .png/.bmp/.jpg: save the frames as a .tif stack"
+                )
             image.load()
             array, meta = _to_array(image, path)
             record = _medseg_record(image)
@@ -80,7 +97,7 @@ def read_natural(path: str | Path) -> Volume:
         ) from err
     geometry: dict[str, Any] = {}
     if record is not None:
-        geometry = {k: record[k] for k in ("spacing", "origin", "direction") if k in record}
+        geometry = {k: record[k] for k in ("spacing", "origin", "direction", "unit") if k in record}
     return make_volume(path, array, meta=meta, **geometry)
 
 
@@ -118,7 +135,7 @@ def write_natural(volume: Volume, path: str | Path) -> Path:
         )
     data = array[0] if channels == 1 else np.moveaxis(array, 0, -1)
     image = Image.fromarray(np.ascontiguousarray(data), mode=None if channels == 1 else _MODES[channels])
-    record = json.dumps({"version": 1, **geometry_to_attrs(volume)})
+    record = json.dumps({"version": 1, **geometry_to_attrs(volume), "unit": volume.unit})
     kwargs: dict[str, Any] = {"format": fmt}
     if fmt == "PNG":
         info = PngImagePlugin.PngInfo()

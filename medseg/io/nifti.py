@@ -15,12 +15,13 @@ The NIfTI affine maps ``(i, j, k)`` to RAS+ world coordinates. medseg's geometry
 ITK/DICOM LPS, in reversed (array) order: with ``F = diag(-1, -1, 1)``,
 ``M = F @ affine[:3, :3]`` and ``t = F @ affine[:3, 3]``, the ITK spacing is the
 column norms of ``M``, the ITK direction ``M / spacing`` and the ITK origin ``t``; all
-three are reversed into array order. Oblique and sheared affines round-trip. NIfTI
+three are reversed into array order. The unit is the header's ``xyzt_units`` (see
+:mod:`medseg.io.units`); writing stores the volume's unit (nm as micron). Oblique and sheared affines round-trip. NIfTI
 stores the sform as float32: write -> read matches to float32 precision, and read ->
 write -> read is bit-identical. The sform code is written as 1 (scanner), and the
 qform too when the direction is orthonormal.
 
-Boolean arrays are written as uint8 (NIfTI has no boolean type).
+Boolean arrays are written as uint8 (NIfTI has no boolean type); float16 is refused.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
-from medseg.errors import FormatError
-from medseg.io._common import atomic_output, make_volume, require_file
+from medseg.errors import DataValueError, FormatError
+from medseg.io._common import atomic_output, make_volume
+from medseg.io.paths import require_file
+from medseg.io.units import convert_spacing
 from medseg.io.lazy import LazyArray
 from medseg.io.volume import Volume
 
@@ -64,7 +67,13 @@ def read_nifti(path: str | Path) -> Volume:
     except _NIFTI_ERRORS as err:
         raise FormatError(f"cannot read NIfTI data of {path}: {err} (is the file truncated?)") from err
     return make_volume(
-        path, array, spacing=lazy.spacing, origin=lazy.origin, direction=lazy.direction, meta=lazy.meta
+        path,
+        array,
+        spacing=lazy.spacing,
+        origin=lazy.origin,
+        direction=lazy.direction,
+        meta=lazy.meta,
+        unit=lazy.unit,
     )
 
 
@@ -94,6 +103,9 @@ def open_nifti(path: str | Path) -> LazyArray:
         )
     ndim = len(plan) - 1
     spacing, origin, direction = ras_affine_to_geometry(affine, ndim)
+    file_unit = image.header.get_xyzt_units()[0]
+    spacing, unit = convert_spacing(spacing, file_unit)
+    origin, _ = convert_spacing(origin, file_unit)
     meta = {
         "source": str(path),
         "format": "nifti",
@@ -102,7 +114,14 @@ def open_nifti(path: str | Path) -> LazyArray:
     }
     try:
         return LazyArray(
-            proxy, plan, spacing=spacing, origin=origin, direction=direction, path=str(path), meta=meta
+            proxy,
+            plan,
+            spacing=spacing,
+            origin=origin,
+            direction=direction,
+            path=str(path),
+            meta=meta,
+            unit=unit,
         )
     except ValueError as err:
         raise FormatError(f"NIfTI file {path} has an unsupported shape {shape}: {err}") from err
@@ -128,7 +147,16 @@ def write_nifti(volume: Volume, path: str | Path) -> Path:
         data = array.transpose((*reverse, 0))
         if volume.ndim == 2:
             data = data[:, :, None, :]
-    affine = geometry_to_ras_affine(volume.spacing, volume.origin, volume.direction)
+    if array.dtype == np.float16 or array.dtype.kind == "c" and array.dtype.itemsize > 16:
+        raise DataValueError(
+            f"cannot write dtype {array.dtype} to NIfTI file {path}: NIfTI has no such type; "
+            "cast to float32 (or complex64/128)"
+        )
+    spacing, origin, unit = volume.spacing, volume.origin, volume.unit
+    if unit == "nm":  # NIfTI knows meter, mm and micron
+        spacing, _ = convert_spacing(spacing, "nm", target="um")
+        origin, unit = convert_spacing(origin, "nm", target="um")
+    affine = geometry_to_ras_affine(spacing, origin, volume.direction)
     image = nib.Nifti1Image(np.asarray(data), affine, dtype=data.dtype)
     image.set_sform(affine, code=1)
     direction = np.asarray(volume.direction)
@@ -136,7 +164,7 @@ def write_nifti(volume: Volume, path: str | Path) -> Path:
         image.set_qform(affine, code=1)
     else:
         image.set_qform(None, code=0)
-    image.header.set_xyzt_units("mm")
+    image.header.set_xyzt_units({"mm": "mm", "um": "micron", None: "unknown"}[unit])
     with atomic_output(path) as tmp:
         nib.save(image, tmp)
     logger.debug("wrote %s %s to %s", data.shape, data.dtype, path)

@@ -20,9 +20,11 @@ in the OME ``Image/Description`` element for ``.ome.tif``; a round trip is exact
 They also carry standard tags for other tools: ``XResolution``/``YResolution`` =
 1/spacing (``ResolutionUnit`` NONE) and, for OME, ``PhysicalSizeX/Y/Z``.
 
-Other files: spacing comes from OME ``PhysicalSize{X,Y,Z}``, or from the resolution
-tags (spacing = 1/resolution, in the file's unit, recorded in ``meta["unit"]``) plus
-ImageJ's ``spacing`` for Z; origin is 0 and direction identity. Files are written
+Other files: spacing and its unit come from OME ``PhysicalSize{X,Y,Z}`` (unit default
+µm), or from the resolution tags (spacing = 1/resolution) with ImageJ's ``unit`` and
+``spacing`` (Z), or ``ResolutionUnit`` CENTIMETER (converted to µm). An INCH
+resolution is the DPI of an ordinary image and is ignored (spacing 1, unit ``None``,
+kept in ``meta["dpi"]``); see :mod:`medseg.io.units`. Origin is 0, direction identity. Files are written
 uncompressed and contiguous so :func:`open_tiff` can memory-map them.
 """
 
@@ -38,8 +40,10 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from medseg.errors import FormatError
-from medseg.io._common import atomic_output, geometry_to_attrs, make_volume, require_file
+from medseg.errors import DataValueError, FormatError
+from medseg.io._common import atomic_output, geometry_to_attrs, make_volume
+from medseg.io.paths import require_file
+from medseg.io.units import convert_spacing
 from medseg.io.lazy import LazyArray
 from medseg.io.volume import Volume
 
@@ -98,6 +102,7 @@ def read_tiff(path: str | Path) -> Volume:
         origin=info["origin"],
         direction=info["direction"],
         meta=info["meta"],
+        unit=info["unit"],
     )
 
 
@@ -169,7 +174,13 @@ def write_tiff(volume: Volume, path: str | Path) -> Path:
         raise FormatError(
             f"cannot write boolean data to TIFF {path}: cast to uint8 first (array.astype(np.uint8))"
         )
-    record = {"version": 1, "axes": axes, "shape": list(data.shape), **geometry_to_attrs(volume)}
+    record = {
+        "version": 1,
+        "axes": axes,
+        "shape": list(data.shape),
+        **geometry_to_attrs(volume),
+        "unit": volume.unit,
+    }
     kwargs: dict[str, Any] = {
         "photometric": photometric,
         "resolution": (1.0 / volume.spacing[-1], 1.0 / volume.spacing[-2]),
@@ -183,13 +194,22 @@ def write_tiff(volume: Volume, path: str | Path) -> Path:
             "PhysicalSizeY": volume.spacing[-2],
             "Description": _OME_PREFIX + json.dumps(record),
         }
+        if volume.unit is not None:
+            ome_unit = "µm" if volume.unit == "um" else volume.unit
+            metadata.update({f"PhysicalSize{a}Unit": ome_unit for a in "XYZ"[: volume.ndim]})
         if volume.ndim == 3:
             metadata["PhysicalSizeZ"] = volume.spacing[0]
         kwargs.update(ome=True, metadata=metadata)
     else:
         kwargs.update(metadata={_META_KEY: record})
     with atomic_output(path) as tmp:
-        tifffile.imwrite(tmp, data, **kwargs)
+        try:
+            tifffile.imwrite(tmp, data, **kwargs)
+        except (ValueError, TypeError, tifffile.OmeXmlError) as err:
+            raise DataValueError(
+                f"cannot write {data.dtype} data {data.shape} to TIFF {path}: {err}; "
+                "use .tif (not OME), .h5 or .zarr, or cast the array"
+            ) from err
     logger.debug("wrote %s %s to %s", data.shape, data.dtype, path)
     return path
 
@@ -199,7 +219,7 @@ def _is_ome(path: Path) -> bool:
 
 
 def _geometry_kwargs(info: dict[str, Any]) -> dict[str, Any]:
-    return {k: info[k] for k in ("spacing", "origin", "direction", "meta")}
+    return {k: info[k] for k in ("spacing", "origin", "direction", "meta", "unit")}
 
 
 def _describe(tif: tifffile.TiffFile, path: Path) -> dict[str, Any]:
@@ -224,12 +244,12 @@ def _describe(tif: tifffile.TiffFile, path: Path) -> dict[str, Any]:
             "origin": tuple(record["origin"]),
             "direction": np.asarray(record["direction"], dtype=np.float64).reshape(nd, nd),
             "meta": meta,
+            "unit": record.get("unit"),
         }
     plan = _plan_axes(file_axes, shape, path)
     nd = len(plan) - 1
-    spacing_xyz, unit = _spacing_xyz(tif)
-    if unit:
-        meta["unit"] = unit
+    spacing_xyz, unit, extra = _spacing_xyz(tif)
+    meta.update(extra)
     spacing = tuple(reversed(spacing_xyz[:nd]))
     return {
         "shape": shape,
@@ -238,6 +258,7 @@ def _describe(tif: tifffile.TiffFile, path: Path) -> dict[str, Any]:
         "origin": (0.0,) * nd,
         "direction": np.eye(nd),
         "meta": meta,
+        "unit": unit,
     }
 
 
@@ -273,28 +294,45 @@ def _medseg_record(tif: tifffile.TiffFile) -> dict[str, Any] | None:
     return None
 
 
-def _spacing_xyz(tif: tifffile.TiffFile) -> tuple[tuple[float, float, float], str | None]:
-    """Voxel size ``(x, y, z)`` and unit from OME, ImageJ or the resolution tags."""
+def _spacing_xyz(tif: tifffile.TiffFile) -> tuple[tuple[float, float, float], str | None, dict[str, Any]]:
+    """Voxel size ``(x, y, z)``, its unit and extra metadata, by the policy of :mod:`medseg.io.units`.
+
+    OME ``PhysicalSize*`` (unit default µm) first; then the resolution tags with
+    ImageJ's ``unit`` and ``spacing`` (Z); then ``ResolutionUnit`` CENTIMETER (converted
+    to µm). INCH resolution is an ordinary image's DPI: ignored (``meta["dpi"]``).
+    """
     if tif.is_ome:
         try:
             root = ET.fromstring(tif.ome_metadata or "")
         except ET.ParseError:
             root = None
         pixels = None if root is None else next((e for e in root.iter() if e.tag.endswith("Pixels")), None)
-        if pixels is not None:
+        if pixels is not None and any(pixels.get(f"PhysicalSize{a}") for a in "XYZ"):
             size = tuple(float(pixels.get(f"PhysicalSize{a}", 1.0)) for a in "XYZ")
-            unit = pixels.get("PhysicalSizeXUnit", "µm")
-            return (size[0], size[1], size[2]), unit
+            values, unit = convert_spacing(size, pixels.get("PhysicalSizeXUnit", "µm"))
+            return (values[0], values[1], values[2]), unit, {}
     page = tif.pages.first
     sx = sy = sz = 1.0
-    unit = None
+    unit: str | None = None
+    extra: dict[str, Any] = {}
     if "XResolution" in page.tags and "YResolution" in page.tags:
         rx, ry = page.resolution
+        resolution_unit = int(page.resolutionunit)
         if rx > 0 and ry > 0:
-            sx, sy = 1.0 / rx, 1.0 / ry
-            unit = {2: "inch", 3: "cm"}.get(int(page.resolutionunit))
+            if resolution_unit == 2:  # INCH: display DPI, not a pixel size
+                extra["dpi"] = (float(rx), float(ry))
+            else:
+                sx, sy = 1.0 / rx, 1.0 / ry
+                unit = "cm" if resolution_unit == 3 else None
     if tif.is_imagej:
         ij = tif.imagej_metadata or {}
         sz = float(ij.get("spacing", 1.0))
-        unit = ij.get("unit", unit)
-    return (sx, sy, sz), unit
+        ij_unit = ij.get("unit")
+        if ij_unit and "dpi" not in extra:
+            unit = str(ij_unit)
+    try:
+        values, unit = convert_spacing((sx, sy, sz), unit, target="um" if unit == "cm" else None)
+    except DataValueError:
+        logger.warning("%s: unknown spacing unit %r; spacing kept without unit", tif.filename, unit)
+        values, unit = (sx, sy, sz), None
+    return (values[0], values[1], values[2]), unit, extra

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from medseg.errors import DataValueError, ShapeError
+from medseg.io.units import normalize_unit
 
 __all__ = ["Volume"]
 
@@ -34,6 +35,10 @@ class Volume:
         ``(D, D)`` matrix; column ``a`` is the world unit vector of spatial axis ``a``.
     meta : dict
         Free-form provenance: ``source`` path, original dtype, format-specific keys.
+    unit : str or None
+        Unit of ``spacing`` and ``origin``: ``"nm"``, ``"um"``, ``"mm"`` or ``None`` when
+        the file does not say (spacing then counts pixels). See :mod:`medseg.io.units`
+        for how each format's metadata becomes a unit.
 
     The world position of voxel index ``i`` (spatial, array order) is
     ``origin + direction @ (spacing * i)``; see :attr:`affine`.
@@ -44,6 +49,7 @@ class Volume:
     origin: tuple[float, ...] | None = None
     direction: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    unit: str | None = None
 
     def __post_init__(self) -> None:
         array = np.asarray(self.array)
@@ -63,6 +69,7 @@ class Volume:
             )
         if not all(np.isfinite(s) and s > 0 for s in spacing):
             raise DataValueError(f"spacing must be finite and > 0, got {spacing}")
+        object.__setattr__(self, "unit", normalize_unit(self.unit))
         object.__setattr__(self, "array", array)
         object.__setattr__(self, "spacing", spacing)
         object.__setattr__(self, "origin", origin)

@@ -23,7 +23,8 @@ import numpy as np
 import zarr
 
 from medseg.errors import DataNotFoundError, FormatError
-from medseg.io._common import atomic_output, make_volume, require_file
+from medseg.io._common import atomic_output, make_volume
+from medseg.io.paths import require_file
 from medseg.io._container import attrs_for, chunks_for, describe_path, layout_for, lazy_view
 from medseg.io.lazy import LazyArray
 from medseg.io.volume import Volume
@@ -52,7 +53,13 @@ def read_zarr(path: str | Path, key: str | None = None) -> Volume:
     except _ZARR_ERRORS as err:
         raise FormatError(f"cannot read Zarr array {lazy.path}: {err} (are chunks corrupt?)") from err
     return make_volume(
-        lazy.path, array, spacing=lazy.spacing, origin=lazy.origin, direction=lazy.direction, meta=lazy.meta
+        lazy.path,
+        array,
+        spacing=lazy.spacing,
+        origin=lazy.origin,
+        direction=lazy.direction,
+        meta=lazy.meta,
+        unit=lazy.unit,
     )
 
 
