@@ -26,7 +26,16 @@ from medseg.io.lazy import LazyArray
 from medseg.io.units import normalize_unit
 from medseg.io.volume import Volume
 
-__all__ = ["AXES_ATTR", "UNIT_ATTR", "attrs_for", "chunks_for", "geometry_of", "layout_for", "lazy_view", "plan_layout"]
+__all__ = [
+    "AXES_ATTR",
+    "UNIT_ATTR",
+    "attrs_for",
+    "chunks_for",
+    "geometry_of",
+    "layout_for",
+    "lazy_view",
+    "plan_layout",
+]
 
 AXES_ATTR = "medseg_axes"
 UNIT_ATTR = "unit"

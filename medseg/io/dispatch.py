@@ -22,8 +22,8 @@ from pathlib import Path
 
 from medseg.errors import DataValueError, FormatError, ShapeError
 from medseg.io import hdf5, itk, natural, nifti, tiff, zarr_io
-from medseg.io.paths import require_file
 from medseg.io.lazy import LazyArray, wrap_in_memory
+from medseg.io.paths import require_file
 from medseg.io.volume import Volume
 
 __all__ = ["SUPPORTED_SUFFIXES", "open_array", "read", "split_key", "suffix_of", "write"]

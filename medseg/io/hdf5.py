@@ -24,9 +24,9 @@ import numpy as np
 
 from medseg.errors import DataNotFoundError, FormatError
 from medseg.io._common import atomic_output, make_volume
-from medseg.io.paths import require_file
 from medseg.io._container import attrs_for, chunks_for, describe_path, layout_for, lazy_view
 from medseg.io.lazy import LazyArray
+from medseg.io.paths import require_file
 from medseg.io.volume import Volume
 
 __all__ = ["HDF5_SUFFIXES", "list_hdf5_datasets", "open_hdf5", "read_hdf5", "write_hdf5"]

@@ -113,7 +113,9 @@ class LazyArray:
 
     def __repr__(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
-        return f"LazyArray({self.path!r}, shape={self.shape}, dtype={self.dtype}, spacing={self.spacing}{unit})"
+        return (
+            f"LazyArray({self.path!r}, shape={self.shape}, dtype={self.dtype}, spacing={self.spacing}{unit})"
+        )
 
     def __getitem__(self, key: Any) -> np.ndarray:
         """Read the block ``key`` (ints, slices, ``...``) and return it as a numpy array."""

@@ -37,9 +37,9 @@ from nibabel.filebasedimages import ImageFileError
 
 from medseg.errors import DataValueError, FormatError
 from medseg.io._common import atomic_output, make_volume
+from medseg.io.lazy import LazyArray
 from medseg.io.paths import require_file
 from medseg.io.units import convert_spacing
-from medseg.io.lazy import LazyArray
 from medseg.io.volume import Volume
 
 __all__ = ["NIFTI_SUFFIXES", "open_nifti", "read_nifti", "write_nifti"]
@@ -147,7 +147,7 @@ def write_nifti(volume: Volume, path: str | Path) -> Path:
         data = array.transpose((*reverse, 0))
         if volume.ndim == 2:
             data = data[:, :, None, :]
-    if array.dtype == np.float16 or array.dtype.kind == "c" and array.dtype.itemsize > 16:
+    if array.dtype == np.float16 or (array.dtype.kind == "c" and array.dtype.itemsize > 16):
         raise DataValueError(
             f"cannot write dtype {array.dtype} to NIfTI file {path}: NIfTI has no such type; "
             "cast to float32 (or complex64/128)"

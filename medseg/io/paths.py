@@ -45,7 +45,9 @@ def natural_key(path: str | Path) -> list[int | str]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", Path(path).name)]
 
 
-def check_same_grid(image_shape: Iterable[int], label_shape: Iterable[int], image: object, label: object) -> None:
+def check_same_grid(
+    image_shape: Iterable[int], label_shape: Iterable[int], image: object, label: object
+) -> None:
     """Raise :class:`ShapeError` when an image and its label map have different spatial shapes."""
     image_shape, label_shape = tuple(image_shape), tuple(label_shape)
     if image_shape != label_shape:

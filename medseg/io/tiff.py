@@ -42,9 +42,9 @@ import tifffile
 
 from medseg.errors import DataValueError, FormatError
 from medseg.io._common import atomic_output, geometry_to_attrs, make_volume
+from medseg.io.lazy import LazyArray
 from medseg.io.paths import require_file
 from medseg.io.units import convert_spacing
-from medseg.io.lazy import LazyArray
 from medseg.io.volume import Volume
 
 __all__ = ["TIFF_SUFFIXES", "open_tiff", "read_tiff", "write_tiff"]

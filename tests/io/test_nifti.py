@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 from conftest import assert_same_volume, blobs, listing, make_volume, rotation
 
-from medseg.errors import DataValueError, FormatError
+from medseg.errors import FormatError
 from medseg.io import Volume, open_array, read, write
 from medseg.io.nifti import geometry_to_ras_affine, ras_affine_to_geometry
 

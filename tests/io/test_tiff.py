@@ -5,7 +5,7 @@ import pytest
 import tifffile
 from conftest import assert_same_volume, blobs, listing, make_volume
 
-from medseg.errors import DataValueError, FormatError
+from medseg.errors import FormatError
 from medseg.io import Volume, open_array, read, write
 from medseg.io.tiff import read_tiff
 

@@ -6,13 +6,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 import tifffile
+from conftest import blobs
 from PIL import Image
 
 from medseg.errors import DataValueError, FormatError, MedsegError, ShapeError
 from medseg.io import Volume, open_array, read, write
 from medseg.io.units import convert_spacing, normalize_unit
-
-from conftest import blobs
 
 ROUND_TRIP_SUFFIXES = (".nii.gz", ".mha", ".nrrd", ".tif", ".ome.tif", ".h5", ".zarr")
 
@@ -105,7 +104,9 @@ def test_animated_image_is_refused(tmp_path):
 
 
 def test_complex_mha_is_refused_and_nifti_round_trips(tmp_path):
-    data = (blobs((1, 2, 3, 4), np.float32) + 1j * blobs((1, 2, 3, 4), np.float32, seed=1)).astype(np.complex64)
+    data = (blobs((1, 2, 3, 4), np.float32) + 1j * blobs((1, 2, 3, 4), np.float32, seed=1)).astype(
+        np.complex64
+    )
     with pytest.raises(DataValueError, match=r"complex data \(complex64\).*\.nii\.gz"):
         write(Volume(data), tmp_path / "c.mha")
     assert not (tmp_path / "c.mha").exists()
