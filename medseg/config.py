@@ -34,11 +34,23 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    """Where the images are and how patches are drawn from them."""
+    """Where the images are, what their labels mean and how patches are drawn from them.
+
+    ``dataset`` is a manifest name (``medseg fetch --list``), the same name ``medseg
+    fetch`` takes; ``root`` is the folder given to ``medseg fetch --root``.
+    ``label_kind`` says whether label files hold class ids (``classes``) or one id per
+    object (``instances``, trained through ``instance_target``: ``boundary`` =
+    background/inside/boundary classes, ``distance`` = foreground plus a normalised
+    distance map). ``nonfinite`` says what NaN/inf image voxels become
+    (:mod:`medseg.infer.normalize`).
+    """
 
     dataset: str = "isbi2012"
     root: Path | None = None
     classes: tuple[str, ...] = ("cell", "membrane")
+    label_kind: Literal["classes", "instances"] = "classes"
+    instance_target: Literal["boundary", "distance"] = "boundary"
+    nonfinite: Literal["error", "zero", "min"] = "error"
     patch_shape: tuple[int, ...] = (128, 128)
     batch_size: int = Field(8, ge=1)
     validation_slices: int = Field(2, ge=0)

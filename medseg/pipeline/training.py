@@ -76,7 +76,7 @@ def train_from_config(
     """
     torch.manual_seed(config.train.seed)
     checkpoint_dir = Path(out_dir) / "checkpoints"
-    normalization = ZScore.fit(s.image.array for s in train_samples)
+    normalization = ZScore.fit((s.image for s in train_samples), nonfinite=config.data.nonfinite)
     model = build_model(config.model.name, **config.model.params)
     foreground = list(range(1, len(config.data.classes)))
     metadata: dict[str, Any] = {
