@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.data._files import check_same_grid, natural_key, read_tiff_pages, require_dir
 from medseg.data.sample import Sample
 from medseg.errors import DataNotFoundError, FormatError, LabelError
-from medseg.io.volume import Volume
+from medseg.io import Volume, read
+from medseg.io.paths import check_same_grid, natural_key, require_dir
 
 __all__ = ["get_ctc_paths", "load_ctc_samples", "list_ctc_sequences"]
 
@@ -82,11 +82,11 @@ def get_ctc_paths(
     return [(frames[t], segs.get(t)) for t in sorted(frames)]
 
 
-def _read_2d(path: Path) -> np.ndarray:
-    array = read_tiff_pages(path)
-    if array.ndim != 2:
-        raise FormatError(f"{path} has shape {array.shape}, expected one 2D frame (Y, X)")
-    return array
+def _read_2d(path: Path) -> Volume:
+    volume = read(path)
+    if volume.ndim != 2 or volume.num_channels != 1:
+        raise FormatError(f"{path} has shape {volume.array.shape}, expected one 2D greyscale frame (1, Y, X)")
+    return volume
 
 
 def load_ctc_samples(
@@ -111,17 +111,15 @@ def load_ctc_samples(
             label = None
             if seg_path is not None:
                 seg = _read_2d(seg_path)
-                if not np.issubdtype(seg.dtype, np.integer) or seg.min() < 0:
+                if not np.issubdtype(seg.array.dtype, np.integer) or seg.array.min() < 0:
                     raise LabelError(
-                        f"GT {seg_path} has dtype {seg.dtype}: expected uint16 instance ids (0 = background)"
+                        f"GT {seg_path} has dtype {seg.array.dtype}: expected uint16 instance ids (0 = background)"
                     )
-                check_same_grid(image.shape, seg.shape, frame_path, seg_path)
-                label = Volume(
-                    seg.astype(np.uint16)[None], meta={"source": str(seg_path), "kind": "instance"}
-                )
+                check_same_grid(image.spatial_shape, seg.spatial_shape, frame_path, seg_path)
+                label = seg.with_array(seg.array.astype(np.uint16), kind="instance")
             samples.append(
                 Sample(
-                    image=Volume(image[None], meta={"source": str(frame_path)}),
+                    image=image,
                     label=label,
                     case_id=f"{seq}_{frame_path.stem}",
                     modality="cells",

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.data._files import check_same_grid, natural_key, read_image_2d, require_dir
 from medseg.data.sample import Sample
 from medseg.errors import DataNotFoundError, LabelError
-from medseg.io.volume import Volume
+from medseg.io import Volume, read
+from medseg.io.paths import check_same_grid, natural_key, require_dir
 from medseg.labels import DENTAL_CLASSES
 
 __all__ = ["DENTAL_CLASSES", "PAINT_ORDER", "get_dental_paths", "masks_to_label", "load_dental_samples"]
@@ -88,8 +88,8 @@ def get_dental_paths(root: str | Path, *, folder: str = "v2-TrainingData") -> li
 
 
 def _binary(mask: np.ndarray, path: Path) -> np.ndarray:
-    if mask.ndim == 3:
-        mask = mask[..., 0]
+    if mask.ndim == 3:  # (C, Y, X) as read: an RGB mask repeats the value in every channel
+        mask = mask[0]
     values = np.unique(mask)
     if len(values) > 2 or (len(values) == 2 and values[0] != 0):
         raise LabelError(
@@ -120,12 +120,11 @@ def load_dental_samples(root: str | Path, *, folder: str = "v2-TrainingData") ->
     """
     samples = []
     for image_path, mask_paths in get_dental_paths(root, folder=folder):
-        image = read_image_2d(image_path)
-        if image.ndim == 3:
-            image = image[..., :3].mean(axis=-1).round().astype(image.dtype)
-        masks = [read_image_2d(p) for p in mask_paths]
+        image = read(image_path).array
+        image = image[0] if image.shape[0] == 1 else image[:3].mean(axis=0).round().astype(image.dtype)
+        masks = [read(p).array for p in mask_paths]
         for m, p in zip(masks, mask_paths, strict=True):
-            check_same_grid(image.shape, m.shape[:2], image_path, p)
+            check_same_grid(image.shape, m.shape[1:], image_path, p)
         label = masks_to_label(masks, sources=mask_paths)
         meta = {"source": str(image_path), "classes": DENTAL_CLASSES}
         samples.append(

@@ -25,14 +25,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from medseg.data._files import check_same_grid, natural_key, read_tiff_pages, require_dir, require_file
 from medseg.data.sample import Sample
 from medseg.errors import ConfigError, DataNotFoundError, FormatError, LabelError
-from medseg.io.volume import Volume
+from medseg.io import LazyArray, Volume, open_array, read
+from medseg.io.paths import check_same_grid, require_file
 from medseg.labels import EM_CLASSES, ISBI_ON_DISK
 
 __all__ = [
@@ -51,7 +50,6 @@ __all__ = [
     "CremiArrays",
     "open_cremi",
     "load_cremi_sample",
-    "TiffFolderStack",
     "open_em_stack",
 ]
 
@@ -66,6 +64,8 @@ ISBI2012_FILES: dict[str, tuple[str, str | None]] = {
 }
 
 CREMI_RAW_KEY = "volumes/raw"
+#: CREMI's published voxel size in nm, ``(Z, Y, X)``, used when a file has no ``resolution``.
+CREMI_SPACING_NM: tuple[float, float, float] = (40.0, 4.0, 4.0)
 CREMI_LABEL_KEY = "volumes/labels/neuron_ids"
 
 
@@ -129,12 +129,12 @@ def get_isbi2012_paths(root: str | Path, split: str = "train") -> tuple[Path, Pa
     return image, label
 
 
-def _as_stack(array: np.ndarray, path: Path) -> np.ndarray:
-    if array.ndim == 2:
-        return array[None]
-    if array.ndim != 3:
-        raise FormatError(f"{path} has shape {array.shape}, expected a greyscale stack (Z, Y, X)")
-    return array
+def _read_stack(path: Path) -> np.ndarray:
+    """A greyscale section stack ``(Z, Y, X)`` (one section gives ``Z = 1``)."""
+    volume = read(path)
+    if volume.num_channels != 1:
+        raise FormatError(f"{path} has shape {volume.array.shape}, expected a greyscale stack (1, Z, Y, X)")
+    return volume.array[0] if volume.ndim == 3 else volume.array
 
 
 def load_isbi2012_samples(
@@ -162,18 +162,20 @@ def load_isbi2012_samples(
         Missing file, truncated TIFF, image/label shape mismatch, non-binary labels.
     """
     image_path, label_path = get_isbi2012_paths(root, split)
-    image = _as_stack(read_tiff_pages(image_path), image_path)
+    image = _read_stack(image_path)
     label = None
     if label_path is not None:
-        raw = _as_stack(read_tiff_pages(label_path), label_path)
+        raw = _read_stack(label_path)
         check_same_grid(image.shape, raw.shape, image_path, label_path)
         label = isbi_labels_to_classes(raw, source=label_path)
     meta = {"source": str(image_path), "label_convention": "0=cell,1=membrane (ISBI 255->0, 0->1)"}
     if not per_section:
         return [
             Sample(
-                image=Volume(image[None], spacing=ISBI2012_SPACING_NM, meta=meta),
-                label=None if label is None else Volume(label[None], spacing=ISBI2012_SPACING_NM, meta=meta),
+                image=Volume(image[None], spacing=ISBI2012_SPACING_NM, meta=meta, unit="nm"),
+                label=None
+                if label is None
+                else Volume(label[None], spacing=ISBI2012_SPACING_NM, meta=meta, unit="nm"),
                 case_id=f"isbi2012_{split}",
                 modality="em",
             )
@@ -181,10 +183,10 @@ def load_isbi2012_samples(
     spacing2d = ISBI2012_SPACING_NM[1:]
     return [
         Sample(
-            image=Volume(image[z][None], spacing=spacing2d, meta={**meta, "section": z}),
+            image=Volume(image[z][None], spacing=spacing2d, meta={**meta, "section": z}, unit="nm"),
             label=None
             if label is None
-            else Volume(label[z][None], spacing=spacing2d, meta={**meta, "section": z}),
+            else Volume(label[z][None], spacing=spacing2d, meta={**meta, "section": z}, unit="nm"),
             case_id=f"isbi2012_{split}_z{z:02d}",
             modality="em",
         )
@@ -225,17 +227,23 @@ def get_cremi_paths(root: str | Path, samples: Sequence[str] = ("A", "B", "C")) 
 
 @dataclass
 class CremiArrays:
-    """Lazily opened CREMI arrays (``h5py.Dataset``, ``(Z, Y, X)``); close with :meth:`close` or ``with``."""
+    """Lazily opened CREMI arrays, ``(1, Z, Y, X)`` :class:`~medseg.io.LazyArray` s with spacing in nm.
 
-    raw: Any
-    labels: Any | None
-    spacing: tuple[float, float, float]
+    Close with :meth:`close` or ``with``.
+    """
+
+    raw: LazyArray
+    labels: LazyArray | None
     path: Path
-    _file: Any = None
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        return self.raw.spacing
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        self.raw.close()
+        if self.labels is not None:
+            self.labels.close()
 
     def __enter__(self) -> CremiArrays:
         return self
@@ -244,13 +252,22 @@ class CremiArrays:
         self.close()
 
 
+def _cremi_geometry(array: LazyArray) -> LazyArray:
+    """CREMI's convention: ``resolution`` in nm; without it, the published 40 x 4 x 4 nm (with a warning)."""
+    if array.meta.get("spacing_attr") is None:
+        logger.warning("%s has no 'resolution' attribute; assuming CREMI's 40 x 4 x 4 nm", array.path)
+        array.spacing = CREMI_SPACING_NM
+    array.unit = array.unit or "nm"
+    return array
+
+
 def open_cremi(
     path: str | Path, *, raw_key: str = CREMI_RAW_KEY, label_key: str | None = CREMI_LABEL_KEY
 ) -> CremiArrays:
-    """Open a CREMI HDF5 file lazily.
+    """Open a CREMI HDF5 file lazily through :func:`medseg.io.open_array`.
 
-    Spacing comes from the ``resolution`` attribute (nm, z,y,x) of the raw dataset (or
-    the file), falling back to CREMI's published 40 x 4 x 4 nm with a warning.
+    Spacing comes from the ``resolution`` attribute (nm, z,y,x) of each dataset,
+    falling back to CREMI's published 40 x 4 x 4 nm with a warning.
 
     Raises
     ------
@@ -258,105 +275,35 @@ def open_cremi(
         Not an HDF5 file; DataNotFoundError: a key is missing; ShapeError: raw and
         labels differ in shape.
     """
-    import h5py
-
-    path = Path(path)
-    require_file(path, "CREMI file", "run `medseg fetch cremi --root DIR`")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise FormatError(f"cannot open {path} as HDF5 ({err}): the file is truncated or not HDF5") from err
-    try:
-        if raw_key not in f:
+    path = require_file(Path(path), "CREMI file", "run `medseg fetch cremi --root DIR`")
+    raw = _cremi_geometry(open_array(f"{path}:{raw_key}"))
+    labels = None
+    if label_key is not None:
+        try:
+            labels = _cremi_geometry(open_array(f"{path}:{label_key}"))
+        except DataNotFoundError as err:
+            raw.close()
             raise DataNotFoundError(
-                f"{path} has no dataset '{raw_key}'; keys at top level: {sorted(f.keys())}"
+                f"no label for CREMI file {path}: {err}; pass label_key=None for test data"
+            ) from err
+        if labels.spatial_shape != raw.spatial_shape:
+            raw.close()
+            labels.close()
+            check_same_grid(
+                raw.spatial_shape, labels.spatial_shape, f"{path}:{raw_key}", f"{path}:{label_key}"
             )
-        raw = f[raw_key]
-        labels = None
-        if label_key is not None:
-            if label_key not in f:
-                raise DataNotFoundError(
-                    f"no label for CREMI file {path}: dataset '{label_key}' missing; pass label_key=None for test data"
-                )
-            labels = f[label_key]
-            check_same_grid(raw.shape, labels.shape, Path(f"{path}:{raw_key}"), Path(f"{path}:{label_key}"))
-        res = raw.attrs.get("resolution", f.attrs.get("resolution"))
-        if res is None:
-            logger.warning("%s has no 'resolution' attribute; assuming CREMI's 40 x 4 x 4 nm", path)
-            res = (40.0, 4.0, 4.0)
-        spacing = tuple(float(r) for r in res)
-    except Exception:
-        f.close()
-        raise
-    return CremiArrays(raw=raw, labels=labels, spacing=spacing, path=path, _file=f)  # type: ignore[arg-type]
+        labels.spacing = raw.spacing
+    return CremiArrays(raw=raw, labels=labels, path=path)
 
 
 def load_cremi_sample(path: str | Path, *, label_key: str | None = CREMI_LABEL_KEY) -> Sample:
-    """Read a whole CREMI sample into memory as a :class:`Sample` (instance ids kept as stored)."""
-    with open_cremi(path, label_key=label_key) as arrays:
-        raw = np.asarray(arrays.raw[...])
-        labels = None if arrays.labels is None else np.asarray(arrays.labels[...])
-        spacing = arrays.spacing
-    meta = {"source": str(path), "unit": "nm"}
-    return Sample(
-        image=Volume(raw[None], spacing=spacing, meta=meta),
-        label=None if labels is None else Volume(labels[None], spacing=spacing, meta=meta),
-        case_id=Path(path).stem,
-        modality="em",
-    )
+    """A CREMI sample as a :class:`Sample` of lazy arrays (instance ids kept as stored)."""
+    arrays = open_cremi(path, label_key=label_key)
+    return Sample(image=arrays.raw, label=arrays.labels, case_id=Path(path).stem, modality="em")
 
 
-class TiffFolderStack:
-    """A folder of single-section TIFFs read lazily as a ``(1, Z, Y, X)`` array.
-
-    Sections are sorted naturally by file name; indexing reads only the sections it
-    needs. All sections must have the same shape and dtype (checked on read).
-    """
-
-    def __init__(self, folder: str | Path, pattern: str = "*.tif*") -> None:
-        self.folder = require_dir(Path(folder), "TIFF section folder", "check the path")
-        self.files = sorted(self.folder.glob(pattern), key=natural_key)
-        if not self.files:
-            raise DataNotFoundError(f"no files matching {pattern!r} in {self.folder}")
-        first = read_tiff_pages(self.files[0])
-        if first.ndim != 2:
-            raise FormatError(
-                f"{self.files[0]} has shape {first.shape}, expected one greyscale section (Y, X)"
-            )
-        self.dtype = first.dtype
-        self.shape = (1, len(self.files), *first.shape)
-
-    @property
-    def ndim(self) -> int:
-        return 4
-
-    def _section(self, i: int) -> np.ndarray:
-        page = read_tiff_pages(self.files[i])
-        if page.shape != self.shape[2:] or page.dtype != self.dtype:
-            raise FormatError(
-                f"section {self.files[i]} has shape {page.shape} and dtype {page.dtype}, expected "
-                f"{self.shape[2:]} and {self.dtype} like {self.files[0].name}"
-            )
-        return page
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        """Read a block; ``key`` indexes ``(C, Z, Y, X)`` with ints and slices."""
-        key = key if isinstance(key, tuple) else (key,)
-        c, z, y, x = key + (slice(None),) * (4 - len(key))
-        zs = range(self.shape[1])[z]
-        single = isinstance(zs, int)
-        indices = [zs] if single else list(zs)
-        if indices:
-            block = np.stack([self._section(i)[y, x] for i in indices])
-        else:
-            block = np.zeros((1, *self.shape[2:]), dtype=self.dtype)[:0, y, x]
-        if single:
-            block = block[0]
-        return block[None][c]
-
-
-def open_em_stack(path: str | Path, key: str | None = None) -> Any:
-    """Open an EM stack lazily as a channels-first ``(1, Z, Y, X)`` array.
+def open_em_stack(path: str | Path, key: str | None = None) -> LazyArray:
+    """Open an EM stack lazily as a channels-first ``(1, Z, Y, X)`` :class:`~medseg.io.LazyArray`.
 
     Parameters
     ----------
@@ -365,20 +312,5 @@ def open_em_stack(path: str | Path, key: str | None = None) -> Any:
         single-section TIFFs.
     key : str, optional
         Dataset path inside an HDF5 file or Zarr group.
-
-    Returns
-    -------
-    array-like
-        :class:`medseg.io.LazyArray` (HDF5, Zarr, TIFF) or :class:`TiffFolderStack`.
     """
-    path = Path(path)
-    if (
-        path.is_dir()
-        and not (path / ".zarray").exists()
-        and not (path / "zarr.json").exists()
-        and not (path / ".zgroup").exists()
-    ):
-        return TiffFolderStack(path)
-    from medseg.io import open_array
-
     return open_array(f"{path}:{key}" if key else str(path))

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from skimage.draw import polygon as draw_polygon
 
-from medseg.data._files import check_same_grid, natural_key, read_image_2d, require_dir
 from medseg.data.sample import Sample
 from medseg.errors import ConfigError, DataNotFoundError, FormatError, LabelError
-from medseg.io.volume import Volume
+from medseg.io import Volume, read
+from medseg.io.paths import check_same_grid, natural_key, require_dir
 
 __all__ = [
     "GLAS_MPP",
@@ -193,15 +193,14 @@ def get_monuseg_paths(root: str | Path, split: str = "train") -> list[tuple[Path
     return pairs
 
 
-def _rgb_volume(
-    image: np.ndarray, path: Path, spacing: tuple[float, float] | None, unit: str | None
-) -> Volume:
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    if image.ndim != 3 or image.shape[-1] not in (3, 4):
-        raise FormatError(f"{path} has shape {image.shape}, expected an RGB image (Y, X, 3)")
-    meta = {"source": str(path)} | ({"unit": unit} if unit else {})
-    return Volume(np.moveaxis(image[..., :3], -1, 0), spacing=spacing, meta=meta)
+def _rgb_volume(path: Path, spacing: tuple[float, float] | None, unit: str | None) -> Volume:
+    """An RGB tile ``(3, Y, X)`` (grey repeated, alpha dropped) with the dataset's pixel size."""
+    volume = read(path)
+    image = volume.array
+    if volume.ndim != 2 or image.shape[0] not in (1, 3, 4):
+        raise FormatError(f"{path} has shape {image.shape}, expected an RGB image (3, Y, X)")
+    image = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image[:3]
+    return Volume(image, spacing=spacing, meta=volume.meta, unit=unit)
 
 
 def load_monuseg_samples(root: str | Path, split: str = "train", *, clip: bool = False) -> list[Sample]:
@@ -212,16 +211,19 @@ def load_monuseg_samples(root: str | Path, split: str = "train", *, clip: bool =
     """
     samples = []
     for image_path, xml_path in get_monuseg_paths(root, split):
-        image = read_image_2d(image_path)
         _, mpp = read_aperio_polygons(xml_path)
-        label = rasterize_aperio_xml(xml_path, image.shape[:2], clip=clip)
         spacing = None if mpp is None else (mpp, mpp)
         unit = "um" if mpp else None
+        image = _rgb_volume(image_path, spacing, unit)
+        label = rasterize_aperio_xml(xml_path, image.spatial_shape, clip=clip)
         samples.append(
             Sample(
-                image=_rgb_volume(image, image_path, spacing, unit),
+                image=image,
                 label=Volume(
-                    label[None], spacing=spacing, meta={"source": str(xml_path), "kind": "instance"}
+                    label[None],
+                    spacing=spacing,
+                    meta={"source": str(xml_path), "kind": "instance"},
+                    unit=unit,
                 ),
                 case_id=image_path.stem,
                 modality="histo",
@@ -263,14 +265,15 @@ def get_glas_paths(root: str | Path, split: str = "train") -> list[tuple[Path, P
     return pairs
 
 
-def _instance_map(array: np.ndarray, path: Path) -> np.ndarray:
-    if array.ndim == 3:
-        if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(1, array.shape[-1])):
-            raise LabelError(
-                f"annotation {path} is a colour image with different channels: expected a greyscale/indexed "
-                "instance map (one integer per gland)"
-            )
-        array = array[..., 0]
+def _instance_map(path: Path) -> np.ndarray:
+    """The ``(Y, X)`` int32 gland ids of a GlaS annotation (greyscale, indexed, or RGB with equal channels)."""
+    array = read(path).array
+    if not all(np.array_equal(array[0], array[c]) for c in range(1, array.shape[0])):
+        raise LabelError(
+            f"annotation {path} is a colour image with different channels: expected a greyscale/indexed "
+            "instance map (one integer per gland)"
+        )
+    array = array[0]
     if not np.issubdtype(array.dtype, np.integer):
         raise LabelError(f"annotation {path} has dtype {array.dtype}, expected integer instance ids")
     return array.astype(np.int32)
@@ -281,14 +284,17 @@ def load_glas_samples(root: str | Path, split: str = "train") -> list[Sample]:
     spacing = (GLAS_MPP, GLAS_MPP)
     samples = []
     for image_path, anno_path in get_glas_paths(root, split):
-        image = read_image_2d(image_path)
-        label = _instance_map(read_image_2d(anno_path, keep_palette=True), anno_path)
-        check_same_grid(image.shape[:2], label.shape, image_path, anno_path)
+        image = _rgb_volume(image_path, spacing, "um")
+        label = _instance_map(anno_path)
+        check_same_grid(image.spatial_shape, label.shape, image_path, anno_path)
         samples.append(
             Sample(
-                image=_rgb_volume(image, image_path, spacing, "um"),
+                image=image,
                 label=Volume(
-                    label[None], spacing=spacing, meta={"source": str(anno_path), "kind": "instance"}
+                    label[None],
+                    spacing=spacing,
+                    meta={"source": str(anno_path), "kind": "instance"},
+                    unit="um",
                 ),
                 case_id=image_path.stem,
                 modality="histo",

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.data._files import natural_key, require_dir, require_file
 from medseg.data.sample import Sample
 from medseg.errors import ConfigError, DataNotFoundError, FormatError, LabelError, ShapeError
 from medseg.io import read, suffix_of
+from medseg.io.paths import natural_key, require_dir, require_file
 
 __all__ = [
     "NnUNetDataset",

@@ -20,8 +20,8 @@ import numpy as np
 from skimage.filters import threshold_otsu
 from skimage.transform import resize
 
-from medseg.data._files import require_file
 from medseg.errors import ConfigError, DataValueError, FormatError, ShapeError
+from medseg.io.paths import require_file
 
 __all__ = [
     "TileCoord",

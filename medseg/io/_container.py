@@ -121,6 +121,7 @@ def lazy_view(
     """A :class:`LazyArray` over an HDF5 dataset or Zarr array, laid out and placed by its attributes."""
     plan, ndim = plan_layout(attrs, tuple(array.shape), where)
     geometry = geometry_of(attrs, ndim, where)
+    spacing_attr = next((k for k in ("spacing", "resolution", "element_size_um") if k in attrs), None)
     return LazyArray(
         array,
         plan,
@@ -128,7 +129,7 @@ def lazy_view(
         origin=geometry["origin"] or (0.0,) * ndim,
         direction=np.eye(ndim) if geometry["direction"] is None else geometry["direction"],
         path=where,
-        meta=meta,
+        meta={**meta, "spacing_attr": spacing_attr},
         unit=unit_of(attrs, where),
         close=close,
     )

@@ -195,7 +195,8 @@ def _check_writable(volume: Volume, path: PathLike) -> None:
 def open_array(path: PathLike) -> LazyArray:
     """Open an array for block-wise reading, ``(C, [Z,] Y, X)``, without loading it.
 
-    HDF5, Zarr, TIFF (memory-mapped when contiguous, else read tile by tile) and NIfTI
+    HDF5, Zarr, TIFF (memory-mapped when contiguous, else read tile by tile), a folder
+    of single-section TIFFs (a ``(1, Z, Y, X)`` stack in natural file order) and NIfTI
     are read lazily; other formats are read into memory and wrapped. Use as a context
     manager (or call ``close()``) to release HDF5/TIFF file handles.
 
@@ -204,6 +205,8 @@ def open_array(path: PathLike) -> LazyArray:
     >>> with open_array("cremi/sample_A.h5:/volumes/raw") as raw:  # doctest: +SKIP
     ...     slab = raw[0, 0:8]          # (8, Y, X), only these slices are read
     """
+    if _is_section_folder(Path(os.fspath(path))):
+        return tiff.open_tiff_folder(path)
     fmt, file_path, key = _format_of(path)
     require_file(file_path)
     if fmt.open is not None:
@@ -217,4 +220,14 @@ def open_array(path: PathLike) -> LazyArray:
         path=os.fspath(path),
         meta=volume.meta,
         unit=volume.unit,
+    )
+
+
+def _is_section_folder(path: Path) -> bool:
+    """A plain folder (not a Zarr store): opened as a stack of single-section TIFFs."""
+    zarr_markers = (".zarray", ".zgroup", "zarr.json")
+    return (
+        path.is_dir()
+        and not path.name.lower().endswith(".zarr")
+        and not any((path / m).exists() for m in zarr_markers)
     )

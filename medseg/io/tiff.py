@@ -26,6 +26,9 @@ Other files: spacing and its unit come from OME ``PhysicalSize{X,Y,Z}`` (unit de
 resolution is the DPI of an ordinary image and is ignored (spacing 1, unit ``None``,
 kept in ``meta["dpi"]``); see :mod:`medseg.io.units`. Origin is 0, direction identity. Files are written
 uncompressed and contiguous so :func:`open_tiff` can memory-map them.
+
+A folder of single-section TIFFs opens as one lazy stack (:func:`open_tiff_folder`,
+also :func:`medseg.io.open_array` on the folder).
 """
 
 from __future__ import annotations
@@ -40,14 +43,14 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from medseg.errors import DataValueError, FormatError
+from medseg.errors import DataNotFoundError, DataValueError, FormatError
 from medseg.io._common import atomic_output, geometry_to_attrs, make_volume
 from medseg.io.lazy import LazyArray
-from medseg.io.paths import require_file
+from medseg.io.paths import natural_key, require_dir, require_file
 from medseg.io.units import convert_spacing
 from medseg.io.volume import Volume
 
-__all__ = ["TIFF_SUFFIXES", "open_tiff", "read_tiff", "write_tiff"]
+__all__ = ["TIFF_SUFFIXES", "open_tiff", "open_tiff_folder", "read_tiff", "write_tiff"]
 
 logger = logging.getLogger(__name__)
 
@@ -336,3 +339,71 @@ def _spacing_xyz(tif: tifffile.TiffFile) -> tuple[tuple[float, float, float], st
         logger.warning("%s: unknown spacing unit %r; spacing kept without unit", tif.filename, unit)
         values, unit = (sx, sy, sz), None
     return (values[0], values[1], values[2]), unit, extra
+
+
+class _SectionFiles:
+    """A ``(Z, Y, X)`` array-like over single-section TIFF files; indexing reads only the sections needed."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+        first = self._read(0)
+        self.dtype = first.dtype
+        self.shape = (len(files), *first.shape)
+
+    def _read(self, i: int) -> np.ndarray:
+        volume = read_tiff(self.files[i])
+        if volume.ndim != 2 or volume.num_channels != 1:
+            raise FormatError(
+                f"section {self.files[i]} has shape {volume.array.shape}, expected one greyscale section "
+                "(1, Y, X); a folder stack holds one 2D page per file"
+            )
+        page = volume.array[0]
+        if i and (page.shape != self.shape[1:] or page.dtype != self.dtype):
+            raise FormatError(
+                f"section {self.files[i]} has shape {page.shape} and dtype {page.dtype}, expected "
+                f"{self.shape[1:]} and {self.dtype} like {self.files[0].name}"
+            )
+        return page
+
+    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
+        z, y, x = key
+        if isinstance(z, slice):
+            indices = list(range(self.shape[0]))[z]
+            if not indices:
+                return np.zeros((0, *self.shape[1:]), self.dtype)[:, y, x]
+            return np.stack([self._read(i)[y, x] for i in indices])
+        return self._read(int(z))[y, x]
+
+
+def open_tiff_folder(folder: str | Path, pattern: str = "*.tif*") -> LazyArray:
+    """A folder of single-section TIFFs as one lazy ``(1, Z, Y, X)`` stack, sections in natural order.
+
+    Geometry (spacing, unit) is that of the first section; indexing reads only the
+    sections it needs. All sections must share shape and dtype (checked as they are read).
+
+    Raises
+    ------
+    DataNotFoundError
+        No folder, or no file matching ``pattern`` in it.
+    FormatError
+        A section that is not one greyscale page, or differs from the first.
+    """
+    folder = require_dir(Path(folder), "TIFF section folder", "check the path")
+    files = sorted((p for p in folder.glob(pattern) if p.is_file()), key=natural_key)
+    if not files:
+        raise DataNotFoundError(f"no files matching {pattern!r} in {folder}")
+    source = _SectionFiles(files)
+    with tifffile.TiffFile(files[0]) as tif:
+        info = _describe(tif, files[0])
+    spacing = (1.0, *info["spacing"])
+    meta = {"source": str(folder), "format": "tiff-folder", "sections": len(files)}
+    return LazyArray(
+        source,
+        [None, 0, 1, 2],
+        spacing=spacing,
+        origin=(0.0, *info["origin"]),
+        direction=np.eye(3),
+        path=str(folder),
+        meta=meta,
+        unit=info["unit"],
+    )

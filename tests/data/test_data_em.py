@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import h5py
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from medseg.data.em import (
 )
 from medseg.data.synthetic.em import write_isbi2012
 from medseg.errors import DataNotFoundError, FormatError, LabelError, ShapeError
+from medseg.io import LazyArray
 
 
 @pytest.fixture
@@ -97,23 +100,33 @@ def cremi_file(tmp_path):
     return path
 
 
-def test_cremi_lazy_and_eager(cremi_file):
+def test_cremi_opens_lazily_through_medseg_io(cremi_file, caplog):
     with open_cremi(cremi_file) as arrays:
-        assert arrays.spacing == (40.0, 4.0, 4.0)
-        assert arrays.raw.shape == (4, 32, 32) and arrays.labels.dtype == np.uint64
-        block = arrays.labels[1, 8:16, :4]
+        assert arrays.spacing == (40.0, 4.0, 4.0) and arrays.raw.unit == "nm"
+        assert arrays.raw.shape == (1, 4, 32, 32) and arrays.labels.dtype == np.uint64
+        # the label dataset has no resolution attribute: it takes the raw's spacing
+        assert arrays.labels.spacing == (40.0, 4.0, 4.0) and arrays.labels.unit == "nm"
+        block = arrays.labels[0, 1, 8:16, :4]
         assert np.all(block == 2)
     sample = load_cremi_sample(cremi_file)
-    assert sample.image.array.shape == (1, 4, 32, 32) and sample.label.array.dtype == np.uint64
-    assert sample.case_id == "sample_A_20160501"
+    assert isinstance(sample.image, LazyArray) and sample.image.shape == (1, 4, 32, 32)
+    assert sample.label.dtype == np.uint64 and sample.case_id == "sample_A_20160501"
+    np.testing.assert_array_equal(sample.label[0, :, :, 0], np.repeat(np.arange(1, 5), 8)[None].repeat(4, 0))
+    sample.image.close()
+    sample.label.close()
+    with h5py.File(cremi_file, "a") as f:
+        del f["volumes/raw"].attrs["resolution"]
+    with open_cremi(cremi_file, label_key=None) as arrays:
+        assert arrays.spacing == (40.0, 4.0, 4.0) and arrays.labels is None
+    assert "no 'resolution' attribute; assuming CREMI's 40 x 4 x 4 nm" in caplog.text
 
 
 def test_cremi_missing_labels_and_bad_file(cremi_file, tmp_path):
-    with pytest.raises(DataNotFoundError, match=r"no label for CREMI file .*'volumes/labels/clefts'"):
+    with pytest.raises(DataNotFoundError, match=r"no label for CREMI file .*'/volumes/labels/clefts'"):
         open_cremi(cremi_file, label_key="volumes/labels/clefts")
     bad = tmp_path / "sample_B.hdf"
     bad.write_bytes(b"not hdf5 at all")
-    with pytest.raises(FormatError, match=r"sample_B\.hdf as HDF5"):
+    with pytest.raises(FormatError, match=r"HDF5 file .*sample_B\.hdf"):
         open_cremi(bad)
 
 
@@ -131,6 +144,20 @@ def test_open_em_stack_h5_zarr_tiff_folder(tmp_path):
         open_em_stack(tmp_path / "stack.zarr"),
         open_em_stack(folder),
     ):
-        assert tuple(stack.shape) == (1, 3, 16, 20)
+        assert isinstance(stack, LazyArray) and tuple(stack.shape) == (1, 3, 16, 20)
         assert np.array_equal(stack[0, 1:3, 4:8, 2:5], data[1:3, 4:8, 2:5])
         assert np.array_equal(stack[:, 2], data[2][None])
+        assert np.array_equal(stack[0, ::-2, 3], data[::-2, 3])
+    assert np.array_equal(pickle.loads(pickle.dumps(open_em_stack(folder)))[...], data[None])
+
+
+def test_tiff_folder_sections_must_match(tmp_path):
+    tifffile.imwrite(tmp_path / "s1.tif", np.zeros((4, 5), np.uint8))
+    tifffile.imwrite(tmp_path / "s2.tif", np.zeros((4, 6), np.uint8))
+    stack = open_em_stack(tmp_path)
+    with pytest.raises(FormatError, match=r"s2\.tif has shape \(4, 6\).*like s1\.tif"):
+        stack[0, 1]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataNotFoundError, match=r"no files matching"):
+        open_em_stack(empty)

@@ -24,7 +24,7 @@ def test_monuseg_round_trip(tmp_path):
         assert sample.image.array.shape == (3, 96, 96) and sample.image.array.dtype == np.uint8
         assert sample.label.array.dtype == np.int32
         assert np.array_equal(sample.label.array[0], truth)
-        assert sample.image.spacing == (0.25, 0.25) and sample.image.meta["unit"] == "um"
+        assert sample.image.spacing == (0.25, 0.25) and sample.image.unit == sample.label.unit == "um"
     # touching nuclei: some nucleus borders another one directly
     lab = samples[0].label.array[0]
     touching = (lab[:, 1:] != lab[:, :-1]) & (lab[:, 1:] > 0) & (lab[:, :-1] > 0)
