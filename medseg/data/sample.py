@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from medseg.io.lazy import LazyArray
 from medseg.io.volume import Volume
 
 __all__ = ["Sample"]
@@ -15,9 +16,10 @@ class Sample:
 
     Parameters
     ----------
-    image : Volume
-        ``(C, [Z,] Y, X)`` image.
-    label : Volume or None
+    image : Volume or LazyArray
+        ``(C, [Z,] Y, X)`` image, in memory or opened lazily (large stacks); both have
+        ``shape``, ``spatial_shape``, ``num_channels``, ``ndim``, ``spacing``, ``unit``, ``dtype``.
+    label : Volume, LazyArray or None
         ``(1, [Z,] Y, X)`` integer label map on the image's grid (class ids or
         instance ids, as the dataset's manifest says), ``None`` for unlabelled cases.
     case_id : str
@@ -26,7 +28,7 @@ class Sample:
         ``"em"``, ``"histo"``, ``"dental"``, ``"volume"``, ``"cells"``...
     """
 
-    image: Volume
-    label: Volume | None
+    image: Volume | LazyArray
+    label: Volume | LazyArray | None
     case_id: str
     modality: str

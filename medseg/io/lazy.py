@@ -89,8 +89,8 @@ class LazyArray:
 
     @property
     def ndim(self) -> int:
-        """Number of array axes including the channel axis (3 or 4)."""
-        return len(self.shape)
+        """Number of spatial axes (2 or 3), as :attr:`medseg.io.Volume.ndim`; ``len(shape)`` counts the channel axis too."""
+        return len(self.shape) - 1
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:

@@ -76,6 +76,15 @@ class Volume:
         object.__setattr__(self, "direction", direction)
 
     @property
+    def shape(self) -> tuple[int, ...]:
+        """``(C, *spatial)``, as :attr:`medseg.io.LazyArray.shape`."""
+        return tuple(self.array.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+    @property
     def spatial_shape(self) -> tuple[int, ...]:
         return tuple(self.array.shape[1:])
 

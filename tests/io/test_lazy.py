@@ -41,7 +41,7 @@ def test_indexing_matches_numpy(key):
 def test_shape_and_properties():
     lazy = reversed_with_channel()
     assert lazy.shape == (1, 4, 5, 6)
-    assert lazy.ndim == 4 and lazy.spatial_shape == (4, 5, 6) and lazy.num_channels == 1
+    assert lazy.ndim == 3 and lazy.spatial_shape == (4, 5, 6) and lazy.num_channels == 1
     assert lazy.nbytes == EXPECTED.nbytes and len(lazy) == 1
     np.testing.assert_array_equal(np.asarray(lazy), EXPECTED)
     np.testing.assert_array_equal(lazy.read(), EXPECTED)
