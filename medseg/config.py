@@ -1,4 +1,4 @@
-"""Typed pipeline configuration loaded from ``pipelines/*.yaml``.
+"""Typed pipeline configuration loaded from ``medseg/resources/pipelines/*.yaml`` (or any path).
 
 A pipeline file has the sections ``data``, ``model``, ``train`` and ``infer`` (all
 optional; defaults below). Unknown keys are errors that name the file, the key and
@@ -142,7 +142,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pipelin
     """
     path = Path(path)
     if not path.is_file():
-        raise DataNotFoundError(f"pipeline config {path} does not exist; see the examples in pipelines/")
+        raise DataNotFoundError(
+            f"pipeline config {path} does not exist; see the examples in medseg/resources/pipelines/"
+        )
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:

@@ -40,7 +40,7 @@ def test_bad_values_and_files(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(_write(tmp_path, "train: [unclosed\n"))
     with pytest.raises(
-        DataNotFoundError, match=r"missing.yaml does not exist; see the examples in pipelines/"
+        DataNotFoundError, match=r"missing.yaml does not exist; see the examples in medseg/resources/pipelines/"
     ):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="must look like section.key=value"):
@@ -48,9 +48,9 @@ def test_bad_values_and_files(tmp_path):
 
 
 def test_shipped_pipelines_validate():
-    from pathlib import Path
+    from medseg.resources import list_pipelines
 
-    shipped = sorted((Path(__file__).parents[1] / "pipelines").glob("*.yaml"))
-    assert shipped, "pipelines/ should ship example configs"
+    shipped = sorted(list_pipelines().values())
+    assert shipped, "medseg/resources/pipelines/ should ship example configs"
     for path in shipped:
         load_config(path)

@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "submission files. Get the data first with `medseg fetch`."
         ),
     )
-    parser.add_argument("pipeline", type=Path, help="pipeline YAML, e.g. pipelines/isbi2012.yaml")
+    parser.add_argument(
+        "pipeline", type=Path, help="pipeline YAML, e.g. medseg/resources/pipelines/isbi2012.yaml"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_overrides(parser, "train.iterations=500")
     parser.add_argument(

@@ -11,13 +11,15 @@ from medseg.cli._options import add_overrides, add_progress
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a segmenter from a pipeline config (pipelines/*.yaml)",
+        help="train a segmenter from a pipeline config (e.g. medseg/resources/pipelines/*.yaml)",
         description=(
             "Train the model of a pipeline config on its dataset. Writes checkpoints/latest.pt and best.pt, "
             "the resolved config.yaml and training_curve.png to --out; --resume continues from latest.pt."
         ),
     )
-    parser.add_argument("config", type=Path, help="pipeline YAML, e.g. pipelines/isbi2012.yaml")
+    parser.add_argument(
+        "config", type=Path, help="pipeline YAML, e.g. medseg/resources/pipelines/isbi2012.yaml"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_overrides(parser, "train.iterations=500")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest.pt")

@@ -1,6 +1,6 @@
 """Electron-microscopy datasets: ISBI 2012, CREMI and generic TIFF/HDF5/Zarr stacks.
 
-Label convention (also in ``data_manifests/isbi2012.yaml``)
+Label convention (also in ``medseg/resources/manifests/isbi2012.yaml``)
 -----------------------------------------------------------
 ISBI 2012 stores **255 = inside a cell, 0 = membrane**. medseg trains membrane
 segmentation with class ids :data:`EM_CLASSES`: **0 = cell, 1 = membrane**
@@ -39,6 +39,8 @@ __all__ = [
     "ISBI_ON_DISK",
     "ISBI2012_SPACING_NM",
     "ISBI2012_FILES",
+    "ISBI2012_MIRROR_FILE",
+    "ISBI2012_MIRROR_KEYS",
     "isbi_labels_to_classes",
     "classes_to_isbi",
     "get_isbi2012_paths",
@@ -63,6 +65,10 @@ ISBI2012_FILES: dict[str, tuple[str, str | None]] = {
     "test": ("test-volume.tif", None),
 }
 
+#: The public mirror's single HDF5 file and its (raw, label) datasets.
+ISBI2012_MIRROR_FILE = "isbi.h5"
+ISBI2012_MIRROR_KEYS: tuple[str, str] = ("raw", "labels/membranes")
+
 CREMI_RAW_KEY = "volumes/raw"
 #: CREMI's published voxel size in nm, ``(Z, Y, X)``, used when a file has no ``resolution``.
 CREMI_SPACING_NM: tuple[float, float, float] = (40.0, 4.0, 4.0)
@@ -85,7 +91,14 @@ def isbi_labels_to_classes(labels: np.ndarray, *, source: str | Path = "<array>"
             f"label file {source} holds values {unknown[:10]} besides 255 (cell) and 0 (membrane): "
             "ISBI 2012 labels are binary; threshold or fix the file"
         )
-    return (labels == ISBI_ON_DISK["membrane"]).astype(np.uint8)
+    membrane = labels == ISBI_ON_DISK["membrane"]
+    if labels.size and membrane.mean() > 0.5:
+        raise LabelError(
+            f"label file {source} marks {membrane.mean():.0%} of the pixels as membrane (value 0): in ISBI 2012 "
+            "membranes are the minority (about a fifth), so the polarity looks inverted (255 = membrane?); "
+            "invert the file (255 - labels)"
+        )
+    return membrane.astype(np.uint8)
 
 
 def classes_to_isbi(classes: np.ndarray) -> np.ndarray:
@@ -102,13 +115,16 @@ def get_isbi2012_paths(root: str | Path, split: str = "train") -> tuple[Path, Pa
     Parameters
     ----------
     root : path
-        Folder holding ``train-volume.tif``, ``train-labels.tif``, ``test-volume.tif``.
+        Folder holding the challenge's ``train-volume.tif``, ``train-labels.tif``,
+        ``test-volume.tif``, or the public mirror's ``isbi.h5`` (training data only;
+        used when the TIFFs are absent).
     split : {"train", "test"}
 
     Returns
     -------
     (Path, Path or None)
         Image stack and label stack (``None`` for ``test``, whose labels are not public).
+        For the mirror these are ``isbi.h5:/raw`` and ``isbi.h5:/labels/membranes``.
 
     Raises
     ------
@@ -121,7 +137,16 @@ def get_isbi2012_paths(root: str | Path, split: str = "train") -> tuple[Path, Pa
         raise ConfigError(f"split must be one of {sorted(ISBI2012_FILES)}, got {split!r}")
     root = Path(root)
     image_name, label_name = ISBI2012_FILES[split]
-    fix = "run `medseg fetch isbi2012 --root DIR --from FOLDER --allow-unverified` with the files from the challenge"
+    mirror = root / ISBI2012_MIRROR_FILE
+    if split == "train" and not (root / image_name).exists() and mirror.is_file():
+        return Path(f"{mirror}:/{ISBI2012_MIRROR_KEYS[0]}"), Path(f"{mirror}:/{ISBI2012_MIRROR_KEYS[1]}")
+    fix = (
+        "run `medseg fetch isbi2012 --root DIR` (the training stack from the public mirror) or place "
+        "the challenge's TIFFs there by hand"
+        if split == "train"
+        else "the test stack is not on the public mirror: download test-volume.tif from the challenge "
+        "site (registration) and place it there"
+    )
     image = require_file(root / image_name, f"ISBI 2012 {split} image stack", fix)
     label = None
     if label_name is not None:
@@ -145,7 +170,7 @@ def load_isbi2012_samples(
     Parameters
     ----------
     root : path
-        See :func:`get_isbi2012_paths`.
+        See :func:`get_isbi2012_paths` (challenge TIFFs or the mirror's ``isbi.h5``).
     split : {"train", "test"}
     per_section : bool
         One 2D sample per section (``(1, Y, X)``, case ids ``isbi2012_train_z00``...)

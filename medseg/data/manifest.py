@@ -1,6 +1,7 @@
 """Dataset manifests: what a dataset is, where its files come from and how they look on disk.
 
-A manifest is a YAML file in ``data_manifests/`` validated by :class:`Manifest`
+A manifest is a YAML file (shipped in ``medseg/resources/manifests/``, or in a folder
+named by ``$MEDSEG_MANIFESTS``) validated by :class:`Manifest`
 (pydantic v2, unknown keys forbidden). Checksums and sizes that are not public are
 ``null`` with a ``note`` saying so; ``medseg fetch`` then refuses to trust the file
 unless asked to (``--allow-unverified``).
@@ -16,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from medseg.errors import ConfigError, DataNotFoundError
+from medseg.resources import manifest_dir
 
 __all__ = [
     "Manifest",
@@ -110,17 +112,26 @@ class Layout(_Strict):
 class LabelSpec(_Strict):
     """Label conventions.
 
-    ``on_disk`` maps class names to the values stored in the dataset's files (raw
-    polarity); ``classes`` maps class names to medseg's class ids after the loader's
-    conversion. For instance maps, ``classes`` is ``{background: 0}`` and ``kind`` is
-    ``instance``.
+    ``kind`` is the word a pipeline's ``data.label_kind`` takes: ``classes`` (each
+    value a class id, possibly after the loader's conversion, e.g. ISBI 2012 polarity or
+    one binary mask per class merged), ``instances`` (one id per object, 0 =
+    background) or ``none``. ``on_disk`` maps class names to the values stored in the
+    dataset's files (raw polarity); ``classes`` maps class names to medseg's class ids
+    after the loader's conversion. For instance maps ``classes`` is ``{background: 0}``.
+    The older words ``semantic``, ``binary_masks`` (both ``classes``) and ``instance``
+    are accepted.
     """
 
-    kind: Literal["semantic", "instance", "binary_masks", "none"]
+    kind: Literal["classes", "instances", "none"]
     classes: dict[str, int]
     on_disk: dict[str, int] | None = None
     polarity: str | None = None
     note: str | None = None
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _old_words(cls, value: object) -> object:
+        return {"semantic": "classes", "binary_masks": "classes", "instance": "instances"}.get(value, value)  # type: ignore[call-overload]
 
 
 class SpacingSpec(_Strict):
@@ -149,7 +160,7 @@ class Split(_Strict):
 
 
 class Manifest(_Strict):
-    """A validated dataset manifest (see ``data_manifests/*.yaml``)."""
+    """A validated dataset manifest (see ``medseg/resources/manifests/*.yaml``)."""
 
     name: str
     title: str
@@ -233,9 +244,9 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
 
 
 def manifest_dirs() -> list[Path]:
-    """Folders searched for manifests: ``$MEDSEG_MANIFESTS`` entries, then the repository's ``data_manifests/``."""
+    """Folders searched for manifests: ``$MEDSEG_MANIFESTS`` entries, then the ones shipped in the package."""
     dirs = [Path(p) for p in os.environ.get(MANIFEST_DIR_ENV, "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parents[2] / "data_manifests")
+    dirs.append(manifest_dir())
     return [d for d in dirs if d.is_dir()]
 
 

@@ -1,4 +1,9 @@
-"""Training datasets by the name used in a pipeline config's ``data.dataset``."""
+"""Training datasets by the manifest name used in a pipeline config's ``data.dataset``.
+
+``data.dataset`` is the name ``medseg fetch`` takes (:mod:`medseg.data.registry`), and
+``data.root`` the folder given to ``medseg fetch --root``: ``medseg fetch isbi2012
+--root data/isbi2012`` and ``data: {dataset: isbi2012, root: data/isbi2012}`` agree.
+"""
 
 from __future__ import annotations
 
@@ -7,46 +12,70 @@ from pathlib import Path
 
 from medseg.config import DataConfig
 from medseg.data import Sample
-from medseg.data.dental import load_dental_samples
-from medseg.data.em import load_isbi2012_samples, split_sections
-from medseg.data.volumes import iter_folder_samples, load_nnunet_samples
+from medseg.data.em import split_sections
+from medseg.data.label_check import check_labels
+from medseg.data.registry import DATASETS, DatasetEntry, dataset_folder, get_dataset
 from medseg.errors import ConfigError
 
-__all__ = ["DATASETS", "TEST_SPLITS", "load_training_samples"]
+__all__ = ["TEST_SPLITS", "load_test_samples", "load_training_samples"]
 
 
-#: dataset name -> function(root) returning the labelled training samples.
-DATASETS: dict[str, Callable[[Path], list[Sample]]] = {
-    "isbi2012": lambda root: load_isbi2012_samples(root, "train", per_section=True),
-    "dental-isbi2015": load_dental_samples,
-    "nnunet": lambda root: load_nnunet_samples(root, "train"),
-    "folder": lambda root: list(iter_folder_samples(root)),
-}
+def _test_loader(entry: DatasetEntry, test: Callable[[Path], list[Sample]]) -> Callable[[Path], list[Sample]]:
+    def load(root: Path) -> list[Sample]:
+        return test(dataset_folder(entry, root))
+
+    return load
 
 
-#: dataset name -> (function(root) returning the unlabelled test samples, challenge submission format).
+#: dataset name -> (function(fetch root) returning the unlabelled test samples, challenge submission format).
 TEST_SPLITS: dict[str, tuple[Callable[[Path], list[Sample]], str]] = {
-    "isbi2012": (lambda root: load_isbi2012_samples(root, "test", per_section=False), "isbi2012"),
+    name: (_test_loader(entry, entry.test), entry.submission_format or "labelmap")
+    for name, entry in DATASETS.items()
+    if entry.test is not None
 }
+
+
+def _entry_and_folder(data: DataConfig) -> tuple[DatasetEntry, Path]:
+    entry = get_dataset(data.dataset)
+    if data.root is None:
+        raise ConfigError(
+            f"data.root is not set; point it at the folder given to `medseg fetch {entry.name} --root`"
+        )
+    return entry, dataset_folder(entry, data.root)
 
 
 def load_training_samples(data: DataConfig) -> tuple[list[Sample], list[Sample]]:
-    """Training and validation samples for ``data.dataset`` under ``data.root``.
+    """Training and validation samples for ``data.dataset`` under the fetch root ``data.root``.
 
     The last ``data.validation_slices`` samples (sections for EM stacks, cases
-    otherwise) are held out for validation.
+    otherwise) are held out for validation. A sample of every label file is checked
+    against ``data.label_kind`` and ``data.classes`` before anything trains.
 
     Raises
     ------
     ConfigError
-        Unknown dataset name (the message lists the known ones) or no ``root``.
+        Unknown dataset name (the message lists the known ones), no ``root``, or an
+        instance-labelled dataset configured with ``label_kind: classes``.
+    DataNotFoundError
+        The dataset's files are not under ``data.root``.
+    LabelError
+        Label values that do not fit the declared classes (names the file and the values).
     """
-    if data.dataset not in DATASETS:
-        raise ConfigError(f"unknown data.dataset {data.dataset!r}; choose one of {', '.join(DATASETS)}")
-    if data.root is None:
+    entry, folder = _entry_and_folder(data)
+    if entry.label_kind == "instances" and data.label_kind == "classes":
         raise ConfigError(
-            f"data.root is not set; point it at the {data.dataset} folder (see data_manifests/)"
+            f"dataset {entry.name} has instance labels (one id per object): set data.label_kind: instances "
+            "and data.instance_target: boundary or distance"
         )
-    samples = DATASETS[data.dataset](Path(data.root))
+    samples = entry.train(folder)
+    check_labels([s.label for s in samples], label_kind=data.label_kind, classes=data.classes)
     train_ids, val_ids = split_sections(len(samples), data.validation_slices)
     return [samples[i] for i in train_ids], [samples[i] for i in val_ids]
+
+
+def load_test_samples(data: DataConfig) -> tuple[list[Sample], str] | None:
+    """The challenge test cases of ``data.dataset`` and their submission format; ``None`` without a test split."""
+    entry, folder = _entry_and_folder(data)
+    if entry.test is None:
+        return None
+    return entry.test(folder), entry.submission_format or "labelmap"

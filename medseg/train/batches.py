@@ -48,7 +48,7 @@ def patch_batches(
         where = ", ".join(f"{s.case_id} ({s.label.meta.get('source', 'in memory')})" for s in empty[:5])
         raise LabelError(
             f"no training label contains any of the classes {list(classes)}: {where}; the label files are "
-            "empty or use other values, check the dataset's label convention (data_manifests/)"
+            "empty or use other values, check the dataset's label convention (medseg/resources/manifests/)"
         )
     rng = np.random.default_rng(seed)
     if empty:

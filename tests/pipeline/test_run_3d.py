@@ -1,19 +1,19 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from medseg.config import load_config
 from medseg.data.synthetic import write_nnunet_raw
 from medseg.io import read
 from medseg.pipeline.run import run_pipeline
+from medseg.resources import shipped_pipeline
 
 
 def test_3d_nnunet_pipeline_runs_end_to_end(tmp_path):
     root = write_nnunet_raw(tmp_path / "Dataset001", n_train=3, shape=(8, 32, 32), seed=0)
     labels = json.loads((root / "dataset.json").read_text())["labels"]
     config = load_config(
-        Path(__file__).parents[2] / "pipelines" / "nnunet_3d.yaml",
+        shipped_pipeline("nnunet_3d"),
         [
             f"data.root={root}",
             f"data.classes={sorted(labels, key=labels.get)}",

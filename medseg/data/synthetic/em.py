@@ -19,11 +19,11 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from medseg.data.em import ISBI2012_SPACING_NM, ISBI_ON_DISK
+from medseg.data.em import ISBI2012_MIRROR_FILE, ISBI2012_MIRROR_KEYS, ISBI2012_SPACING_NM, ISBI_ON_DISK
 from medseg.errors import ConfigError
 from medseg.io import Volume, write
 
-__all__ = ["SyntheticEM", "make_em_stack", "write_isbi2012"]
+__all__ = ["SyntheticEM", "make_em_stack", "write_isbi2012", "write_isbi2012_mirror"]
 
 
 @dataclass(frozen=True)
@@ -181,3 +181,27 @@ def write_isbi2012(
                 Volume(stack.labels[None], spacing=spacing), root / f"{part}-labels.tif"
             )
     return paths
+
+
+def write_isbi2012_mirror(
+    root: str | Path, *, shape: tuple[int, int, int] = (30, 512, 512), seed: int = 0
+) -> Path:
+    """Write a synthetic training stack in the layout of the public ISBI 2012 mirror, ``<root>/isbi.h5``.
+
+    Datasets: ``raw`` (uint8), ``labels/membranes`` (uint8, ISBI polarity: 255 cell,
+    0 membrane) and ``labels/gt_segmentation`` (uint32 cell ids; membrane voxels keep
+    the id of their cell). No test stack, as in the mirror.
+
+    Returns
+    -------
+    Path
+        The written ``isbi.h5``.
+    """
+    path = Path(root) / ISBI2012_MIRROR_FILE
+    stack = make_em_stack(shape, seed=seed)
+    raw_key, label_key = ISBI2012_MIRROR_KEYS
+    write(Volume(stack.image[None], spacing=ISBI2012_SPACING_NM, unit="nm"), f"{path}:/{raw_key}")
+    write(Volume(stack.labels[None], spacing=ISBI2012_SPACING_NM, unit="nm"), f"{path}:/{label_key}")
+    segmentation = stack.cell_ids.astype(np.uint32)[None]
+    write(Volume(segmentation, spacing=ISBI2012_SPACING_NM, unit="nm"), f"{path}:/labels/gt_segmentation")
+    return path
