@@ -40,7 +40,8 @@ def test_bad_values_and_files(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(_write(tmp_path, "train: [unclosed\n"))
     with pytest.raises(
-        DataNotFoundError, match=r"missing.yaml does not exist; see the examples in medseg/resources/pipelines/"
+        DataNotFoundError,
+        match=r"missing.yaml does not exist; see the examples in medseg/resources/pipelines/",
     ):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="must look like section.key=value"):

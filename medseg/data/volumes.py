@@ -9,8 +9,11 @@ nnU-Net v2 raw layout::
 
 Generic lab folder (``medseg/resources/manifests/lab_folder.yaml``)::
 
-    images/<case>.<ext>  (or <case>_0000.<ext> per channel)
+    images/<case>.<ext>  (or <case>_0000.<ext>, <case>_0001.<ext> per channel)
     labels/<case>.<ext>
+
+A lab folder's ``_NNNN`` suffixes are channels only when declared (``channels=``) or
+when every image has one and every case has ``_0000``: ``patient_0001.tif`` is a case.
 
 Files are read with :func:`medseg.io.read` (geometry kept). The ``iter_*`` functions
 read one case at a time, so hundreds of cases never sit in memory together.
@@ -114,14 +117,41 @@ def read_dataset_json(root: str | Path) -> NnUNetDataset:
     )
 
 
-def _group_channels(folder: Path, ending: str, n_channels: int | None) -> dict[str, tuple[Path, ...]]:
+def _channel_files(folder: Path, ending: str) -> list[tuple[Path, str]]:
+    return [
+        (p, p.name[: -len(ending)])
+        for p in sorted(folder.iterdir(), key=natural_key)
+        if p.name.endswith(ending) and not p.name.startswith(".")
+    ]
+
+
+def _splits_channels(stems: list[str]) -> bool:
+    """nnU-Net's channel suffix applies when every file ends in ``_NNNN`` and every case has ``_0000``.
+
+    ``patient_0001.tif, patient_0002.tif`` are two cases; ``a_0000, a_0001, b_0000, b_0001``
+    are two cases of two channels.
+    """
+    matches = [_CHANNEL.match(stem) for stem in stems]
+    if not matches or not all(matches):
+        return False
+    channels: dict[str, set[int]] = {}
+    for match in matches:
+        channels.setdefault(match["case"], set()).add(int(match["channel"]))
+    return all(0 in found for found in channels.values())
+
+
+def _group_channels(
+    folder: Path, ending: str, n_channels: int | None, *, split: bool = True
+) -> dict[str, tuple[Path, ...]]:
     groups: dict[str, dict[int, Path]] = {}
-    for path in sorted(folder.iterdir(), key=natural_key):
-        if not path.name.endswith(ending) or path.name.startswith("."):
-            continue
-        stem = path.name[: -len(ending)]
-        match = _CHANNEL.match(stem)
+    for path, stem in _channel_files(folder, ending):
+        match = _CHANNEL.match(stem) if split else None
         case, channel = (match["case"], int(match["channel"])) if match else (stem, 0)
+        if channel in groups.get(case, {}):
+            raise FormatError(
+                f"case '{case}' in {folder} has two files for channel {channel}: {groups[case][channel].name} "
+                f"and {path.name}; rename one"
+            )
         groups.setdefault(case, {})[channel] = path
     out = {}
     for case, files in groups.items():
@@ -246,16 +276,22 @@ def load_nnunet_samples(root: str | Path, split: str = "train") -> list[Sample]:
 
 
 def get_folder_paths(
-    root: str | Path, *, images: str = "images", labels: str | None = "labels"
+    root: str | Path, *, images: str = "images", labels: str | None = "labels", channels: int | None = None
 ) -> list[CaseFiles]:
     """Cases of a generic folder: ``images/<case>.<ext>`` (or ``<case>_0000.<ext>``...) and ``labels/<case>.<ext>``.
 
     A case's label may have any supported suffix. Pass ``labels=None`` for unlabelled data.
 
+    Channels: with ``channels`` declared, files are grouped by nnU-Net's ``_NNNN``
+    suffix into cases of that many channels. Without it they are grouped only when every
+    image ends in ``_NNNN`` and every case has ``_0000``; otherwise each file is one case
+    (so ``patient_0001.tif`` is the case ``patient_0001``).
+
     Raises
     ------
     DataNotFoundError
-        No images, or an image without label (when ``labels`` is given).
+        No images, an image without label (when ``labels`` is given), or a case missing
+        a declared channel.
     FormatError
         Mixed suffixes within one case's channels.
     """
@@ -269,9 +305,11 @@ def get_folder_paths(
             by_suffix.setdefault(suffix_of(p), []).append(p)
         except FormatError:
             logger.debug("skipping %s: unsupported suffix", p)
+    stems = [stem for suffix in by_suffix for _, stem in _channel_files(images_dir, suffix)]
+    split = channels is not None or _splits_channels(stems)
     cases: dict[str, tuple[Path, ...]] = {}
     for suffix in by_suffix:
-        for case, files in _group_channels(images_dir, suffix, None).items():
+        for case, files in _group_channels(images_dir, suffix, channels, split=split).items():
             if case in cases:
                 raise FormatError(
                     f"case '{case}' in {images_dir} has files with different suffixes: keep one format"
@@ -306,7 +344,11 @@ def iter_folder_samples(
     images: str = "images",
     labels: str | None = "labels",
     modality: str = "volume",
+    channels: int | None = None,
 ) -> Iterator[Sample]:
-    """Yield the cases of a generic folder one at a time (label values checked against ``classes`` if given)."""
-    for case in get_folder_paths(root, images=images, labels=labels):
+    """Yield the cases of a generic folder one at a time (label values checked against ``classes`` if given).
+
+    ``channels`` declares nnU-Net-style channel files (see :func:`get_folder_paths`).
+    """
+    for case in get_folder_paths(root, images=images, labels=labels, channels=channels):
         yield load_case(case, classes=classes, modality=modality)

@@ -99,3 +99,24 @@ def test_generic_folder_mixed_formats(tmp_path):
     (tmp_path / "labels" / "b.mha").unlink()
     with pytest.raises(DataNotFoundError, match=r"no label for case 'b' \(expected .*labels/b\.mha\)"):
         get_folder_paths(tmp_path)
+
+
+def _lab_case(root, name, value):
+    write(Volume(np.full((1, 4, 5), value, np.uint8)), root / "images" / f"{name}.tif")
+
+
+def test_lab_folder_channels_only_when_every_case_has_0000(tmp_path):
+    for name in ("patient_0001", "patient_0002"):
+        _lab_case(tmp_path / "ids", name, 1)
+    cases = get_folder_paths(tmp_path / "ids", labels=None)
+    assert [(c.case_id, len(c.images)) for c in cases] == [("patient_0001", 1), ("patient_0002", 1)]
+    for name in ("a_0000", "a_0001", "b_0000", "b_0001"):
+        _lab_case(tmp_path / "chan", name, 1)
+    cases = get_folder_paths(tmp_path / "chan", labels=None)
+    assert [(c.case_id, [p.name for p in c.images]) for c in cases] == [
+        ("a", ["a_0000.tif", "a_0001.tif"]),
+        ("b", ["b_0000.tif", "b_0001.tif"]),
+    ]
+    # declared: patient_0001 is channel 1 of case 'patient', whose channel 0 is missing
+    with pytest.raises(DataNotFoundError, match=r"case 'patient' .* missing \['patient_0000\.tif'\]"):
+        get_folder_paths(tmp_path / "ids", labels=None, channels=2)
