@@ -10,7 +10,18 @@ import pytest
 import medseg.data
 
 FORMAT_LIBRARIES = {"tifffile", "PIL", "h5py", "nibabel", "SimpleITK", "zarr", "imageio"}
-LOADERS = ("cells", "dental", "em", "histo", "volumes", "sample", "manifest", "registry", "label_check", "targets")
+LOADERS = (
+    "cells",
+    "dental",
+    "em",
+    "histo",
+    "volumes",
+    "sample",
+    "manifest",
+    "registry",
+    "label_check",
+    "targets",
+)
 
 
 @pytest.mark.parametrize("module", LOADERS)
