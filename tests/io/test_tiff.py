@@ -163,7 +163,7 @@ def test_open_array_memory_maps_contiguous_stack(tmp_path, volume3d):
     path = write(volume3d, tmp_path / "stack.tif")
     with open_array(path) as lazy:
         assert lazy.shape == (1, 4, 6, 5)
-        assert lazy.ndim == 4
+        assert lazy.ndim == 3  # spatial axes, as Volume.ndim
         assert lazy.dtype == np.uint8
         assert lazy.spacing == volume3d.spacing
         np.testing.assert_array_equal(lazy.direction, volume3d.direction)
