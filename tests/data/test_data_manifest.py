@@ -19,6 +19,7 @@ EXPECTED = {
     "monuseg2018",
     "glas2015",
     "lab_folder",
+    "nnunet_raw",
 }
 
 
@@ -34,6 +35,33 @@ def test_every_manifest_loads():
                 assert f.sha256_source, f"{name}:{f.name} has a sha256 without sha256_source"
             else:
                 assert f.note, f"{name}:{f.name} has no sha256 and no note saying why"
+            if f.url is not None:
+                assert f.sha256 is not None, f"{name}:{f.name} has a URL but no sha256"
+                assert f.size is not None or "size not published" in (f.note or "").lower()
+
+
+def test_manifests_cite_nothing_outside_the_repository():
+    for name, path in list_manifests().items():
+        text = path.read_text(encoding="utf-8")
+        assert "/work/" not in text and "CHALLENGES.md" not in text, (
+            f"{name} cites a path outside the repository"
+        )
+        assert text.startswith("#") and (
+            "docs/datasets.md" in text.splitlines()[0] + text.splitlines()[1] or name == "lab_folder"
+        )
+
+
+def test_isbi2012_points_at_the_public_mirror():
+    isbi = load_manifest(find_manifest("isbi2012"))
+    [mirror] = isbi.files
+    assert (mirror.name, mirror.url) == ("isbi.h5", "https://oc.embl.de/index.php/s/h0TkwqxU0PJDdMd/download")
+    assert mirror.sha256 == "0e10fe909a1243084d91773470856993b7d40126a12e85f0f1345a7a9e512f29"
+    assert isbi.labels.kind == "classes"
+
+
+def test_old_label_kind_words_are_accepted(tmp_path, make_manifest):
+    manifest = load_manifest(make_manifest(tmp_path / "toy.yaml", []))  # the fixture says kind: semantic
+    assert manifest.labels.kind == "classes"
 
 
 def test_manifests_agree_with_loader_constants():
