@@ -159,3 +159,31 @@ def test_lazy_tiff_is_a_sample_source(tmp_path):
     from medseg.data.em import open_em_stack
 
     assert isinstance(open_em_stack(tmp_path / "s.tif"), LazyArray)
+
+
+def test_lab_folder_of_class_masks_trains_in_one_command(tmp_path):
+    from medseg.cli.main import main
+    from medseg.resources import shipped_pipeline
+
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        mask = np.zeros((1, 40, 40), np.uint8)
+        mask[0, 8 + i : 24 + i, 10:30] = 1
+        image = (mask * 120 + rng.integers(0, 60, mask.shape)).astype(np.uint8)
+        write(Volume(image), tmp_path / "lab" / "images" / f"patient_{i + 1:04d}.png")
+        write(Volume(mask), tmp_path / "lab" / "labels" / f"patient_{i + 1:04d}.png")
+    overrides = [
+        f"data.root={tmp_path / 'lab'}",
+        "data.label_kind=classes",
+        "data.classes=[background, cell]",
+        "data.patch_shape=[32, 32]",
+        "data.batch_size=2",
+        "model.params={in_channels: 1, out_channels: 2, features: 4, depth: 2}",
+        "train.iterations=2",
+        "train.validate_every=2",
+        "infer.roi_size=[32, 32]",
+        "infer.mirror_axes=[]",
+    ]
+    args = ["train", str(shipped_pipeline("lab_folder")), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(args + [a for o in overrides for a in ("--set", o)]) == 0
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
