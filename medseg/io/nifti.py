@@ -7,7 +7,8 @@ medseg reverses it to channels-first ``(C, Z, Y, X)`` = ``(c, k, j, i)``. A 3D f
 gets ``C = 1``; a 4D file's 4th axis (time, modality) becomes ``C``; a 5D vector file
 ``(i, j, k, 1, c)`` also gives ``(c, k, j, i)``. A 2D file ``(i, j)`` gives
 ``(1, j, i)``. Writing a 2D volume with one channel writes a 2D file; with several
-channels it writes ``(i, j, 1, c)``, which reads back as 3D ``(C, 1, Y, X)``.
+channels it writes ``(i, j, 1, c)`` and says so in the header's ``descrip``, so medseg
+reads it back as 2D ``(C, Y, X)`` (other such files read as 3D ``(C, 1, Y, X)``).
 
 Geometry
 --------
@@ -48,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
+_CHANNELS_2D = b"medseg: 2D image, channels on axis 4"
 _NIFTI_ERRORS = (ImageFileError, OSError, EOFError, ValueError, zlib.error, struct.error)
 
 
@@ -92,6 +94,8 @@ def open_nifti(path: str | Path) -> LazyArray:
         plan: list[int | None] = [None, 1, 0]
     elif len(shape) == 3:
         plan = [None, 2, 1, 0]
+    elif len(shape) == 4 and shape[2] == 1 and _descrip(image) == _CHANNELS_2D:
+        plan = [3, 1, 0]  # a 2D multi-channel volume medseg wrote as (i, j, 1, c)
     elif len(shape) == 4:
         plan = [3, 2, 1, 0]
     elif len(shape) == 5 and shape[3] == 1:
@@ -165,6 +169,8 @@ def write_nifti(volume: Volume, path: str | Path) -> Path:
     else:
         image.set_qform(None, code=0)
     image.header.set_xyzt_units({"mm": "mm", "um": "micron", None: "unknown"}[unit])
+    if volume.ndim == 2 and volume.num_channels > 1:
+        image.header["descrip"] = _CHANNELS_2D
     with atomic_output(path) as tmp:
         nib.save(image, tmp)
     logger.debug("wrote %s %s to %s", data.shape, data.dtype, path)
@@ -207,3 +213,11 @@ def geometry_to_ras_affine(
     affine[:3, :3] = _RAS_TO_LPS @ matrix
     affine[:3, 3] = _RAS_TO_LPS @ translation
     return affine
+
+
+def _descrip(image: nib.Nifti1Image) -> bytes:
+    """The header's ``descrip`` text (NIfTI-1 and -2), ``b""`` when absent."""
+    try:
+        return bytes(np.asarray(image.header["descrip"]).item()).rstrip(b"\x00")
+    except (KeyError, ValueError, TypeError):
+        return b""

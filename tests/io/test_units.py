@@ -138,3 +138,38 @@ def test_write_gives_a_medseg_error_or_round_trips(tmp_path, suffix, case):
     back = read(target)
     assert back.array.dtype == data.dtype
     np.testing.assert_array_equal(back.array, data)
+
+
+_LOSSLESS = (".nii.gz", ".mha", ".nrrd", ".tif", ".ome.tif", ".h5", ".zarr", ".png", ".bmp")
+_DTYPES = (
+    "bool",
+    "int8",
+    "uint8",
+    "int16",
+    "uint16",
+    "int32",
+    "uint32",
+    "int64",
+    "uint64",
+    "float32",
+    "float64",
+)
+
+
+@pytest.mark.parametrize("suffix", _LOSSLESS)
+@pytest.mark.parametrize("shape", [(1, 4, 5), (3, 4, 5), (1, 3, 4, 5), (2, 3, 4, 5)])
+def test_whatever_is_written_reads_back_equal(tmp_path, suffix, shape):
+    """Every (dtype, layout) a format accepts round-trips exactly; what it cannot hold is refused."""
+    for dtype in _DTYPES:
+        data = blobs(shape, np.dtype(dtype))
+        target = tmp_path / f"{dtype}{suffix}"
+        try:
+            write(Volume(data), target)
+        except MedsegError:
+            assert not target.exists()
+            continue
+        back = read(target).array
+        assert back.shape == data.shape, f"{dtype} {shape} {suffix}: read back {back.shape}"
+        np.testing.assert_array_equal(back.astype(data.dtype) if dtype == "bool" else back, data)
+        if dtype != "bool":
+            assert back.dtype == data.dtype, f"{dtype} {suffix} read back as {back.dtype}"
