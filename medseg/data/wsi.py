@@ -1,4 +1,6 @@
-"""Whole-slide images (``.svs``, pyramidal TIFF) via tiffslide: tissue detection and tiling.
+"""Whole-slide images (``.svs``, pyramidal TIFF): tissue detection and tiling.
+
+Slides are opened by :func:`medseg.io.slide.open_slide` (tiffslide), re-exported here.
 
 Tiles are requested at a target resolution (microns per pixel) or pyramid level.
 The pyramid level closest to (and not coarser than) the target is read and resized;
@@ -20,8 +22,8 @@ import numpy as np
 from skimage.filters import threshold_otsu
 from skimage.transform import resize
 
-from medseg.errors import ConfigError, DataValueError, FormatError, ShapeError
-from medseg.io.paths import require_file
+from medseg.errors import ConfigError, DataValueError, ShapeError
+from medseg.io.slide import open_slide, slide_mpp
 
 __all__ = [
     "TileCoord",
@@ -62,31 +64,6 @@ class TileCoord:
     size: tuple[int, int]
     out_x: int
     out_y: int
-
-
-def open_slide(path: str | Path) -> Any:
-    """Open a slide with tiffslide (``tiffslide.TiffSlide``); FormatError on unreadable files."""
-    import tiffslide
-
-    path = require_file(Path(path), "slide", "check the path")
-    try:
-        slide = tiffslide.TiffSlide(path)
-        if slide.level_count < 1 or min(slide.dimensions) < 1:
-            raise ValueError("no image levels")
-    except Exception as err:  # tiffslide/tifffile raise many types on bad input
-        raise FormatError(
-            f"cannot open slide {path} with tiffslide ({type(err).__name__}: {err}): the file is truncated, "
-            "corrupt or not a supported slide format"
-        ) from err
-    return slide
-
-
-def slide_mpp(slide: Any) -> float | None:
-    """Level-0 microns per pixel (mean of x and y), or ``None`` if the file does not say."""
-    props = slide.properties
-    values = [props.get("tiffslide.mpp-x"), props.get("tiffslide.mpp-y")]
-    values = [float(v) for v in values if v not in (None, "")]
-    return float(np.mean(values)) if values else None
 
 
 def detect_tissue(

@@ -2,10 +2,13 @@
 
 Every array medseg reads is channels first: ``(C, Z, Y, X)`` for volumes, ``(C, Y, X)``
 for 2D images, with geometry in that same (array) axis order and LPS world
-coordinates; see :class:`Volume`. :func:`read` and :func:`write` choose the format by
+coordinates, and the ``unit`` of the spacing (one policy for every format:
+:mod:`medseg.io.units`); see :class:`Volume`. :func:`read` and :func:`write` choose the format by
 suffix (``.nii.gz``, ``.mha``, ``.nrrd``, ``.tif``, ``.ome.tif``, ``.png``, ``.bmp``,
 ``.jpg``, ``.h5``, ``.zarr``...); HDF5 and Zarr take ``file.h5:/group/dataset``.
-:func:`open_array` gives block-wise access to stacks larger than memory;
+:func:`open_array` gives block-wise access to stacks larger than memory (also a
+folder of single-section TIFFs); files are read as stored, NaN included;
+:mod:`medseg.io.paths` holds the path checks the dataset loaders share;
 :func:`atomic_output` lets other packages write any file with the same no-half-written-output guarantee.
 
 Example

@@ -9,7 +9,17 @@ import pytest
 
 import medseg.data
 
-FORMAT_LIBRARIES = {"tifffile", "PIL", "h5py", "nibabel", "SimpleITK", "zarr", "imageio"}
+FORMAT_LIBRARIES = {
+    "tifffile",
+    "tiffslide",
+    "openslide",
+    "PIL",
+    "h5py",
+    "nibabel",
+    "SimpleITK",
+    "zarr",
+    "imageio",
+}
 LOADERS = (
     "cells",
     "dental",
