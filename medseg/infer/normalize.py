@@ -151,7 +151,7 @@ class ZScore:
             fill = (0.0,) * len(mean)
         elif nonfinite == "min":
             fill = tuple(float(v) for v in lowest)
-        return cls(tuple(float(m) for m in mean), tuple(float(s) for s in std), nonfinite, fill)  # type: ignore[arg-type]
+        return cls(tuple(float(m) for m in mean), tuple(float(max(s, 1e-8)) for s in std), nonfinite, fill)  # type: ignore[arg-type]
 
     def __call__(self, image: np.ndarray, *, channel_axis: int = 0, source: str | None = None) -> np.ndarray:
         """Normalise an array whose ``channel_axis`` holds the channels (0 for ``(C, *spatial)``) to float32.
