@@ -23,7 +23,7 @@ import numpy as np
 from medseg.errors import DataValueError, FormatError
 from medseg.io._common import geometry_from_attrs
 from medseg.io.lazy import LazyArray
-from medseg.io.units import normalize_unit
+from medseg.io.units import convert_spacing
 from medseg.io.volume import Volume
 
 __all__ = [
@@ -82,17 +82,14 @@ def attrs_for(volume: Volume, axes: str) -> dict[str, Any]:
     return attrs
 
 
-def unit_of(attrs: Mapping[str, Any], where: str) -> str | None:
-    """The ``unit`` attribute (any spelling :mod:`medseg.io.units` knows), ``"um"`` for ``element_size_um``."""
+def unit_of(attrs: Mapping[str, Any]) -> str | None:
+    """The ``unit`` attribute as stored (``"um"`` when only ``element_size_um`` gives the spacing)."""
     unit = attrs.get(UNIT_ATTR)
     if isinstance(unit, bytes):
         unit = unit.decode()
     if unit is None:
         return "um" if "element_size_um" in attrs and not {"spacing", "resolution"} & set(attrs) else None
-    try:
-        return normalize_unit(str(unit))
-    except DataValueError as err:
-        raise FormatError(f"{where}: attribute {UNIT_ATTR}={unit!r}: {err}") from err
+    return str(unit)
 
 
 def geometry_of(attrs: Mapping[str, Any], ndim: int, where: str) -> dict[str, Any]:
@@ -122,14 +119,22 @@ def lazy_view(
     plan, ndim = plan_layout(attrs, tuple(array.shape), where)
     geometry = geometry_of(attrs, ndim, where)
     spacing_attr = next((k for k in ("spacing", "resolution", "element_size_um") if k in attrs), None)
+    stored_unit = unit_of(attrs)
+    try:  # a unit other than nm/um/mm (e.g. "cm") converts spacing and origin
+        spacing, unit = convert_spacing(geometry["spacing"] or (1.0,) * ndim, stored_unit)
+        origin, _ = convert_spacing(geometry["origin"] or (0.0,) * ndim, stored_unit)
+    except DataValueError as err:
+        raise FormatError(f"{where}: attribute {UNIT_ATTR}={stored_unit!r}: {err}") from err
+    if spacing_attr is None:  # no spacing stored: pixels, whatever a unit attribute says
+        spacing, unit = (1.0,) * ndim, None
     return LazyArray(
         array,
         plan,
-        spacing=geometry["spacing"] or (1.0,) * ndim,
-        origin=geometry["origin"] or (0.0,) * ndim,
+        spacing=spacing,
+        origin=origin,
         direction=np.eye(ndim) if geometry["direction"] is None else geometry["direction"],
         path=where,
         meta={**meta, "spacing_attr": spacing_attr},
-        unit=unit_of(attrs, where),
+        unit=unit,
         close=close,
     )

@@ -8,6 +8,7 @@ the test needs no network and takes a few seconds.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -16,7 +17,6 @@ import sysconfig
 from pathlib import Path
 
 import yaml
-from conftest import sha256
 
 import medseg
 
@@ -107,7 +107,7 @@ def test_wheel_install_lists_manifests_and_fetches(tmp_path, http_server):
     )
     payload = b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8
     manifest["files"][0].update(
-        url=http_server.add("isbi.h5", payload), sha256=sha256(payload), size=len(payload)
+        url=http_server.add("isbi.h5", payload), sha256=hashlib.sha256(payload).hexdigest(), size=len(payload)
     )
     local = tmp_path / "isbi2012.yaml"
     local.write_text(yaml.safe_dump(manifest))

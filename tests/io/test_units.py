@@ -173,3 +173,20 @@ def test_whatever_is_written_reads_back_equal(tmp_path, suffix, shape):
         np.testing.assert_array_equal(back.astype(data.dtype) if dtype == "bool" else back, data)
         if dtype != "bool":
             assert back.dtype == data.dtype, f"{dtype} {suffix} read back as {back.dtype}"
+
+
+def test_hdf5_unit_attribute_in_other_lengths_is_converted(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "cm.h5", "w") as f:
+        data = f.create_dataset("raw", data=np.zeros((2, 3, 4), np.uint8))
+        data.attrs.update(resolution=[0.005, 0.0001, 0.0001], offset=[0.01, 0.0, 0.0], unit="cm")
+        bad = f.create_dataset("bad", data=np.zeros((3, 4), np.uint8))
+        bad.attrs.update(resolution=[1.0, 1.0], unit="parsec")
+    volume = read(f"{tmp_path / 'cm.h5'}:/raw")
+    assert volume.unit == "mm"
+    assert volume.spacing == pytest.approx((0.05, 0.001, 0.001)) and volume.origin == pytest.approx(
+        (0.1, 0, 0)
+    )
+    with pytest.raises(FormatError, match=r"bad: attribute unit='parsec'"):
+        read(f"{tmp_path / 'cm.h5'}:/bad")
