@@ -32,8 +32,10 @@ import numpy as np
 
 from medseg.data.sample import Sample
 from medseg.errors import ConfigError, DataNotFoundError, FormatError, LabelError, ShapeError
-from medseg.io import read, suffix_of
+from medseg.io import open_array, read, suffix_of
+from medseg.io.hdf5 import HDF5_SUFFIXES
 from medseg.io.paths import natural_key, require_dir, require_file
+from medseg.io.zarr_io import ZARR_SUFFIXES
 
 __all__ = [
     "NnUNetDataset",
@@ -44,10 +46,15 @@ __all__ = [
     "load_nnunet_samples",
     "get_folder_paths",
     "iter_folder_samples",
+    "LAZY_SUFFIXES",
     "load_case",
+    "open_case_lazily",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Suffixes of container formats whose single-channel cases are opened lazily.
+LAZY_SUFFIXES: tuple[str, ...] = HDF5_SUFFIXES + ZARR_SUFFIXES
 
 _CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
@@ -208,10 +215,36 @@ def get_nnunet_paths(root: str | Path, split: str = "train") -> list[CaseFiles]:
     return out
 
 
+def _is_container(path: Path) -> bool:
+    return suffix_of(path) in LAZY_SUFFIXES
+
+
+def open_case_lazily(case: CaseFiles, *, modality: str = "volume") -> Sample:
+    """A single-channel case as :class:`~medseg.io.LazyArray` s (nothing read until indexed).
+
+    Raises
+    ------
+    ShapeError
+        Image and label on different grids.
+    """
+    image = open_array(case.images[0])
+    label = None if case.label is None else open_array(case.label)
+    if label is not None and label.spatial_shape != image.spatial_shape:
+        raise ShapeError(
+            f"label {case.label} has shape {label.spatial_shape} but image {case.images[0]} has "
+            f"{image.spatial_shape}: they must be on the same grid (resample the label)"
+        )
+    return Sample(image=image, label=label, case_id=case.case_id, modality=modality)
+
+
 def load_case(
     case: CaseFiles, *, classes: Mapping[str, int] | None = None, modality: str = "volume"
 ) -> Sample:
     """Read one case: channels stacked into ``(C, [Z,] Y, X)``, label ``(1, [Z,] Y, X)``.
+
+    Single-channel HDF5/Zarr cases (:data:`LAZY_SUFFIXES`, stacks that may not fit in
+    memory) are opened lazily instead (:func:`open_case_lazily`); their label values
+    are checked on a sample by :func:`medseg.data.label_check.check_labels`.
 
     Parameters
     ----------
@@ -225,6 +258,8 @@ def load_case(
     LabelError
         Label values outside ``classes``, or a non-integer label file.
     """
+    if len(case.images) == 1 and _is_container(case.images[0]):
+        return open_case_lazily(case, modality=modality)
     volumes = [read(p) for p in case.images]
     first = volumes[0]
     for path, vol in zip(case.images[1:], volumes[1:], strict=True):

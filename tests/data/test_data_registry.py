@@ -187,3 +187,18 @@ def test_lab_folder_of_class_masks_trains_in_one_command(tmp_path):
     args = ["train", str(shipped_pipeline("lab_folder")), "--out", str(tmp_path / "run"), "--no-progress"]
     assert main(args + [a for o in overrides for a in ("--set", o)]) == 0
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
+
+
+def test_lab_folder_hdf5_stacks_open_lazily(tmp_path):
+    stack = np.arange(4 * 16 * 16, dtype=np.uint16).reshape(1, 4, 16, 16)
+    membranes = (stack % 7 == 0).astype(np.uint8)
+    for case in ("stack_a", "stack_b"):
+        write(Volume(stack, spacing=(40, 4, 4), unit="nm"), tmp_path / "images" / f"{case}.h5")
+        write(Volume(membranes, spacing=(40, 4, 4), unit="nm"), tmp_path / "labels" / f"{case}.h5")
+    train, val = load_training_samples(_config("lab_folder", tmp_path, classes=("background", "membrane")))
+    assert isinstance(train[0].image, LazyArray) and isinstance(val[0].label, LazyArray)
+    assert train[0].image.spacing == (40.0, 4.0, 4.0) and train[0].image.unit == "nm"
+    np.testing.assert_array_equal(val[0].label[0, 2], membranes[0, 2])
+    write(Volume(membranes * 3, spacing=(40, 4, 4)), tmp_path / "labels" / "stack_b.h5")
+    with pytest.raises(LabelError, match=r"stack_b\.h5 holds values \[3\]"):
+        load_training_samples(_config("lab_folder", tmp_path, classes=("background", "membrane")))
