@@ -23,6 +23,7 @@ from pathlib import Path
 from medseg.errors import FormatError
 from medseg.io import hdf5, itk, natural, nifti, tiff, zarr_io
 from medseg.io._common import check_finite, require_file
+from medseg.io._limits import check_fits_in_memory, check_header_size
 from medseg.io.lazy import LazyArray, wrap_in_memory
 from medseg.io.volume import Volume
 
@@ -135,6 +136,11 @@ def read(path: PathLike, *, allow_nonfinite: bool = False) -> Volume:
     """
     fmt, file_path, key = _format_of(path)
     require_file(file_path)
+    if fmt.open is None:
+        check_header_size(file_path, path)
+    else:  # the lazy opener reads the header only: check the size before allocating
+        with fmt.open(file_path, key) if fmt.keyed else fmt.open(file_path) as lazy:
+            check_fits_in_memory(lazy.shape, lazy.dtype, path)
     volume = fmt.read(file_path, key) if fmt.keyed else fmt.read(file_path)
     if not allow_nonfinite:
         check_finite(volume.array, path)
