@@ -65,6 +65,8 @@ def _configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+_MAX_DETAIL = 400  # characters of an internal error's message shown without --debug
+
 # what to do about an OS error, by errno
 _OS_FIXES = {
     errno.EEXIST: "it already exists; remove it or choose another path",
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             return described[1]
         hint = "" if args.debug else " (run with --debug for the traceback)"
         detail = " ".join(str(err).split()) or "no message"
+        if len(detail) > _MAX_DETAIL:
+            detail = detail[:_MAX_DETAIL] + " ..."
         print(f"{prefix} internal error {type(err).__name__}: {detail}{hint}", file=sys.stderr)
         return 1
 

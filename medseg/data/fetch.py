@@ -20,7 +20,7 @@ from pathlib import Path
 from medseg.data._archive import extract_archive
 from medseg.data._download import INCOMPLETE_SUFFIX, check_url, download_file, sha256sum, verify_file
 from medseg.data.manifest import Manifest, ManifestFile, find_manifest, load_manifest
-from medseg.errors import ChecksumError, ConfigError, DataNotFoundError, DownloadError
+from medseg.errors import ChecksumError, ConfigError, DataNotFoundError, DownloadError, UnsafeArchiveError
 
 __all__ = ["FetchResult", "fetch_dataset", "resolve_manifest"]
 
@@ -273,14 +273,17 @@ def fetch_dataset(
         if _read_state(state_path).get("extracted_sha256") == digest:
             continue
         logger.info("extracting %s into %s", dest, target)
-        created = extract_archive(
-            dest,
-            target,
-            spec.archive,
-            protected=[dataset_dir / other.name for other in manifest.files] + [dataset_dir / _STATE_DIR],
-            max_bytes=spec.max_extracted_bytes,
-            max_ratio=spec.max_ratio,
-        )
+        try:
+            created = extract_archive(
+                dest,
+                target,
+                spec.archive,
+                protected=[dataset_dir / other.name for other in manifest.files] + [dataset_dir / _STATE_DIR],
+                max_bytes=spec.max_extracted_bytes,
+                max_ratio=spec.max_ratio,
+            )
+        except UnsafeArchiveError as err:
+            raise UnsafeArchiveError(f"{err} (nothing was extracted; the verified {dest} is kept)") from err
         _write_state(state_path, {"extracted_sha256": digest, "entries": [p.name for p in created]})
         result.extracted.append(spec.name)
     return result
