@@ -16,7 +16,7 @@ def test_cpu_and_auto():
     assert available_devices()[0] == "cpu"
 
 
-@pytest.mark.parametrize("name", ["bogus", "cuda:x", "gpu"])
+@pytest.mark.parametrize("name", ["bogus", "cuda:x", pytest.param("gpu", id="gpu-name")])
 def test_unknown_names_list_what_is_available(name):
     with pytest.raises(
         ConfigError, match=rf"^infer\.device: unknown device '{name}'; available on this machine: cpu"
