@@ -89,8 +89,8 @@ def _os_message(err: OSError) -> str:
     return f"{where}: {what}: {fix}" if where else f"{what}: {fix}"
 
 
-def describe_error(err: BaseException) -> tuple[str, int] | None:
-    """The one-line message and exit status for an error a user can fix, or ``None``.
+def describe_error(err: BaseException) -> str | None:
+    """The one-line message for an error a user can fix (exit status 2), or ``None`` (an internal error).
 
     Covers :class:`~medseg.errors.MedsegError` and the pydantic, YAML and OS errors
     that escape from lower layers. Anything else is an internal error.
@@ -115,7 +115,7 @@ def describe_error(err: BaseException) -> tuple[str, int] | None:
         )
     else:
         return None
-    return " ".join(line.strip() for line in message.splitlines() if line.strip()), 2
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         described = describe_error(err)
         if described is not None:
-            print(f"{prefix} {described[0]}", file=sys.stderr)
-            return described[1]
+            print(f"{prefix} {described}", file=sys.stderr)
+            return 2
         hint = "" if args.debug else " (run with --debug for the traceback)"
         detail = " ".join(str(err).split()) or "no message"
         if len(detail) > _MAX_DETAIL:
