@@ -9,6 +9,8 @@ library functions take plain arguments.
 
 from __future__ import annotations
 
+import copy
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +27,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",
+    "format_validation_error",
     "load_config",
 ]
 
@@ -99,6 +102,39 @@ class PipelineConfig(_Section):
     infer: InferConfig = InferConfig()
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate mapping keys instead of keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise ConfigError(
+                    f"duplicate key {key!r} on line {line} (first on line {seen[key]}); "
+                    "keep one of them (YAML would silently use the last)"
+                )
+            if isinstance(key, typing.Hashable):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML safely (no ``!!python`` tags, no duplicate keys); errors name ``source``."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary tags
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from err
+    except yaml.constructor.ConstructorError as err:
+        raise ConfigError(
+            f"{source}: unsupported YAML tag ({' '.join(str(err).split())}); pipeline configs hold plain "
+            "values, lists and mappings only (tags such as !!python/... are never run)"
+        ) from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source} is not valid YAML: {' '.join(str(err).split())}") from err
+
+
 def _allowed_keys(model: type[BaseModel], location: tuple) -> list[str]:
     for part in location[:-1]:
         if isinstance(part, int):
@@ -111,23 +147,42 @@ def _allowed_keys(model: type[BaseModel], location: tuple) -> list[str]:
     return sorted(model.model_fields)
 
 
-def _validate(raw: Any, source: str) -> PipelineConfig:
+def format_validation_error(err: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """One line per problem of a pydantic error, joined by ``; ``: the key, what is wrong, the value.
+
+    With ``model`` (the validated class), unknown keys list the keys allowed there.
+    """
+    problems = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "value"
+        if e["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(model, e["loc"])) if model is not None else ""
+            problems.append(f"unknown key '{where}'" + (f" (allowed here: {allowed})" if allowed else ""))
+        else:
+            problems.append(f"'{where}': {e['msg']} (got {e.get('input')!r})")
+    return "; ".join(problems)
+
+
+def _require_mapping(raw: Any, source: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(
-            f"{source}: a pipeline config must be a mapping of sections, got {type(raw).__name__}"
+            f"{source}: a pipeline config must be a mapping of sections (data:, model:, train:, infer:), "
+            f"got a {type(raw).__name__}"
         )
+    return raw
+
+
+def _validate(raw: Any, source: str) -> PipelineConfig:
+    raw = _require_mapping(raw, source)
     try:
-        return PipelineConfig.model_validate(raw)
+        config = PipelineConfig.model_validate(raw)
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            where = ".".join(str(p) for p in e["loc"])
-            if e["type"] == "extra_forbidden":
-                allowed = ", ".join(_allowed_keys(PipelineConfig, e["loc"]))
-                problems.append(f"unknown key '{where}' (allowed here: {allowed})")
-            else:
-                problems.append(f"'{where}': {e['msg']} (got {e.get('input')!r})")
-        raise ConfigError(f"{source}: " + "; ".join(problems)) from err
+        raise ConfigError(f"{source}: {format_validation_error(err, PipelineConfig)}") from err
+    from medseg.device import check_device_name
+
+    for option, name in (("train.device", config.train.device), ("infer.device", config.infer.device)):
+        check_device_name(name, option=f"{source}: {option}")
+    return config
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
@@ -141,34 +196,45 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pipelin
         Invalid YAML, an unknown key (named, with the allowed keys) or a bad value.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(
+            f"pipeline config {path} is a folder; pass a YAML file such as pipelines/isbi2012.yaml"
+        )
     if not path.is_file():
         raise DataNotFoundError(
             f"pipeline config {path} does not exist; see the examples in medseg/resources/pipelines/"
         )
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {err.start}, line {line}); save it as UTF-8"
+        ) from err
+    except OSError as err:
+        raise ConfigError(f"cannot read pipeline config {path}: {err.strerror or err}") from err
+    raw = _parse_yaml(text, str(path))
+    raw = _require_mapping({} if raw is None else raw, str(path))
     raw = apply_overrides(raw, overrides or [])
     return _validate(raw, str(path))
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Set ``a.b.c=value`` entries (value parsed as YAML) in a nested dict, returning a copy."""
-    out = yaml.safe_load(yaml.safe_dump(raw)) if raw else {}
+    out = copy.deepcopy(_require_mapping(raw, "config")) if raw else {}
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
             raise ConfigError(
                 f"override {item!r} must look like section.key=value, e.g. train.iterations=500"
             )
         node = out
-        parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: '{part}' is not a section")
-        node[parts[-1]] = yaml.safe_load(value)
+                raise ConfigError(f"override {item!r}: '{part}' is not a section but a value")
+        node[parts[-1]] = _parse_yaml(value, f"--set {key.strip()}")
     return out
 
 

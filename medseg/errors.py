@@ -17,6 +17,8 @@ __all__ = [
     "ChecksumError",
     "DownloadError",
     "UnsafeArchiveError",
+    "MemoryLimitError",
+    "OutputError",
 ]
 
 
@@ -58,3 +60,11 @@ class DownloadError(MedsegError):
 
 class UnsafeArchiveError(MedsegError):
     """An archive entry would escape the extraction root (absolute path, '..', link)."""
+
+
+class MemoryLimitError(DataValueError):
+    """A file declares more data than fits in memory; the message names it and the out-of-core route."""
+
+
+class OutputError(MedsegError, OSError):
+    """An output cannot be written (a file in the way, no permission, disk full); names the target."""

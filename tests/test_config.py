@@ -55,3 +55,70 @@ def test_shipped_pipelines_validate():
     assert shipped, "medseg/resources/pipelines/ should ship example configs"
     for path in shipped:
         load_config(path)
+
+
+def test_duplicate_keys_name_the_key_and_both_lines(tmp_path):
+    path = _write(tmp_path, "name: a\ntrain:\n  iterations: 5\n  seed: 1\n  iterations: 50\n")
+    with pytest.raises(
+        ConfigError, match=r"pipeline\.yaml: duplicate key 'iterations' on line 5 \(first on line 3\)"
+    ):
+        load_config(path)
+
+
+def test_python_tags_are_refused_and_never_run(tmp_path):
+    marker = tmp_path / "ran"
+    path = _write(tmp_path, f"name: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ConfigError, match=r"pipeline\.yaml: unsupported YAML tag .*python/object/apply"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"--set name: unsupported YAML tag"):
+        load_config(
+            _write(tmp_path, "name: a\n"), [f"name=!!python/object/apply:os.system ['touch {marker}']"]
+        )
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.seed=[1,", r"--set train\.seed is not valid YAML"),
+        ("train.seed={a: 1, a: 2}", r"--set train\.seed: duplicate key 'a'"),
+        ("train..seed=1", r"must look like section\.key=value"),
+        ("=1", r"must look like section\.key=value"),
+        ("train.iterations.x=1", r"'iterations' is not a section but a value"),
+    ],
+)
+def test_bad_overrides_name_the_key(tmp_path, override, message):
+    path = _write(tmp_path, "train:\n  iterations: 5\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, [override])
+
+
+def test_a_top_level_list_is_refused_with_or_without_overrides(tmp_path):
+    path = _write(tmp_path, "- data\n- model\n")
+    for overrides in ([], ["train.seed=1"]):
+        with pytest.raises(
+            ConfigError, match=r"pipeline\.yaml: a pipeline config must be a mapping .* got a list"
+        ):
+            load_config(path, overrides)
+
+
+def test_a_file_that_is_not_utf8_names_the_byte_and_line(tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    path.write_bytes("name: a\nname2: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"pipeline\.yaml is not UTF-8 text \(byte 18, line 2\)"):
+        load_config(path)
+
+
+def test_a_folder_is_not_a_config(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize("key", ["train.device", "infer.device"])
+def test_devices_are_checked_at_validation(tmp_path, key):
+    path = _write(tmp_path, "name: a\n")
+    with pytest.raises(
+        ConfigError, match=rf"pipeline\.yaml: {key}: unknown device 'bogus'; available on this machine: cpu"
+    ):
+        load_config(path, [f"{key}=bogus"])
+    assert load_config(path, [f"{key}=cpu"]).model_dump()[key.split(".")[0]]["device"] == "cpu"

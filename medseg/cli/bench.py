@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from medseg.cli._options import device_name
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -15,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "The other benchmarks are scripts in benchmarks/."
         ),
     )
-    parser.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
+    parser.add_argument(
+        "--device", type=device_name, default=None, help="cpu, cuda ... (default: cuda if available)"
+    )
     parser.add_argument("--repeat", type=int, default=2, help="timed repetitions; the best is reported")
     parser.add_argument("--overlap", type=float, default=0.5)
     parser.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medseg.cli._options import add_overrides, add_progress
+from medseg.cli._options import add_overrides, add_progress, output_path
 from medseg.config import apply_overrides
 
 
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("medseg-demo"), help="output folder (default: ./medseg-demo)"
+        "--out", type=output_path, default=Path("medseg-demo"), help="output folder (default: ./medseg-demo)"
     )
     parser.add_argument("--iterations", type=int, default=None, help="training iterations (default: 300)")
     parser.add_argument(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from medseg.cli._options import add_progress
+from medseg.cli._options import add_progress, output_path
 
 __all__ = ["register", "run"]
 
@@ -18,7 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gt", required=True, help="folder with the reference labels")
     p.add_argument("--format", required=True, choices=sorted(FORMATS), help="challenge file format")
     p.add_argument(
-        "-o", "--out", required=True, help="output folder for per_case.csv, summary.json, metrics.png"
+        "-o",
+        "--out",
+        type=output_path,
+        required=True,
+        help="output folder for per_case.csv, summary.json, metrics.png",
     )
     p.add_argument(
         "--workers", type=int, default=default_workers(), help="parallel processes (default %(default)s)"

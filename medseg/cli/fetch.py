@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from medseg.cli._options import add_progress
+from medseg.cli._options import add_progress, output_path
 from medseg.data.fetch import fetch_dataset
 from medseg.data.manifest import list_manifests
 
@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("dataset", metavar="NAME|MANIFEST.yaml", help="dataset name or path to a manifest")
-    parser.add_argument("--root", required=True, help="data root; the dataset goes to ROOT/<layout.folder>")
+    parser.add_argument(
+        "--root", type=output_path, required=True, help="data root; the dataset goes to ROOT/<layout.folder>"
+    )
     parser.add_argument(
         "--from",
         dest="from_path",

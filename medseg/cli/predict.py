@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medseg.cli._options import add_progress
+from medseg.cli._options import add_progress, device_name, output_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-m", "--model", type=Path, required=True, help="checkpoint file or its folder (best.pt)"
     )
     parser.add_argument("-i", "--input", type=Path, nargs="+", required=True, help="image files")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    parser.add_argument("-o", "--output", type=output_path, required=True, help="output folder")
     parser.add_argument(
         "--format",
         dest="submission_format",
@@ -53,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="context read around each block (default: a quarter of the window per axis)",
     )
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument(
+        "--device", type=device_name, default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
+    )
     parser.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default=None)
     parser.add_argument("--overwrite", action="store_true", help="predict cases whose output already exists")
     add_progress(parser)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medseg.cli._options import add_overrides, add_progress
+from medseg.cli._options import add_overrides, add_progress, output_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,10 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the resolved config.yaml and training_curve.png to --out; --resume continues from latest.pt."
         ),
     )
-    parser.add_argument(
-        "config", type=Path, help="pipeline YAML, e.g. medseg/resources/pipelines/isbi2012.yaml"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("config", type=Path, help="pipeline YAML, e.g. pipelines/isbi2012.yaml")
+    parser.add_argument("--out", type=output_path, required=True, help="output folder")
     add_overrides(parser, "train.iterations=500")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest.pt")
     add_progress(parser)

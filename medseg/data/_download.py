@@ -12,12 +12,13 @@ import http.client
 import logging
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from medseg.errors import ChecksumError, DownloadError
+from medseg.errors import ChecksumError, ConfigError, DownloadError
 
-__all__ = ["sha256sum", "download_file", "verify_file", "INCOMPLETE_SUFFIX"]
+__all__ = ["sha256sum", "check_url", "download_file", "verify_file", "INCOMPLETE_SUFFIX"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +74,41 @@ def _bar(total: int | None, desc: str, progress: bool):
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024)
 
 
+_SCHEMES = ("http", "https")
+
+
+def check_url(url: str, *, what: str) -> None:
+    """Refuse anything but an ``http``/``https`` URL with a host (``file://``, ``ftp://``, bare paths).
+
+    Raises
+    ------
+    ConfigError
+        The message names ``what`` and says to pass local files with ``--from``.
+    """
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme.lower() not in _SCHEMES or not parsed.netloc:
+        raise ConfigError(
+            f"{what} is {url!r}: medseg fetch downloads http and https URLs only; for a file you already "
+            "have, pass its folder with --from (from_path=...)"
+        )
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http/https only (urllib also follows ftp://)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        check_url(newurl, what=f"the redirect from {req.full_url}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
+
+
 def _open(url: str, start: int, timeout: float) -> http.client.HTTPResponse:
     request = urllib.request.Request(url, headers={"User-Agent": "medseg-fetch"})
     if start > 0:
         request.add_header("Range", f"bytes={start}-")
-    return urllib.request.urlopen(request, timeout=timeout)
+    return _OPENER.open(request, timeout=timeout)
 
 
 def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
@@ -136,7 +167,7 @@ def download_file(
     Parameters
     ----------
     url : str
-        Source URL (http, https or file).
+        Source URL (http or https).
     dest : path
         Final path; bytes are written to ``dest + '.incomplete'`` first.
     sha256, size : str or None, int or None
@@ -160,7 +191,12 @@ def download_file(
         All attempts failed; the partial file is kept so that the next call resumes.
     ChecksumError
         The complete file has the wrong size or checksum; it is deleted.
+    ConfigError
+        ``url`` is not http(s), or ``retries`` is negative.
     """
+    check_url(url, what="download URL")
+    if retries < 0:
+        raise ConfigError(f"retries must be >= 0 (extra attempts after the first), got {retries}")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + INCOMPLETE_SUFFIX)

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medseg.data._archive import extract_archive
-from medseg.data._download import INCOMPLETE_SUFFIX, download_file, sha256sum, verify_file
+from medseg.data._download import INCOMPLETE_SUFFIX, check_url, download_file, sha256sum, verify_file
 from medseg.data.manifest import Manifest, ManifestFile, find_manifest, load_manifest
-from medseg.errors import ChecksumError, ConfigError, DataNotFoundError, DownloadError
+from medseg.errors import ChecksumError, ConfigError, DataNotFoundError, DownloadError, UnsafeArchiveError
 
 __all__ = ["FetchResult", "fetch_dataset", "resolve_manifest"]
 
@@ -165,6 +166,16 @@ def _obtain(
     return digest
 
 
+def _check_options(timeout: float, retries: int) -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
+        raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}; e.g. --timeout 30")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(
+            f"retries must be a whole number >= 0 (extra attempts after the first), got {retries!r}; "
+            "e.g. --retries 2"
+        )
+
+
 def fetch_dataset(
     manifest: Manifest | str | os.PathLike,
     root: str | os.PathLike,
@@ -193,9 +204,9 @@ def fetch_dataset(
     progress : bool
         tqdm progress bars for downloads and hashing.
     timeout : float
-        Network timeout in seconds per connect/read.
+        Network timeout in seconds per connect/read (> 0).
     retries : int
-        Extra download attempts (each resumes the partial file).
+        Extra download attempts (each resumes the partial file), >= 0.
 
     Returns
     -------
@@ -212,9 +223,15 @@ def fetch_dataset(
     UnsafeArchiveError
         An archive entry would escape the dataset folder; nothing is extracted.
     """
+    _check_options(timeout, retries)
     manifest, origin = resolve_manifest(manifest)
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"data root {root} is an existing file, not a folder; choose a folder for --root")
     dataset_dir = _inside(root, manifest.layout.folder, origin, "layout.folder")
+    for spec in manifest.files:
+        if spec.url is not None:
+            check_url(spec.url, what=f"{origin}: url of '{spec.name}'")
     if from_path is not None:
         from_path = Path(from_path)
         if not from_path.exists():
@@ -256,7 +273,17 @@ def fetch_dataset(
         if _read_state(state_path).get("extracted_sha256") == digest:
             continue
         logger.info("extracting %s into %s", dest, target)
-        created = extract_archive(dest, target, spec.archive)
+        try:
+            created = extract_archive(
+                dest,
+                target,
+                spec.archive,
+                protected=[dataset_dir / other.name for other in manifest.files] + [dataset_dir / _STATE_DIR],
+                max_bytes=spec.max_extracted_bytes,
+                max_ratio=spec.max_ratio,
+            )
+        except UnsafeArchiveError as err:
+            raise UnsafeArchiveError(f"{err} (nothing was extracted; the verified {dest} is kept)") from err
         _write_state(state_path, {"extracted_sha256": digest, "entries": [p.name for p in created]})
         result.extracted.append(spec.name)
     return result

@@ -77,6 +77,8 @@ class ManifestFile(_Strict):
     sha256_source: str | None = None
     archive: Literal["zip", "tar", "none"] = "none"
     extract_to: str = "."
+    max_extracted_bytes: int | None = Field(default=None, gt=0)  # None: medseg.data._archive's default
+    max_ratio: float | None = Field(default=None, gt=0)  # extracted / archive bytes; None: the default
     note: str | None = None
 
     @field_validator("name")

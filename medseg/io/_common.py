@@ -6,6 +6,7 @@ Private to :mod:`medseg.io`; the format modules and :mod:`medseg.io.dispatch` us
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -16,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from medseg.errors import DataValueError, FormatError, MedsegError
+from medseg.errors import FormatError, MedsegError, OutputError
+from medseg.io._limits import format_bytes
 from medseg.io.paths import require_file
 from medseg.io.volume import Volume
 
 __all__ = [
     "atomic_output",
-    "check_finite",
+    "clean_stale_temporaries",
     "geometry_from_attrs",
     "geometry_to_attrs",
     "make_volume",
@@ -31,20 +33,108 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_TMP_PREFIX = ".medseg-tmp-"
+# temporary outputs are named ".<target name>.medseg-tmp-<pid>-<random>" next to the target
+_TMP_MARK = ".medseg-tmp-"
+_FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _tmp_prefix(path: Path) -> str:
+    return f".{path.name}{_TMP_MARK}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def clean_stale_temporaries(path: Path) -> list[Path]:
+    """Remove temporary outputs of ``path`` left by writers that died (killed, crashed, power loss).
+
+    They are the ``.<name>.medseg-tmp-<pid>-*`` entries next to ``path`` whose process
+    no longer runs; those of live processes (a concurrent writer) are kept.
+
+    Returns
+    -------
+    list of Path
+        The removed entries.
+    """
+    path = Path(path)
+    prefix = _tmp_prefix(path)
+    removed = []
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for entry in candidates:
+        pid_text = entry.name[len(prefix) :].split("-", 1)[0]
+        if pid_text.isdigit() and (int(pid_text) == os.getpid() or _pid_alive(int(pid_text))):
+            continue  # a write in progress, in this process or another
+        logger.info("removing %s, left by an interrupted write of %s", entry, path)
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _check_free_space(path: Path, needed: int) -> None:
+    free = _free_bytes(path.parent)
+    if free is not None and needed > free:
+        raise OutputError(
+            f"cannot write {path}: it needs up to {format_bytes(needed)} but only {format_bytes(free)} are "
+            f"free on the disk holding {path.parent}; free some space or choose another output folder"
+        )
+
+
+def _output_error(err: OSError, path: Path, tmp_dir: Path) -> OutputError:
+    """An :class:`OutputError` naming the target ``path`` (never the temporary one) and the fix."""
+    free = _free_bytes(path.parent)
+    if err.errno in _FULL_DISK_ERRNOS or (err.errno is None and free is not None and free < 1 << 20):
+        return OutputError(
+            f"cannot write {path}: no space left on the disk holding {path.parent}; nothing was written: "
+            "free some space or choose another output folder"
+        )
+    reason = _renamed(err.strerror or str(err), path, tmp_dir)
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(
+            f"cannot write {path}: {reason}; choose a folder you can write to or fix its permissions"
+        )
+    return OutputError(f"cannot write {path}: {reason}")
+
+
+def _renamed(text: str, path: Path, tmp_dir: Path) -> str:
+    return text.replace(str(tmp_dir / path.name), str(path)).replace(str(tmp_dir), str(path.parent))
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path, *, copy_existing: bool = False) -> Iterator[Path]:
+def atomic_output(
+    path: Path, *, copy_existing: bool = False, expected_bytes: int | None = None
+) -> Iterator[Path]:
     """Yield a temporary path to write ``path`` to; move it into place only on success.
 
-    The temporary path lives in a fresh hidden directory next to ``path`` (same file
-    system, so the final move is an atomic ``os.replace``) and has the same file name,
-    so libraries that pick a writer by suffix, or write side files next to it
-    (``.mhd`` + ``.raw``), behave as they would at the destination. On success every
-    file in the temporary directory is moved next to ``path``, ``path`` itself last;
-    a directory output (a Zarr store) replaces any old one. On any exception the
-    temporary directory is removed and the destination is left untouched.
+    The temporary path lives in a hidden directory next to ``path`` named
+    ``.<name>.medseg-tmp-<pid>-<random>`` (same file system, so the final move is an
+    atomic ``os.replace``; the name says which target and which process it belongs to)
+    and has the same file name, so libraries that pick a writer by suffix, or write side
+    files next to it (``.mhd`` + ``.raw``), behave as they would at the destination. On
+    success every file in the temporary directory is moved next to ``path``, ``path``
+    itself last; a directory output (a Zarr store) replaces any old one. On any
+    exception the temporary directory is removed and the destination is left untouched.
+    Temporary directories of earlier writers of ``path`` that were killed are removed
+    first (:func:`clean_stale_temporaries`).
 
     Parameters
     ----------
@@ -53,10 +143,33 @@ def atomic_output(path: Path, *, copy_existing: bool = False) -> Iterator[Path]:
     copy_existing : bool
         Copy an existing ``path`` into the temporary location first, for formats that
         add one array to a container (HDF5 file, Zarr store) keeping the others.
+    expected_bytes : int, optional
+        Upper bound of the bytes the writer will produce. When the disk has less free
+        space, :class:`OutputError` is raised before anything is written (some writers,
+        HDF5 among them, cannot fail cleanly on a full disk).
+
+    Raises
+    ------
+    OutputError
+        The disk is full, the folder cannot be written, or an OS error occurred while
+        writing; the message names ``path``, never the temporary location.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(
+            f"cannot create the folder of {path}: {err.strerror or err} ({err.filename}); choose another "
+            "output location"
+        ) from err
+    clean_stale_temporaries(path)
+    if expected_bytes is not None:
+        existing = path.stat().st_size if copy_existing and path.is_file() else 0
+        _check_free_space(path, expected_bytes + existing)
+    try:
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f"{_tmp_prefix(path)}{os.getpid()}-", dir=path.parent))
+    except OSError as err:
+        raise _output_error(err, path, path.parent) from err
     tmp_path = tmp_dir / path.name
     try:
         if copy_existing and path.exists():
@@ -71,6 +184,13 @@ def atomic_output(path: Path, *, copy_existing: bool = False) -> Iterator[Path]:
         for side in sorted(p for p in tmp_dir.iterdir() if p.name != path.name):
             _move_into_place(side, path.parent / side.name)
         _move_into_place(tmp_path, path)
+    except MedsegError as err:
+        renamed = _renamed(str(err), path, tmp_dir)
+        if renamed == str(err):
+            raise
+        raise type(err)(renamed) from err
+    except OSError as err:
+        raise _output_error(err, path, tmp_dir) from err
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
@@ -78,7 +198,7 @@ def atomic_output(path: Path, *, copy_existing: bool = False) -> Iterator[Path]:
 def _move_into_place(src: Path, dest: Path) -> None:
     if src.is_dir() and dest.exists():
         # os.replace cannot replace a non-empty directory: swap via a side name
-        old = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=dest.parent))
+        old = Path(tempfile.mkdtemp(prefix=f"{_tmp_prefix(dest)}{os.getpid()}-old-", dir=dest.parent))
         os.replace(dest, old / dest.name)
         try:
             os.replace(src, dest)
@@ -91,18 +211,6 @@ def _move_into_place(src: Path, dest: Path) -> None:
         raise FormatError(f"cannot write file {dest}: a directory of that name exists; remove it first")
     else:
         os.replace(src, dest)
-
-
-def check_finite(array: np.ndarray, path: Path | str) -> None:
-    """Raise :class:`DataValueError` when a float/complex ``array`` holds NaN or inf."""
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.complexfloating)):
-        return
-    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-    if bad:
-        raise DataValueError(
-            f"{path} holds {bad} non-finite value(s) (NaN or inf) out of {array.size}; "
-            "clean the file or read it with allow_nonfinite=True"
-        )
 
 
 def geometry_to_attrs(volume: Volume) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from medseg.errors import DataValueError, FormatError, ShapeError
 from medseg.io import hdf5, itk, natural, nifti, tiff, zarr_io
+from medseg.io._limits import check_fits_in_memory, check_header_size
 from medseg.io.lazy import LazyArray, wrap_in_memory
 from medseg.io.paths import require_file
 from medseg.io.volume import Volume
@@ -134,6 +135,11 @@ def read(path: PathLike) -> Volume:
     """
     fmt, file_path, key = _format_of(path)
     require_file(file_path)
+    if fmt.open is None:
+        check_header_size(file_path, path)
+    else:  # the lazy opener reads the header only: check the size before allocating
+        with fmt.open(file_path, key) if fmt.keyed else fmt.open(file_path) as lazy:
+            check_fits_in_memory(lazy.shape, lazy.dtype, path)
     volume = fmt.read(file_path, key) if fmt.keyed else fmt.read(file_path)
     logger.debug("read %s: %s %s spacing %s", path, volume.array.shape, volume.array.dtype, volume.spacing)
     return volume

@@ -114,7 +114,8 @@ def write_hdf5(
     path = Path(path)
     name = (key or DEFAULT_KEY).strip("/")
     data, axes = layout_for(volume)
-    with atomic_output(path, copy_existing=key is not None) as tmp:
+    # HDF5 cannot fail cleanly on a full disk (segfaults at exit): check the space first
+    with atomic_output(path, copy_existing=key is not None, expected_bytes=data.nbytes + (1 << 20)) as tmp:
         try:
             with h5py.File(tmp, "a") as handle:
                 if name in handle:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.server
 import io
 import logging
 import socket
 import tarfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 
 from medseg.cli import fetch as fetch_cli
 from medseg.data.fetch import fetch_dataset
-from medseg.errors import ChecksumError, DownloadError, UnsafeArchiveError
+from medseg.errors import ChecksumError, ConfigError, DownloadError, UnsafeArchiveError
 
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB
 
@@ -230,3 +232,132 @@ def test_cli_run(tmp_path, http_server, make_manifest, capsys):
     assert "downloaded: raw.bin" in capsys.readouterr().out
     assert fetch_cli.run(args) == 0
     assert "already present and verified: raw.bin" in capsys.readouterr().out
+
+
+def _tar_gz(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _deflated_zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _archive_spec(http_server, name: str, data: bytes, kind: str, **extra) -> dict:
+    spec = {"name": name, "url": http_server.add(name, data), "sha256": _sha(data), "sha256_source": "test"}
+    return {**spec, "archive": kind, **extra}
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_a_decompression_bomb_is_refused_before_writing(tmp_path, http_server, make_manifest, kind):
+    zeros = b"\x00" * (64 * 1024 * 1024)  # 64 MiB of zeros packs into ~64 KiB: ratio ~1000
+    data = _deflated_zip({"big.raw": zeros}) if kind == "zip" else _tar_gz({"big.raw": zeros})
+    assert len(data) < 1024 * 1024
+    manifest = make_manifest(tmp_path / "toy.yaml", [_archive_spec(http_server, "bomb.bin", data, kind)])
+    root = tmp_path / "root"
+    with pytest.raises(
+        UnsafeArchiveError, match=r"would expand to 64\.0 MiB, \d+ times its size \(limit 200\)"
+    ):
+        fetch_dataset(manifest, root, timeout=5)
+    assert _tree(root) == {"toy", "toy/bomb.bin"}
+
+
+def test_manifest_limits_raise_or_lower_the_defaults(tmp_path, http_server, make_manifest):
+    data = _deflated_zip({"a.raw": b"\x00" * 1_000_000})
+    lenient = make_manifest(
+        tmp_path / "ok.yaml", [_archive_spec(http_server, "a.zip", data, "zip", max_ratio=5000)]
+    )
+    assert fetch_dataset(lenient, tmp_path / "root", timeout=5).extracted == ["a.zip"]
+    assert (tmp_path / "root" / "toy" / "a.raw").stat().st_size == 1_000_000
+    strict = make_manifest(
+        tmp_path / "strict.yaml",
+        [_archive_spec(http_server, "a.zip", data, "zip", max_ratio=5000, max_extracted_bytes=999_999)],
+    )
+    with pytest.raises(UnsafeArchiveError, match=r"more than the limit of 976\.6 KiB.*max_extracted_bytes"):
+        fetch_dataset(strict, tmp_path / "other", timeout=5)
+
+
+@pytest.mark.parametrize("entry", ["raw.bin", "images.zip", ".medseg/images.zip.json", "raw.bin/inner.txt"])
+def test_an_entry_may_not_overwrite_another_manifest_file_or_the_archive(
+    tmp_path, http_server, make_manifest, entry
+):
+    archive = _zip({"images/a.txt": b"A", entry: b"EVIL"})
+    files = [
+        {"name": "raw.bin", "url": http_server.add("raw.bin", PAYLOAD), "sha256": _sha(PAYLOAD)},
+        _archive_spec(http_server, "images.zip", archive, "zip"),
+    ]
+    manifest = make_manifest(tmp_path / "toy.yaml", files)
+    root = tmp_path / "root"
+    with pytest.raises(UnsafeArchiveError, match=rf"entry '{entry}' that would overwrite"):
+        fetch_dataset(manifest, root, timeout=5)
+    assert (root / "toy" / "raw.bin").read_bytes() == PAYLOAD
+    assert (root / "toy" / "images.zip").read_bytes() == archive
+    assert not (root / "toy" / "images").exists()
+
+
+@pytest.mark.parametrize("url", ["file:///etc/hostname", "ftp://example.org/a.bin", "/etc/hostname"])
+def test_only_http_urls_are_fetched(tmp_path, make_manifest, url):
+    manifest = make_manifest(tmp_path / "toy.yaml", [{"name": "a.bin", "url": url, "sha256": "0" * 64}])
+    with pytest.raises(ConfigError, match=r"url of 'a\.bin' is .*http and https URLs only.*--from"):
+        fetch_dataset(manifest, tmp_path / "root")
+    assert not (tmp_path / "root").exists()
+
+
+class _RedirectToFile(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", "ftp://127.0.0.1/hostname")  # urllib follows ftp by itself
+        self.end_headers()
+
+
+def test_a_redirect_to_another_scheme_is_refused(tmp_path, make_manifest):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RedirectToFile)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/a.bin"
+        manifest = make_manifest(tmp_path / "toy.yaml", [{"name": "a.bin", "url": url, "sha256": "0" * 64}])
+        with pytest.raises(ConfigError, match=r"redirect from .*/a\.bin is 'ftp://127\.0\.0\.1/hostname'"):
+            fetch_dataset(manifest, tmp_path / "root", timeout=5, retries=0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not (tmp_path / "root" / "toy" / "a.bin").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timeout": -1}, "timeout must be a positive number"),
+        ({"timeout": float("nan")}, "timeout must be a positive number"),
+        ({"retries": -1}, "retries must be a whole number >= 0"),
+    ],
+)
+def test_option_values_are_checked_before_any_work(tmp_path, make_manifest, options, message):
+    manifest = make_manifest(
+        tmp_path / "toy.yaml", [{"name": "a.bin", "url": "http://127.0.0.1:9/a", "sha256": "0" * 64}]
+    )
+    with pytest.raises(ConfigError, match=message):
+        fetch_dataset(manifest, tmp_path / "root", **options)
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_root_that_is_a_file_is_refused(tmp_path, make_manifest):
+    manifest = make_manifest(
+        tmp_path / "toy.yaml", [{"name": "a.bin", "url": "http://127.0.0.1:9/a", "sha256": "0" * 64}]
+    )
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match=r"afile is an existing file, not a folder"):
+        fetch_dataset(manifest, tmp_path / "afile")

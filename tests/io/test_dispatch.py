@@ -75,7 +75,7 @@ def test_every_format_round_trips_through_dispatch(tmp_path, suffix):
     assert path == tmp_path / "deep" / "er" / f"vol{suffix}"
     atol = 1e-5 if suffix.startswith(".nii") else 0.0
     assert_same_volume(read(path), volume, atol=atol)
-    assert not [p for p in path.parent.iterdir() if p.name.startswith(".medseg-tmp")]
+    assert not [p for p in path.parent.iterdir() if ".medseg-tmp-" in p.name]
 
 
 def test_open_array_matches_read_for_every_format(tmp_path):

@@ -1,0 +1,449 @@
+"""Every subcommand against a table of bad inputs: exit status, one error line, no traceback, no output.
+
+Each case runs ``medseg <argv>`` in process. A user error must exit 2 with exactly one
+``medseg <command>: error: ...`` line on stderr that names the file, key or option
+(checked with the case's pattern), no Python traceback, and nothing written to the
+case's output folder (no leftover temporary files anywhere). Cases fixed on another
+branch are strict xfails that the merge flips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import subprocess
+import zipfile
+from pathlib import Path
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pytest
+import tifffile
+import torch
+import yaml
+
+from medseg.cli.main import main
+from medseg.data.synthetic.em import write_isbi2012
+
+NO_CUDA = not torch.cuda.is_available()
+
+
+def _case(case: str, argv: str, status: int, pattern: str, marks=()):
+    return pytest.param(case, argv, status, pattern, marks=marks, id=case)
+
+
+def _xfail(branch: str, what: str):
+    return pytest.mark.xfail(strict=True, reason=f"fixed on branch h-{branch}: {what}")
+
+
+def _manifest(path: Path, files: list[dict]) -> Path:
+    manifest = {
+        "name": "toy",
+        "title": "toy dataset for tests",
+        "modality": "em",
+        "citation": [{"text": "nobody"}],
+        "licence": {"name": "CC0"},
+        "files": files,
+        "layout": {"folder": "toy", "paths": {"images": "images/*"}},
+        "labels": {"kind": "semantic", "classes": {"background": 0, "fg": 1}},
+        "spacing": {"values": [1.0, 1.0], "unit": "px", "axes": "YX"},
+        "split": {"train": {"pattern": "images/*"}},
+    }
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return path
+
+
+def _zip_file(path: Path, entries: dict[str, bytes]) -> dict:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    path.write_bytes(buf.getvalue())
+    return {"name": path.name, "sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "archive": "zip"}
+
+
+def _config(world: Path, name: str, **changes) -> Path:
+    """A tiny pipeline config over the world's data, with ``section.key`` changes."""
+    raw = {
+        "name": "tiny",
+        "data": {
+            "dataset": "isbi2012",
+            "root": str(world / "data"),
+            "patch_shape": [32, 32],
+            "batch_size": 2,
+            "validation_slices": 1,
+        },
+        "model": {"name": "unet", "params": {"in_channels": 1, "out_channels": 2, "features": 4, "depth": 2}},
+        "train": {"iterations": 2, "validate_every": 2, "checkpoint_every": 1},
+        "infer": {"roi_size": [32, 32], "mirror_axes": []},
+    }
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        node = raw[section]
+        for part in field.split("__")[:-1]:
+            node = node[part]
+        node[field.split("__")[-1]] = value
+    path = world / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    """Inputs shared by every case (read-only for them): data, configs, a checkpoint, bad files."""
+    w = tmp_path_factory.mktemp("world")
+    write_isbi2012(w / "data", shape=(3, 40, 48), seed=0)
+    config = _config(w, "tiny")
+    assert main(["train", str(config), "--out", str(w / "run"), "--no-progress"]) == 0
+    (w / "afile").write_text("not a folder")
+    (w / "dup.yaml").write_text("name: a\ntrain:\n  seed: 1\n  seed: 2\n")
+    (w / "list.yaml").write_text("- data\n- model\n")
+    (w / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    (w / "folder.yaml").mkdir()
+    _config(w, "one_channel", model__params__out_channels=1)
+    _config(w, "deep", model__params__depth=20)
+    _config(w, "cuda", train__device="cuda")
+    # a 352-byte NIfTI whose header claims 32767^3 float32 (128 TiB)
+    header = nib.Nifti1Header()
+    header.set_data_shape((32767, 32767, 32767))
+    header.set_data_dtype(np.float32)
+    (w / "big.nii").write_bytes(header.binaryblock + b"\x00" * 4)
+    with h5py.File(w / "big.h5", "w") as handle:  # 1e12 voxels, no chunk written
+        handle.create_dataset("raw", shape=(10_000, 10_000, 10_000), dtype="uint8", chunks=(64, 64, 64))
+    (w / "garbage.tif").write_bytes(b"II*\x00garbage")
+    (w / "garbage.pt").write_bytes(b"not a checkpoint")
+    image = tifffile.imread(w / "data" / "test-volume.tif")
+    tifffile.imwrite(w / "stack.tif", image[:2])
+    tifffile.imwrite(
+        w / "pages.png",
+        np.random.default_rng(0).random((4, 40, 48), dtype=np.float32),
+        photometric="minisblack",
+    )
+    # fetch: a decompression bomb and an archive overwriting the manifest's other file, both via --from
+    have = w / "have"
+    have.mkdir()
+    bomb = _zip_file(have / "bomb.zip", {"big.raw": b"\x00" * (64 * 1024 * 1024)})
+    _manifest(w / "bomb.yaml", [bomb])
+    payload = b"verified data"
+    (have / "raw.bin").write_bytes(payload)
+    raw = {"name": "raw.bin", "sha256": hashlib.sha256(payload).hexdigest()}
+    _manifest(w / "clobber.yaml", [raw, _zip_file(have / "clobber.zip", {"raw.bin": b"EVIL"})])
+    _manifest(w / "local_url.yaml", [{**raw, "url": "file:///etc/hostname"}])
+    return w
+
+
+# (id, argv with {w}=world and {out}=this case's output folder, exit status, pattern the error line matches)
+CASES = [
+    # demo
+    _case("demo-out-is-file", "demo --out {w}/afile", 2, r"--out: .*afile is an existing file"),
+    _case("demo-out-under-file", "demo --out {w}/afile/sub", 2, r"lies under .*afile, which is a file"),
+    _case(
+        "demo-set-bad-yaml",
+        "demo --out {out} --set train.seed=[1,",
+        2,
+        r"--set train\.seed is not valid YAML",
+    ),
+    _case(
+        "demo-set-python-tag",
+        "demo --out {out} --set train.seed=!!python/object/apply:os.system\x00[touch,{out}]",
+        2,
+        r"--set train\.seed: unsupported YAML tag",
+    ),
+    _case(
+        "demo-set-unknown-key",
+        "demo --out {out} --set train.iterationz=3",
+        2,
+        r"unknown key 'train\.iterationz'",
+    ),
+    _case(
+        "demo-set-bad-override", "demo --out {out} --set train.seed", 2, r"must look like section\.key=value"
+    ),
+    _case("demo-iterations-0", "demo --out {out} --iterations 0", 2, r"'train\.iterations': .*greater than"),
+    _case(
+        "demo-device-bogus", "demo --out {out} --set train.device=bogus", 2, r"train\.device: unknown device"
+    ),
+    _case(
+        "demo-device-cuda",
+        "demo --out {out} --set train.device=cuda",
+        2,
+        r"train\.device: 'cuda' asked for a GPU but this torch has no CUDA",
+        marks=pytest.mark.skipif(not NO_CUDA, reason="this machine has CUDA"),
+    ),
+    # fetch
+    _case(
+        "fetch-root-is-file",
+        "fetch {w}/bomb.yaml --root {w}/afile",
+        2,
+        r"--root: .*afile is an existing file",
+    ),
+    _case(
+        "fetch-timeout-negative",
+        "fetch {w}/bomb.yaml --root {out} --timeout -1",
+        2,
+        r"timeout must be a positive",
+    ),
+    _case(
+        "fetch-retries-negative",
+        "fetch {w}/bomb.yaml --root {out} --retries -1",
+        2,
+        r"retries must be a whole",
+    ),
+    _case("fetch-unknown-dataset", "fetch no_such_dataset --root {out}", 2, r"no_such_dataset"),
+    _case("fetch-file-url", "fetch {w}/local_url.yaml --root {out}", 2, r"'file:///etc/hostname': .*--from"),
+    _case(
+        "fetch-zip-bomb",
+        "fetch {w}/bomb.yaml --root {out} --from {w}/have",
+        2,
+        r"bomb\.zip .* would expand to 64\.0 MiB, \d+ times its size",
+    ),
+    _case(
+        "fetch-entry-overwrites-manifest-file",
+        "fetch {w}/clobber.yaml --root {out} --from {w}/have",
+        2,
+        r"entry 'raw\.bin' that would overwrite .*raw\.bin",
+    ),
+    # train
+    _case("train-config-missing", "train {w}/missing.yaml --out {out}", 2, r"missing\.yaml does not exist"),
+    _case("train-config-is-folder", "train {w}/folder.yaml --out {out}", 2, r"folder\.yaml is a folder"),
+    _case(
+        "train-config-duplicate-key",
+        "train {w}/dup.yaml --out {out}",
+        2,
+        r"dup\.yaml: duplicate key 'seed' on line 4",
+    ),
+    _case(
+        "train-config-list-with-set",
+        "train {w}/list.yaml --out {out} --set train.seed=1",
+        2,
+        r"list\.yaml: .*got a list",
+    ),
+    _case(
+        "train-config-not-utf8",
+        "train {w}/latin1.yaml --out {out}",
+        2,
+        r"latin1\.yaml is not UTF-8 text \(byte 9",
+    ),
+    _case(
+        "train-out-is-file", "train {w}/tiny.yaml --out {w}/afile", 2, r"--out: .*afile is an existing file"
+    ),
+    _case(
+        "train-device-bogus",
+        "train {w}/tiny.yaml --out {out} --set train.device=bogus",
+        2,
+        r"train\.device: unknown",
+    ),
+    _case(
+        "train-device-cuda",
+        "train {w}/cuda.yaml --out {out}",
+        2,
+        r"cuda\.yaml: train\.device: 'cuda' asked for a GPU",
+        marks=pytest.mark.skipif(not NO_CUDA, reason="this machine has CUDA"),
+    ),
+    _case(
+        "train-out-channels-vs-classes",
+        "train {w}/one_channel.yaml --out {out}",
+        2,
+        r"out_channels",
+        marks=_xfail("train", "model.params.out_channels checked against data.classes at config validation"),
+    ),
+    _case(
+        "train-depth-vs-patch",
+        "train {w}/deep.yaml --out {out}",
+        2,
+        r"depth",
+        # not run here: today it allocates until the OOM killer stops it (23.6 GB)
+        marks=pytest.mark.xfail(
+            strict=True, run=False, reason="fixed on branch h-train: model size checked against patch size"
+        ),
+    ),
+    _case(
+        "train-resume-changed-model",
+        "train {w}/tiny.yaml --out {w}/run --resume --set model.params.features=8",
+        2,
+        r"model\.params",
+        marks=_xfail("train", "--resume refuses a changed model config, naming the keys"),
+    ),
+    # predict
+    _case(
+        "predict-overlap-1.5",
+        "predict -m {w}/run/checkpoints -i {w}/stack.tif -o {out} --overlap 1.5",
+        2,
+        r"'overlap': .*less than 1 \(got 1\.5\)",
+    ),
+    _case(
+        "predict-batch-size-0",
+        "predict -m {w}/run/checkpoints -i {w}/stack.tif -o {out} --batch-size 0",
+        2,
+        r"'batch_size': .*greater than or equal to 1 \(got 0\)",
+    ),
+    _case(
+        "predict-device-bogus",
+        "predict -m {w}/run -i {w}/stack.tif -o {out} --device bogus",
+        2,
+        r"--device: unknown",
+    ),
+    _case(
+        "predict-device-cuda",
+        "predict -m {w}/run -i {w}/stack.tif -o {out} --device cuda",
+        2,
+        r"--device: 'cuda' asked for a GPU but this torch has no CUDA",
+        marks=pytest.mark.skipif(not NO_CUDA, reason="this machine has CUDA"),
+    ),
+    _case(
+        "predict-out-is-file",
+        "predict -m {w}/run -i {w}/stack.tif -o {w}/afile",
+        2,
+        r"afile is an existing file",
+    ),
+    _case(
+        "predict-out-under-file",
+        "predict -m {w}/run -i {w}/stack.tif -o {w}/afile/x",
+        2,
+        r"lies under .*afile",
+    ),
+    _case(
+        "predict-model-missing",
+        "predict -m {w}/nothing.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"nothing\.pt does not exist",
+    ),
+    _case(
+        "predict-model-garbage",
+        "predict -m {w}/garbage.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"cannot read checkpoint",
+    ),
+    _case(
+        "predict-input-missing", "predict -m {w}/run/checkpoints -i {w}/none.tif -o {out}", 2, r"none\.tif"
+    ),
+    _case(
+        "predict-input-garbage",
+        "predict -m {w}/run/checkpoints -i {w}/garbage.tif -o {out}",
+        2,
+        r"garbage\.tif",
+    ),
+    _case(
+        "predict-nifti-header-128TiB",
+        "predict -m {w}/run/checkpoints -i {w}/big.nii -o {out}",
+        2,
+        r"big\.nii declares a 1 x 32767 x 32767 x 32767 float32 array \(128\.0 TiB\).*--block-shape",
+    ),
+    _case(
+        "predict-hdf5-1e12-voxels",
+        "predict -m {w}/run/checkpoints -i {w}/big.h5:/raw -o {out}",
+        2,
+        r"big\.h5:/raw declares .*931\.3 GiB.*medseg\.io\.open_array",
+    ),
+    _case(
+        "predict-multipage-tiff-named-png",
+        "predict -m {w}/run/checkpoints -i {w}/pages.png -o {out}",
+        2,
+        r"pages\.png",
+    ),
+    # evaluate
+    _case(
+        "evaluate-out-is-file",
+        "evaluate --pred {w} --gt {w} --format isbi2012 -o {w}/afile",
+        2,
+        r"afile is an existing",
+    ),
+    _case(
+        "evaluate-pred-missing", "evaluate --pred {w}/none --gt {w} --format isbi2012 -o {out}", 2, r"none"
+    ),
+    # run
+    _case("run-out-is-file", "run {w}/tiny.yaml --out {w}/afile", 2, r"--out: .*afile is an existing file"),
+    _case("run-config-duplicate-key", "run {w}/dup.yaml --out {out}", 2, r"duplicate key 'seed'"),
+    _case(
+        "run-device-bogus",
+        "run {w}/tiny.yaml --out {out} --set infer.device=bogus",
+        2,
+        r"infer\.device: unknown",
+    ),
+    # bench
+    _case("bench-device-bogus", "bench --device bogus", 2, r"--device: unknown device 'bogus'"),
+    _case(
+        "bench-device-cuda",
+        "bench --device cuda",
+        2,
+        r"--device: 'cuda' asked for a GPU",
+        marks=pytest.mark.skipif(not NO_CUDA, reason="this machine has CUDA"),
+    ),
+]
+
+
+# fetch keeps a verified download whose extraction it refused (raising a manifest limit needs no new download)
+VERIFIED_DOWNLOADS = {"toy/bomb.zip", "toy/raw.bin", "toy/clobber.zip"}
+
+
+def _leftovers(*roots: Path) -> list[Path]:
+    return [p for root in roots if root.exists() for p in root.rglob("*") if ".medseg-tmp-" in p.name]
+
+
+def _snapshot(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def _run(args: list[str]) -> int:
+    try:
+        return main(args)
+    except SystemExit as exit_:  # argparse refuses bad option values before any work
+        return exit_.code
+
+
+@pytest.mark.parametrize(("case", "argv", "status", "pattern"), CASES)
+def test_bad_input_gives_one_clear_error(world, tmp_path, capsys, case, argv, status, pattern):
+    out = tmp_path / "out"
+    before = _snapshot(world)
+    args = [a.replace("\x00", " ") for a in argv.format(w=world, out=out).split(" ")]
+    code = _run(args)
+    err = capsys.readouterr().err
+    command = args[0]
+    lines = [line for line in err.splitlines() if line.startswith(f"medseg {command}: error:")]
+    assert code == status, err
+    assert len(lines) == 1, err
+    assert re.search(pattern, lines[0]), lines[0]
+    assert "Traceback" not in err
+    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} if out.exists() else set()
+    assert written <= VERIFIED_DOWNLOADS, written
+    assert not _leftovers(tmp_path, world)
+    assert _snapshot(world) == before or case.startswith("train-resume")
+
+
+def test_a_read_only_output_folder_is_refused_before_work(world, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if os.geteuid() == 0:  # root writes anywhere a mode allows: use a read-only mount
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(locked)], check=False
+        )
+        if mounted.returncode:
+            pytest.skip("cannot mount a read-only tmpfs here")
+    else:
+        locked.chmod(0o555)
+    try:
+        with pytest.raises(SystemExit) as info:
+            main(
+                [
+                    "predict",
+                    "-m",
+                    str(world / "run"),
+                    "-i",
+                    str(world / "stack.tif"),
+                    "-o",
+                    str(locked / "pred"),
+                ]
+            )
+        assert info.value.code == 2
+        lines = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+        assert lines == [
+            f"medseg predict: error: argument -o/--output: {locked} is not writable by this user, so "
+            f"{locked / 'pred'} cannot be written; choose another folder or fix its permissions"
+        ]
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(locked)], check=False)
+        else:
+            locked.chmod(0o755)
