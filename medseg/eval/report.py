@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 import medseg
-from medseg.errors import DataNotFoundError, DataValueError
+from medseg.errors import DataNotFoundError
 from medseg.eval.formats import get_format
 from medseg.eval.formats._io import atomic_write
+from medseg.eval.geometry import check_same_grid, scoring_spacing
 from medseg.eval.glas import glas_scores
 from medseg.eval.instance import (
     aggregated_jaccard_index,
@@ -30,8 +31,9 @@ from medseg.eval.instance import (
 from medseg.eval.isbi2012 import isbi2012_scores, pixel_error
 from medseg.eval.overlap import foreground_mean, overlap_metrics
 from medseg.eval.surface import surface_metrics
+from medseg.io import Volume
 
-__all__ = ["match_cases", "score_case", "evaluate_folders", "default_workers"]
+__all__ = ["match_cases", "read_pair", "score_case", "evaluate_folders", "default_workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,15 @@ def match_cases(pred_dir: Path, gt_dir: Path, format_name: str) -> dict[str, tup
     return {c: (preds[c], gts[c]) for c in sorted(gts)}
 
 
+def read_pair(format_name: str, pred_path: Path, gt_path: Path) -> tuple[Volume, Volume]:
+    """Read a (prediction, reference) pair and check that both lie on the same grid."""
+    fmt = get_format(format_name)
+    pred = fmt.read(Path(pred_path))
+    gt = fmt.read(Path(gt_path))
+    check_same_grid(pred, gt, pred_path, gt_path)
+    return pred, gt
+
+
 def score_case(
     format_name: str,
     pred_path: Path,
@@ -67,13 +78,18 @@ def score_case(
     *,
     spacing: Sequence[float] | None = None,
     tolerance: float = 1.0,
+    labels: Sequence[int] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Metrics of one case: ``label (str) -> {metric: value}``."""
+    """Metrics of one case: ``label (str) -> {metric: value}``.
+
+    Distances use the reference file's spacing; ``spacing`` only fills in for
+    references without geometry (see :func:`medseg.eval.geometry.scoring_spacing`).
+    ``labels`` are the dataset's foreground classes (class formats); default the
+    labels > 0 present in either map.
+    """
     fmt = get_format(format_name)
-    pred = fmt.read(Path(pred_path))
-    gt = fmt.read(Path(gt_path)) if format_name != "isbi2012" else np.asarray(fmt.read(Path(gt_path)))
-    if gt.shape != pred.shape:
-        raise DataValueError(f"{pred_path} has shape {pred.shape} but reference {gt_path} has {gt.shape}")
+    pred_volume, gt_volume = read_pair(format_name, pred_path, gt_path)
+    pred, gt = pred_volume.array[0], gt_volume.array[0]
     if format_name == "isbi2012":
         s = isbi2012_scores(gt, pred)
         return {"all": {"v_rand": s.v_rand, "v_info": s.v_info, "pixel_error": pixel_error(gt, pred)}}
@@ -87,8 +103,9 @@ def score_case(
             "dice": overlap_metrics(gt != 0, pred != 0, labels=[1])[1]["dice"],
         }
         return {"all": row}
-    per = overlap_metrics(gt, pred)
-    surf = surface_metrics(gt, pred, labels=list(per), spacing=spacing, tolerance=tolerance)
+    voxel = scoring_spacing(gt_volume, spacing, gt_path)
+    per = overlap_metrics(gt, pred, labels=labels)
+    surf = surface_metrics(gt, pred, labels=list(per), spacing=voxel, tolerance=tolerance)
     return {str(k): {**per[k], **surf[k]} for k in per}
 
 
@@ -96,8 +113,7 @@ def _pooled(format_name: str, cases: dict[str, tuple[Path, Path]]) -> dict[str, 
     """Metrics the challenge pools over all cases (CTC SEG, GlaS object metrics)."""
     if format_name not in ("ctc", "glas"):
         return {}
-    fmt = get_format(format_name)
-    pairs = [(fmt.read(g), fmt.read(p)) for p, g in cases.values()]
+    pairs = [(g.array[0], p.array[0]) for p, g in (read_pair(format_name, *pg) for pg in cases.values())]
     if format_name == "ctc":
         return {"seg": ctc_seg(pairs), "f1@0.5": detection_scores(pairs)[0.5]["f1"]}
     return glas_scores(pairs)
@@ -132,6 +148,7 @@ def evaluate_folders(
     workers: int | None = None,
     spacing: Sequence[float] | None = None,
     tolerance: float = 1.0,
+    labels: Sequence[int] | None = None,
     plot: bool = True,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -146,7 +163,7 @@ def evaluate_folders(
     workers = default_workers() if workers is None else max(1, int(workers))
     names = list(cases)
     args = [(format_name, cases[c][0], cases[c][1]) for c in names]
-    kwargs = {"spacing": spacing, "tolerance": tolerance}
+    kwargs = {"spacing": spacing, "tolerance": tolerance, "labels": None if labels is None else list(labels)}
     results: list[dict] = []
     bar = None
     if progress:

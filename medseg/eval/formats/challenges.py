@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import FormatError
-from medseg.eval.formats._io import atomic_write, read_array
+from medseg.eval.formats._io import atomic_write, read_volume, stored_array
 from medseg.io import Volume, write
 from medseg.labels import DENTAL_CLASSES
 
@@ -34,7 +34,9 @@ class SubmissionFormat:
     write : callable
         ``write(array, out_dir, case_id, **geometry) -> Path``.
     read : callable
-        ``read(path) -> np.ndarray``.
+        ``read(path) -> Volume``: the file's data as a one-channel ``(1, *spatial)``
+        :class:`~medseg.io.Volume` with the geometry the file carries (spacing,
+        origin, direction; defaults for files without any, such as BMP).
     pred_pattern, gt_pattern : str
         Regular expressions whose group ``case`` is the case id of a prediction /
         reference file name.
@@ -44,7 +46,7 @@ class SubmissionFormat:
     kind: str
     description: str
     write: Callable[..., Path]
-    read: Callable[[Path], np.ndarray]
+    read: Callable[[Path], Volume]
     pred_pattern: str
     gt_pattern: str
 
@@ -100,8 +102,13 @@ def _isbi_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) -> P
     return atomic_write(path, lambda tmp: tifffile.imwrite(tmp, data, photometric="minisblack"))
 
 
-def _isbi_read(path: Path) -> np.ndarray:
-    return read_array(path)
+def _single_channel(volume: Volume, array: np.ndarray) -> Volume:
+    return volume.with_array(np.asarray(array)[None])
+
+
+def _isbi_read(path: Path) -> Volume:
+    volume = read_volume(path)
+    return _single_channel(volume, stored_array(volume))
 
 
 # ----------------------------------------------------------------- Cell Tracking Challenge
@@ -130,11 +137,12 @@ def _ctc_write(array: np.ndarray, out_dir: Path, case_id: str | int, **geometry)
     return atomic_write(path, lambda tmp: tifffile.imwrite(tmp, data))
 
 
-def _ctc_read(path: Path) -> np.ndarray:
-    arr = read_array(path)
+def _ctc_read(path: Path) -> Volume:
+    volume = read_volume(path)
+    arr = stored_array(volume)
     if arr.dtype != np.uint16:
         raise FormatError(f"{path}: CTC masks must be uint16 TIFF, got {arr.dtype}; re-save as 16-bit")
-    return arr
+    return _single_channel(volume, arr)
 
 
 # ----------------------------------------------------------------- GlaS
@@ -162,14 +170,15 @@ def _glas_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) -> P
     return atomic_write(path, lambda tmp: img.save(tmp, format="BMP"))
 
 
-def _glas_read(path: Path) -> np.ndarray:
-    arr = read_array(path)
+def _glas_read(path: Path) -> Volume:
+    volume = read_volume(path)
+    arr = stored_array(volume)
     if arr.ndim == 3:
         if np.all(arr[..., :1] == arr[..., :3]):
             arr = arr[..., 0]
         else:  # 24-bit colour-coded ids
             arr = arr[..., 0].astype(np.int64) + 256 * arr[..., 1].astype(np.int64) + 65536 * arr[..., 2]
-    return arr.astype(np.int32)
+    return _single_channel(volume, arr.astype(np.int32))
 
 
 # ----------------------------------------------------------------- MoNuSeg / dental PNG
@@ -192,11 +201,12 @@ def _png16_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) -> 
     return atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
-def _png16_read(path: Path) -> np.ndarray:
-    arr = read_array(path)
+def _png16_read(path: Path) -> Volume:
+    volume = read_volume(path)
+    arr = stored_array(volume)
     if arr.ndim != 2:
         raise FormatError(f"{path}: expected a single-channel 16-bit PNG instance map, got shape {arr.shape}")
-    return arr.astype(np.int32)
+    return _single_channel(volume, arr.astype(np.int32))
 
 
 def _dental_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) -> Path:
@@ -216,13 +226,14 @@ def _dental_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) ->
     return atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
-def _dental_read(path: Path) -> np.ndarray:
-    arr = read_array(path)
+def _dental_read(path: Path) -> Volume:
+    volume = read_volume(path)
+    arr = stored_array(volume)
     if arr.ndim != 2 or arr.max(initial=0) >= len(DENTAL_CLASSES):
         raise FormatError(
             f"{path}: expected an 8-bit class map with values < {len(DENTAL_CLASSES)} ({', '.join(DENTAL_CLASSES)})"
         )
-    return arr.astype(np.uint8)
+    return _single_channel(volume, arr.astype(np.uint8))
 
 
 # ----------------------------------------------------------------- generic NIfTI / TIFF label maps
@@ -251,8 +262,15 @@ def _labelmap_write(
     return write(volume, Path(out_dir) / f"{_safe_case(case_id)}{suffix}")
 
 
-def _labelmap_read(path: Path) -> np.ndarray:
-    return read_array(path)
+def _labelmap_read(path: Path) -> Volume:
+    volume = read_volume(path)
+    arr = stored_array(volume)
+    if volume.num_channels != 1:
+        raise FormatError(
+            f"{path}: a label map has one channel, got {volume.num_channels}; save class ids as a "
+            "single-channel image"
+        )
+    return _single_channel(volume, arr)
 
 
 _CASE = r"(?P<case>.+?)"
