@@ -1,35 +1,31 @@
 """ISBI 2012 EM challenge scores: V_rand and V_info after border thinning, pixel error.
 
-Procedure (Fiji ``trainableSegmentation.metrics``: ``RandError.getMaximalVRandAfterThinning
-(0.0, 1.0, 0.1, true)`` and ``VariationOfInformation.getMaximalVInfoAfterThinning(0.0,
-1.0, 0.1)``, read in fiji/Trainable_Segmentation), for every threshold t and slice:
+Reproduces the official Fiji evaluation (fiji/Trainable_Segmentation,
+``metrics/RandError.java`` ``getMaximalVRandAfterThinning(0.0, 1.0, 0.1, true)``,
+``metrics/VariationOfInformation.java`` ``getMaximalVInfoAfterThinning(0.0, 1.0, 0.1)``,
+``metrics/PixelError.java`` ``getPixelErrorMaximalFScore(0.0, 1.0, 0.1)``). For every
+threshold t and slice:
 
-1. the proposal (membrane probability map in challenge polarity, 1 = non-membrane)
-   is binarised: a pixel is a cell if ``value > t``;
-2. reference cells = 4-connected components of the reference foreground;
-3. the proposal's membrane is thinned with a watershed flooded from the
-   4-connected cell components over the flat membrane (``WatershedTransform2D(
-   binary, 4)``): membranes become 1-pixel watershed lines (label 0) where two
-   cells meet and are absorbed into the cell elsewhere;
-4. scores are restricted to the reference foreground; proposal label-0 pixels that
-   fall in it count as singleton segments;
-5. the per-slice scores are averaged over slices (macro average, the
-   ``perSliceAverage = true`` flag) and the maximum over thresholds is reported.
+1. both images are binarised, ``(double) value > t``: the proposal is read as float32
+   (Fiji's ``convertToFloat``) and compared in double precision with the double t;
+2. reference cells = 4-connected components of the binarised reference;
+3. the proposal is thinned with Fiji's own Vincent-Soille watershed
+   (``WatershedTransform2D(binary, 4)``, see :mod:`medseg.eval._flooding`): membranes
+   become 1-pixel watershed lines (label 0) where two cells meet and are absorbed into
+   a cell elsewhere;
+4. scores are restricted to the reference foreground; proposal line pixels that fall
+   in it count as singleton segments;
+5. the per-slice scores are averaged over slices (macro average) and the maximum over
+   thresholds is reported.
 
-Thresholds are generated as Fiji does (``t += 0.1`` from 0.0 while ``t <= 1.0``,
-11 values, with floating-point accumulation); a binary proposal uses t = 0 only.
+Thresholds are Fiji's loop ``for (th = 0.0; th <= 1.0; th += 0.1)``: 11 doubles with
+accumulated rounding (0.30000000000000004, ..., 0.9999999999999999); a binary proposal
+uses t = 0 only.
 
-Documented differences from Fiji
---------------------------------
-* Thinning uses ``skimage.segmentation.watershed(..., connectivity=1,
-  watershed_line=True)`` instead of Fiji's Vincent-Soille FIFO flooding. Both
-  flood the membrane plateau breadth-first from the cells; they can place the
-  watershed line differently where two fronts meet at equal distance (an even-width
-  membrane), which moves single line pixels by one position.
-* The reference is binarised as ``gt > 0`` (Fiji thresholds it with the same t,
-  which is identical for 0/255 labels but empties a 0/1 float reference at t = 1).
-* A slice without reference foreground is skipped (Fiji's score becomes NaN and
-  the maximum silently falls back to 0); a warning is logged.
+Difference from Fiji
+--------------------
+A slice without reference foreground is skipped with a warning (Fiji's per-slice score
+becomes NaN, which makes every threshold's mean NaN and its maximum silently 0).
 """
 
 from __future__ import annotations
@@ -39,9 +35,9 @@ from typing import NamedTuple
 
 import cc3d
 import numpy as np
-from skimage.segmentation import watershed
 
 from medseg.errors import DataValueError, ShapeError
+from medseg.eval._flooding import fiji_watershed
 from medseg.eval.contingency import contingency_table
 
 __all__ = [
@@ -79,7 +75,7 @@ class Isbi2012Scores(NamedTuple):
 
 
 def thin_boundaries(cells: np.ndarray) -> np.ndarray:
-    """Thin the membrane of a binary 2D cell mask to 1-pixel watershed lines.
+    """Thin the membrane of a binary 2D cell mask to 1-pixel watershed lines, as Fiji does.
 
     Parameters
     ----------
@@ -89,14 +85,16 @@ def thin_boundaries(cells: np.ndarray) -> np.ndarray:
     Returns
     -------
     np.ndarray of int32
-        Cell ids > 0, watershed lines 0. A slice without any cell is one segment
-        (Fiji floods it as a new minimum).
+        Cell ids > 0, watershed lines 0 (Fiji's ``WatershedTransform2D(binary, 4)``). A
+        slice without any cell is one segment (Fiji floods it as a new minimum).
+
+    Notes
+    -----
+    Where two flooding fronts meet on an even-width membrane the line lands on the pixel
+    Fiji's FIFO order gives: e.g. the row ``cell, 4 membrane pixels, cell`` becomes
+    ``1 1 1 0 2 2`` (the line on the third membrane pixel, x = 3).
     """
-    markers = cc3d.connected_components(cells.astype(np.uint8), connectivity=4).astype(np.int32)
-    if markers.max() == 0:
-        return np.ones(cells.shape, dtype=np.int32)
-    landscape = (~cells).astype(np.uint8)
-    return watershed(landscape, markers=markers, connectivity=1, watershed_line=True).astype(np.int32)
+    return fiji_watershed(np.asarray(cells, dtype=bool))
 
 
 def _slice_scores(gt_cc: np.ndarray, thinned: np.ndarray) -> tuple[float, float]:
@@ -147,10 +145,26 @@ def _as_stack(arr: np.ndarray, name: str) -> np.ndarray:
     return a
 
 
+def _as_fiji_float(arr: np.ndarray, name: str) -> np.ndarray:
+    """Values as Fiji compares them: ``convertToFloat`` (float32), then widened to double."""
+    a = _as_stack(arr, name)
+    if a.dtype == bool:
+        a = a.view(np.uint8)
+    return a.astype(np.float32).astype(np.float64)
+
+
 def _is_binary(proposal: np.ndarray) -> bool:
-    if proposal.dtype == bool:
-        return True
     return bool(np.all(np.isin(np.unique(proposal), (0, 1))))
+
+
+def _checked_pair(gt: np.ndarray, proposal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    g = _as_fiji_float(gt, "gt")
+    prop = _as_fiji_float(proposal, "proposal")
+    if g.shape != prop.shape:
+        raise ShapeError(f"gt and proposal must have the same shape, got {g.shape} and {prop.shape}")
+    if not np.all(np.isfinite(prop)):
+        raise DataValueError("proposal holds NaN/inf values; write probabilities in [0, 1]")
+    return g, prop
 
 
 def isbi2012_scores(
@@ -165,16 +179,17 @@ def isbi2012_scores(
     ----------
     gt : np.ndarray, shape ``(Z, Y, X)`` or ``(Y, X)``
         Reference labels in challenge polarity: 0 = membrane, > 0 (255) = cell.
-    proposal : np.ndarray of float, same shape
+    proposal : np.ndarray, same shape
         Membrane probability map in challenge polarity (0 = membrane, 1 = cell), or
         a binary map.
     thresholds : tuple of float, optional
-        Default: Fiji's 11 thresholds 0.0 ... 1.0 for a probability map, ``(0.0,)``
-        for a binary proposal.
+        Default: Fiji's 11 thresholds 0.0 ... 0.9999999999999999 for a probability
+        map, ``(0.0,)`` for a binary proposal.
 
     Returns
     -------
     Isbi2012Scores
+        ``nan`` scores when no slice has reference foreground.
 
     Notes
     -----
@@ -184,31 +199,33 @@ def isbi2012_scores(
     V_rand = 2PR / (P + R), P = (sum p_ij^2 + c/n) / (sum s_j^2 + c/n),
     R = (sum p_ij^2 + c/n) / sum t_i^2;
     V_info = 2 I / (H(S) + H(T)) (harmonic mean of I/H(T) and I/H(S)).
-    See the module docstring for the full procedure and the gaps to Fiji.
+    See the module docstring for the full procedure.
 
     References
     ----------
     Arganda-Carreras et al., Front. Neuroanat. 9:142 (2015);
-    fiji/Trainable_Segmentation ``metrics/RandError.java``, ``VariationOfInformation.java``.
+    fiji/Trainable_Segmentation ``metrics/RandError.java``, ``VariationOfInformation.java``,
+    ``utils/WatershedTransform2D.java``.
     """
-    g = _as_stack(gt, "gt")
-    prop = _as_stack(proposal, "proposal")
-    if g.shape != prop.shape:
-        raise ShapeError(f"gt and proposal must have the same shape, got {g.shape} and {prop.shape}")
-    if not np.all(np.isfinite(prop)):
-        raise DataValueError("proposal holds NaN/inf values; write probabilities in [0, 1]")
+    g, prop = _checked_pair(gt, proposal)
     if thresholds is None:
         thresholds = (0.0,) if _is_binary(prop) else FIJI_THRESHOLDS
-    gt_cc = [cc3d.connected_components((s > 0).astype(np.uint8), connectivity=4) for s in g]
-    keep = [z for z in range(g.shape[0]) if gt_cc[z].any()]
+    keep = [z for z in range(g.shape[0]) if np.any(g[z] > thresholds[0])]
     if len(keep) < g.shape[0]:
         logger.warning("%d slice(s) without reference foreground skipped", g.shape[0] - len(keep))
     if not keep:
         return Isbi2012Scores(float("nan"), float("nan"), float("nan"), float("nan"))
     best = [0.0, 0.0, float(thresholds[0]), float(thresholds[0])]
+    gt_cc: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for th in thresholds:
-        scores = np.array([_slice_scores(gt_cc[z], thin_boundaries(prop[z] > th)) for z in keep])
-        vr, vi = scores.mean(axis=0)
+        scores = []
+        for z in keep:
+            ref = g[z] > th
+            if z not in gt_cc or not np.array_equal(gt_cc[z][0], ref):
+                gt_cc[z] = (ref, cc3d.connected_components(ref.view(np.uint8), connectivity=4))
+            cc = gt_cc[z][1]
+            scores.append(_slice_scores(cc, thin_boundaries(prop[z] > th)) if cc.any() else (0.0, 0.0))
+        vr, vi = np.mean(scores, axis=0)
         if vr > best[0]:
             best[0], best[2] = float(vr), float(th)
         if vi > best[1]:
@@ -219,24 +236,31 @@ def isbi2012_scores(
 def pixel_error(
     gt: np.ndarray, proposal: np.ndarray, *, thresholds: tuple[float, ...] | None = None
 ) -> float:
-    """Deprecated ISBI 2012 pixel error: 1 - maximal pixel F-score over thresholds.
+    """ISBI 2012 pixel error: 1 - maximal pixel F-score over thresholds (Fiji ``PixelError``).
 
-    A pixel is positive (cell) when ``value > t`` in the proposal and ``> 0`` in the
-    reference; counts are pooled over all slices. Not cross-checked against Fiji's
-    ``PixelError.java``.
+    A pixel is positive (cell) when ``value > t`` in the proposal (float32 value
+    compared in double precision) and ``> 0`` in the reference; counts are pooled over
+    all slices. As Fiji's ``ClassificationStatistics``: precision = 1 when there is no
+    false positive, recall = 1 when there is no false negative, F = 0 when both are 0.
+    Two all-membrane maps therefore score pixel error 0.
+
+    References
+    ----------
+    fiji/Trainable_Segmentation ``metrics/PixelError.java`` (``getPixelErrorMaximalFScore``),
+    ``metrics/ClassificationStatistics.java``.
     """
-    g = _as_stack(gt, "gt") > 0
-    prop = _as_stack(proposal, "proposal")
-    if g.shape != prop.shape:
-        raise ShapeError(f"gt and proposal must have the same shape, got {g.shape} and {prop.shape}")
+    g, prop = _checked_pair(gt, proposal)
+    ref = g > 0
     if thresholds is None:
         thresholds = (0.0,) if _is_binary(prop) else FIJI_THRESHOLDS
     best = 0.0
     for th in thresholds:
         p = prop > th
-        tp = np.count_nonzero(p & g)
-        fp = np.count_nonzero(p & ~g)
-        fn = np.count_nonzero(~p & g)
-        f = 2 * tp / (2 * tp + fp + fn) if tp > 0 else 0.0
+        tp = np.count_nonzero(p & ref)
+        fp = np.count_nonzero(p & ~ref)
+        fn = np.count_nonzero(~p & ref)
+        precision = 1.0 if fp == 0 else tp / (tp + fp)
+        recall = 1.0 if fn == 0 else tp / (tp + fn)
+        f = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
         best = max(best, f)
     return float(1.0 - best)

@@ -31,6 +31,41 @@ def test_thinning_keeps_one_pixel_lines():
     assert (thin_boundaries(np.zeros((3, 3), bool)) == 1).all()
 
 
+def test_even_width_membrane_line_follows_fiji_fifo_order():
+    # cell, 4 membrane pixels, cell: the fronts meet on x = 3 (Fiji's queue reaches x = 2 from the left first)
+    row = np.array([[1, 0, 0, 0, 0, 1]], bool)
+    np.testing.assert_array_equal(thin_boundaries(row), [[1, 1, 1, 0, 2, 2]])
+    np.testing.assert_array_equal(thin_boundaries(row.T), [[1], [1], [1], [0], [2], [2]])
+
+
+def test_cross_of_two_pixel_membranes_hand_traced():
+    # four 1-px corner cells and a 2-px cross; traced by hand through WatershedTransform2D:
+    # labels in x-major order, the shared 'flag' lets (x=1, y=2) take basin 1 and lose it again
+    cells = np.zeros((4, 4), bool)
+    cells[[0, 0, 3, 3], [0, 3, 0, 3]] = True
+    expected = [[1, 1, 0, 3], [1, 1, 0, 3], [0, 0, 0, 0], [2, 2, 0, 4]]
+    np.testing.assert_array_equal(thin_boundaries(cells), expected)
+
+
+def test_thresholds_are_compared_in_double_precision():
+    # cells saturated at 1.0, membrane just below: only t = 0.9999999999999999 separates them,
+    # and 1.0 > t holds in double precision (in float32 t rounds to 1.0 and every pixel is membrane)
+    gt = _cells()
+    prob = np.where(gt > 0, 1.0, 0.99999).astype(np.float32)
+    s = isbi2012_scores(gt, prob)
+    assert s.v_rand == 1.0 and s.v_info == 1.0
+    assert s.v_rand_threshold == FIJI_THRESHOLDS[-1] == 0.9999999999999999
+    assert pixel_error(gt, prob) == 0.0
+
+
+def test_pixel_error_statistics_like_fiji():
+    membrane = np.zeros((2, 5, 5), np.float32)
+    assert pixel_error(np.zeros((2, 5, 5), np.uint8), membrane) == 0.0  # fp = fn = 0: P = R = 1
+    gt = np.zeros((5, 5), np.uint8)
+    gt[0, 0] = 255
+    assert pixel_error(gt, np.zeros((5, 5), np.float32)) == 1.0  # tp = 0, fn = 1: R = 0, P = 1, F = 0
+
+
 def test_merge_is_penalised_and_threshold_sweep_picks_best():
     gt = _cells()
     merged = np.ones((12, 12), np.float32)  # no membrane at all: one segment
