@@ -1,4 +1,7 @@
-"""Fiji's Vincent-Soille watershed of a binary image, compiled with numba (private).
+"""Compiled kernels of the ISBI 2012 scorer (private): Fiji's watershed and joint label counts.
+
+:func:`fiji_watershed` is Fiji's Vincent-Soille watershed of a binary image;
+:func:`pair_counts` counts (reference cell, proposal segment) pairs in linear time.
 
 A line-by-line transcription of ``WatershedTransform2D.apply`` (fiji/Trainable_Segmentation,
 ``src/main/java/trainableSegmentation/utils/WatershedTransform2D.java``) specialised to
@@ -20,7 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["fiji_watershed"]
+__all__ = ["fiji_watershed", "flood_xy", "pair_counts"]
 
 _MASK = -2
 _WSHED = 0
@@ -123,4 +126,60 @@ def fiji_watershed(cells: np.ndarray) -> np.ndarray:
         Basin labels > 0 (numbered in Fiji's order), watershed-line pixels 0.
     """
     cells_xy = np.ascontiguousarray(np.asarray(cells, dtype=bool).T.astype(np.uint8))
-    return np.ascontiguousarray(_flood(cells_xy).T)
+    return np.ascontiguousarray(flood_xy(cells_xy).T)
+
+
+def flood_xy(cells_xy: np.ndarray) -> np.ndarray:
+    """:func:`fiji_watershed` of an already transposed ``(X, Y)`` C-contiguous uint8 cell mask."""
+    return _flood(cells_xy)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_counts(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int):  # pragma: no cover - compiled
+    n = rows.size
+    start = np.zeros(n_cols + 1, dtype=np.int64)
+    for k in range(n):
+        start[cols[k] + 1] += 1
+    for j in range(n_cols):
+        start[j + 1] += start[j]
+    position = start.copy()
+    order = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        order[position[cols[k]]] = k
+        position[cols[k]] += 1
+    scratch = np.zeros(n_rows, dtype=np.int64)
+    touched = np.empty(n_rows, dtype=np.int64)
+    counts = np.empty(n, dtype=np.int64)
+    out_rows = np.empty(n, dtype=np.int64)
+    out_cols = np.empty(n, dtype=np.int64)
+    m = 0
+    for j in range(n_cols):
+        t = 0
+        for idx in range(start[j], start[j + 1]):
+            i = rows[order[idx]]
+            if scratch[i] == 0:
+                touched[t] = i
+                t += 1
+            scratch[i] += 1
+        for q in range(t):
+            i = touched[q]
+            counts[m] = scratch[i]
+            out_rows[m] = i
+            out_cols[m] = j
+            m += 1
+            scratch[i] = 0
+    return counts[:m], out_rows[:m], out_cols[:m]
+
+
+def pair_counts(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nonzero joint counts of two non-negative label arrays without sorting.
+
+    Returns ``(counts, row_ids, col_ids)``: ``counts[k]`` pixels carry row label
+    ``row_ids[k]`` and column label ``col_ids[k]`` (pairs grouped by column label).
+    """
+    r = np.ascontiguousarray(rows, dtype=np.int64).ravel()
+    c = np.ascontiguousarray(cols, dtype=np.int64).ravel()
+    if r.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    return _pair_counts(r, c, int(r.max()) + 1, int(c.max()) + 1)

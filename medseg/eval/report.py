@@ -31,6 +31,7 @@ from medseg.eval.instance import (
 from medseg.eval.isbi2012 import isbi2012_scores, pixel_error
 from medseg.eval.overlap import foreground_mean, overlap_metrics
 from medseg.eval.surface import surface_metrics
+from medseg.eval.warping import splits_and_mergers_warping_error
 from medseg.io import Volume
 
 __all__ = ["match_cases", "read_pair", "score_case", "evaluate_folders", "default_workers"]
@@ -92,7 +93,14 @@ def score_case(
     pred, gt = pred_volume.array[0], gt_volume.array[0]
     if format_name == "isbi2012":
         s = isbi2012_scores(gt, pred)
-        return {"all": {"v_rand": s.v_rand, "v_info": s.v_info, "pixel_error": pixel_error(gt, pred)}}
+        return {
+            "all": {
+                "v_rand": s.v_rand,
+                "v_info": s.v_info,
+                "pixel_error": pixel_error(gt, pred),
+                "warping_error": splits_and_mergers_warping_error(gt, pred),
+            }
+        }
     if fmt.kind == "instances":
         row = {
             "aji": aggregated_jaccard_index(gt, pred),

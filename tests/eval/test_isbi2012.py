@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from medseg.eval.isbi2012 import FIJI_THRESHOLDS, isbi2012_scores, pixel_error, thin_boundaries
-from medseg.eval.warping import warping_error
+from medseg.eval.warping import (
+    classify_mismatches,
+    simple_point_table,
+    splits_and_mergers_warping_error,
+    warping_error,
+)
 
 
 def _cells():
@@ -97,3 +102,46 @@ def test_warping_error_hand_worked():
     extra = g.copy()
     extra[10, 10] = True  # an extra object cannot be warped away
     assert warping_error(g, extra).error == pytest.approx(1 / 144)
+
+
+def test_warping_connectivity_is_fijis_cells_4_connected():
+    # two cells touching at a corner are two objects for Fiji (cells 4-connected):
+    # the proposal's bridge pixel merges them and cannot be warped away
+    gt = np.zeros((7, 7), np.uint8)
+    gt[1:4, 1:4] = 255
+    gt[4:7, 4:7] = 255
+    pred = (gt > 0).astype(np.float32)
+    pred[3, 4] = 1.0
+    assert warping_error(gt, pred).error == pytest.approx(1 / 49)
+    assert warping_error(gt, pred, fg_connectivity=8).error == 0.0  # the dual pair sees one object
+    table4, table8 = simple_point_table(4), simple_point_table(8)
+    # the two tables disagree on 136 of 256 neighbourhoods (272 of 512 counting the centre) and are dual
+    assert np.count_nonzero(table4 != table8) == 136
+    assert all(table4[code] == table8[255 - code] for code in range(256))
+
+
+def test_split_leaves_the_last_pixel_in_fiji_sweep_order():
+    gt = np.full((7, 7), 255, np.uint8)
+    pred = np.ones((7, 7), np.float32)
+    pred[:, 3] = 0  # a membrane across the single reference cell
+    result = warping_error(gt, pred)
+    # column x = 3 is swept top to bottom; only its last pixel would disconnect the halves
+    np.testing.assert_array_equal(np.argwhere(result.mismatch), [[6, 3]])
+    counts = classify_mismatches(result.warped, result.mismatch)
+    assert counts.splits == 1 and counts.mergers == 0
+    assert splits_and_mergers_warping_error(gt, pred) == pytest.approx(1 / 49)
+
+
+def test_merger_is_classified_and_other_errors_are_not_counted():
+    gt = np.full((7, 7), 255, np.uint8)
+    gt[:, 3] = 0  # two cells
+    pred = (gt > 0).astype(np.float32)
+    pred[3, 3] = 1.0  # a bridge merges them
+    result = warping_error(gt, pred)
+    counts = classify_mismatches(result.warped, result.mismatch)
+    assert counts.mergers == 1 and counts.splits == 0
+    assert splits_and_mergers_warping_error(gt, pred) == pytest.approx(1 / 49)
+    hole = (gt > 0).astype(np.float32)
+    hole[3, 1] = 0.0  # a hole is a topological error but neither split nor merger
+    assert warping_error(gt, hole).error == pytest.approx(1 / 49)
+    assert splits_and_mergers_warping_error(gt, hole) == 0.0
