@@ -25,6 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--spacing", type=float, nargs="+", default=None, help="voxel size in array axis order")
     p.add_argument("--tolerance", type=float, default=1.0, help="surface Dice tolerance (physical units)")
+    p.add_argument(
+        "--nsd-method",
+        choices=("deepmind", "monai"),
+        default="deepmind",
+        help="surface Dice: area-weighted surface elements as Nikolov et al./DeepMind surface-distance "
+        "(default) or MONAI's boundary-voxel count",
+    )
     p.add_argument("--no-plot", action="store_true", help="skip metrics.png")
     add_progress(p)
     p.set_defaults(func=run)
@@ -41,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         spacing=args.spacing,
         tolerance=args.tolerance,
+        nsd_method=args.nsd_method,
         plot=not args.no_plot,
         progress=not args.no_progress,
     )

@@ -80,6 +80,7 @@ def score_case(
     spacing: Sequence[float] | None = None,
     tolerance: float = 1.0,
     labels: Sequence[int] | None = None,
+    nsd_method: str = "deepmind",
 ) -> dict[str, dict[str, float]]:
     """Metrics of one case: ``label (str) -> {metric: value}``.
 
@@ -113,7 +114,9 @@ def score_case(
         return {"all": row}
     voxel = scoring_spacing(gt_volume, spacing, gt_path)
     per = overlap_metrics(gt, pred, labels=labels)
-    surf = surface_metrics(gt, pred, labels=list(per), spacing=voxel, tolerance=tolerance)
+    surf = surface_metrics(
+        gt, pred, labels=list(per), spacing=voxel, tolerance=tolerance, nsd_method=nsd_method
+    )
     return {str(k): {**per[k], **surf[k]} for k in per}
 
 
@@ -157,6 +160,7 @@ def evaluate_folders(
     spacing: Sequence[float] | None = None,
     tolerance: float = 1.0,
     labels: Sequence[int] | None = None,
+    nsd_method: str = "deepmind",
     plot: bool = True,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -171,7 +175,12 @@ def evaluate_folders(
     workers = default_workers() if workers is None else max(1, int(workers))
     names = list(cases)
     args = [(format_name, cases[c][0], cases[c][1]) for c in names]
-    kwargs = {"spacing": spacing, "tolerance": tolerance, "labels": None if labels is None else list(labels)}
+    kwargs = {
+        "spacing": spacing,
+        "tolerance": tolerance,
+        "labels": None if labels is None else list(labels),
+        "nsd_method": nsd_method,
+    }
     results: list[dict] = []
     bar = None
     if progress:
@@ -211,6 +220,7 @@ def evaluate_folders(
             "gt_dir": str(gt_dir),
             "spacing": list(spacing) if spacing else None,
             "tolerance": tolerance,
+            "nsd_method": nsd_method,
             "workers": workers,
         },
         "versions": _versions(),
