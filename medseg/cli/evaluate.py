@@ -32,9 +32,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="surface Dice: area-weighted surface elements as Nikolov et al./DeepMind surface-distance "
         "(default) or MONAI's boundary-voxel count",
     )
+    p.add_argument(
+        "--labels",
+        nargs="+",
+        default=None,
+        metavar="ID_OR_DATASET_JSON",
+        help="the dataset's foreground labels (ids, or an nnU-Net dataset.json); each is written for "
+        "every case, as nnU-Net does (default: the labels found in the references)",
+    )
     p.add_argument("--no-plot", action="store_true", help="skip metrics.png")
     add_progress(p)
     p.set_defaults(func=run)
+
+
+def _labels(values: list[str] | None) -> list[int] | None:
+    from medseg.errors import ConfigError
+    from medseg.eval.report import labels_from_dataset_json
+
+    if values is None:
+        return None
+    if len(values) == 1 and values[0].endswith(".json"):
+        return labels_from_dataset_json(values[0])
+    try:
+        labels = sorted({int(v) for v in values})
+    except ValueError:
+        raise ConfigError(
+            f"--labels {' '.join(values)}: expected label ids (integers > 0) or one dataset.json"
+        ) from None
+    if labels[0] <= 0:
+        raise ConfigError(f"--labels {' '.join(values)}: label ids must be > 0 (0 is background)")
+    return labels
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         spacing=args.spacing,
         tolerance=args.tolerance,
         nsd_method=args.nsd_method,
+        labels=_labels(args.labels),
         plot=not args.no_plot,
         progress=not args.no_progress,
     )

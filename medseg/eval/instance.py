@@ -84,7 +84,8 @@ def ctc_seg(pairs: Sequence[tuple[np.ndarray, np.ndarray]] | tuple[np.ndarray, n
     Returns
     -------
     float
-        Mean Jaccard over reference objects; ``nan`` when there is none.
+        Mean Jaccard over reference objects; 0 when there is none (py-ctcmetrics divides
+        by ``max(#reference objects, 1)``).
 
     Notes
     -----
@@ -103,7 +104,7 @@ def ctc_seg(pairs: Sequence[tuple[np.ndarray, np.ndarray]] | tuple[np.ndarray, n
             continue
         match = ov.intersection * 2 > ov.gt_area[:, None]
         total += float(ov.iou[match].sum())
-    return total / n_ref if n_ref else float("nan")
+    return total / max(n_ref, 1)
 
 
 def _unique_matches(iou: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +160,8 @@ def aggregated_jaccard_index(gt: np.ndarray, pred: np.ndarray) -> float:
     is chosen (predictions may be chosen by several nuclei and are then counted
     each time); C += |G_i n S_j|, U += |G_i u S_j|; a nucleus without overlap adds
     |G_i| to U; every prediction never chosen adds its area to U. AJI = C / U.
-    Both maps empty gives ``nan``.
+    Both maps empty gives ``nan`` (``AJI.m`` divides 0 by 0); an empty reference with
+    predictions gives 0.
 
     References
     ----------
@@ -216,7 +218,8 @@ def panoptic_quality(gt: np.ndarray, pred: np.ndarray, *, threshold: float = 0.5
     Notes
     -----
     Match iff IoU > 0.5 (unique); DQ = TP / (TP + FP/2 + FN/2); SQ = sum of matched
-    IoU / TP; PQ = DQ * SQ. No object in either map gives ``nan``; no match gives 0.
+    IoU / TP; PQ = DQ * SQ. No match gives 0, and so does no object in either map
+    (MONAI ``compute_panoptic_quality``: 0 / (0 + smooth)).
 
     References
     ----------
@@ -229,7 +232,7 @@ def panoptic_quality(gt: np.ndarray, pred: np.ndarray, *, threshold: float = 0.5
     fp = ov.pred_ids.size - tp
     fn = ov.gt_ids.size - tp
     if tp + fp + fn == 0:
-        return {"pq": float("nan"), "sq": float("nan"), "dq": float("nan"), "tp": 0, "fp": 0, "fn": 0}
+        return {"pq": 0.0, "sq": 0.0, "dq": 0.0, "tp": 0, "fp": 0, "fn": 0}
     dq = tp / (tp + 0.5 * fp + 0.5 * fn)
     sq = float(iou[r, c].sum() / tp) if tp else 0.0
     return {"pq": dq * sq, "sq": sq, "dq": dq, "tp": tp, "fp": fp, "fn": fn}

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 import medseg
-from medseg.errors import DataNotFoundError
+from medseg.errors import ConfigError, DataNotFoundError
 from medseg.eval.formats import get_format
 from medseg.eval.formats._io import atomic_write
 from medseg.eval.geometry import check_same_grid, scoring_spacing
@@ -29,12 +29,20 @@ from medseg.eval.instance import (
     panoptic_quality,
 )
 from medseg.eval.isbi2012 import isbi2012_scores, pixel_error
-from medseg.eval.overlap import foreground_mean, overlap_metrics
+from medseg.eval.overlap import confusion_counts, overlap_metrics
 from medseg.eval.surface import surface_metrics
 from medseg.eval.warping import splits_and_mergers_warping_error
 from medseg.io import Volume
 
-__all__ = ["match_cases", "read_pair", "score_case", "evaluate_folders", "default_workers"]
+__all__ = [
+    "match_cases",
+    "read_pair",
+    "score_case",
+    "dataset_labels",
+    "labels_from_dataset_json",
+    "evaluate_folders",
+    "default_workers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +121,85 @@ def score_case(
         }
         return {"all": row}
     voxel = scoring_spacing(gt_volume, spacing, gt_path)
-    per = overlap_metrics(gt, pred, labels=labels)
+    counts = confusion_counts(gt, pred, labels=labels)
+    per = overlap_metrics(gt, pred, labels=list(counts))
     surf = surface_metrics(
-        gt, pred, labels=list(per), spacing=voxel, tolerance=tolerance, nsd_method=nsd_method
+        gt, pred, labels=list(counts), spacing=voxel, tolerance=tolerance, nsd_method=nsd_method
     )
-    return {str(k): {**per[k], **surf[k]} for k in per}
+    out = {}
+    for label, (tp, fp, fn) in counts.items():
+        out[str(label)] = {
+            "Dice": per[label]["dice"],
+            "IoU": per[label]["iou"],
+            "FP": fp,
+            "TP": tp,
+            "FN": fn,
+            "TN": int(gt.size) - tp - fp - fn,
+            "n_pred": tp + fp,
+            "n_ref": tp + fn,
+            "precision": per[label]["precision"],
+            "recall": per[label]["recall"],
+            **surf[label],
+        }
+    return out
+
+
+def labels_from_dataset_json(path: str | Path) -> list[int]:
+    """Foreground labels of an nnU-Net ``dataset.json`` (``"labels": {"name": id}``).
+
+    Background (0) and an ``ignore`` label are left out, as nnU-Net's label manager does.
+
+    Raises
+    ------
+    ConfigError
+        The file is not a dataset.json with integer labels (region-based datasets map a
+        label to a list of ids, which medseg does not score).
+    """
+    path = Path(path)
+    try:
+        entries = json.loads(path.read_text())["labels"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(
+            f"--labels {path}: cannot read a 'labels' mapping from it ({err}); pass a nnU-Net "
+            "dataset.json or the label ids themselves (e.g. --labels 1 2 3)"
+        ) from err
+    out = []
+    for name, value in entries.items():
+        if not isinstance(value, int):
+            raise ConfigError(
+                f"--labels {path}: label {name!r} maps to {value!r}; only integer labels are scored "
+                "(region-based datasets are not supported), pass the label ids instead"
+            )
+        if value != 0 and name != "ignore":
+            out.append(value)
+    return sorted(out)
+
+
+def dataset_labels(
+    format_name: str, gt_files: Sequence[Path], pred_files: Sequence[Path] = ()
+) -> list[int] | None:
+    """Foreground labels of a class-format reference set: every label > 0 of any reference.
+
+    Used when no label set is given; prediction labels outside it are logged (they are
+    not scored, as nnU-Net scores the dataset's labels only). ``None`` for formats
+    without class labels.
+    """
+    fmt = get_format(format_name)
+    if fmt.kind != "classes":
+        return None
+    found: set[int] = set()
+    for path in gt_files:
+        found.update(int(v) for v in np.unique(fmt.read(Path(path)).array) if v > 0)
+    stray: set[int] = set()
+    for path in pred_files:
+        stray.update(int(v) for v in np.unique(fmt.read(Path(path)).array) if v > 0 and int(v) not in found)
+    if stray:
+        logger.warning(
+            "prediction label(s) %s occur in no reference file and are not scored; pass --labels "
+            "or a dataset.json to score the dataset's label set",
+            sorted(stray),
+        )
+    return sorted(found)
 
 
 def _pooled(format_name: str, cases: dict[str, tuple[Path, Path]]) -> dict[str, float]:
@@ -131,17 +213,36 @@ def _pooled(format_name: str, cases: dict[str, tuple[Path, Path]]) -> dict[str, 
 
 
 def _summary(per_case: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
+    """nnU-Net v2's aggregation plus the count of non-finite values.
+
+    ``mean[label][metric]`` is ``np.nanmean`` over cases and ``foreground_mean[metric]``
+    ``np.mean`` over the labels other than ``"0"`` (nnunetv2 ``compute_metrics_on_folder``),
+    so a label that is ``nan`` in every case makes the foreground mean ``nan``.
+    ``non_finite[label][metric]`` counts the cases whose value is ``nan`` or ``inf``
+    (only metrics with at least one), so no case disappears from a mean unnoticed.
+    """
     labels: dict[str, dict[str, list[float]]] = {}
     for rows in per_case.values():
         for label, metrics in rows.items():
             for name, value in metrics.items():
                 labels.setdefault(label, {}).setdefault(name, []).append(float(value))
-    mean = {
-        label: {n: (float(np.nanmean(v)) if np.any(~np.isnan(v)) else float("nan")) for n, v in ms.items()}
-        for label, ms in labels.items()
-    }
-    numeric = {int(k): v for k, v in mean.items() if k.isdigit()}
-    return {"mean": mean, "foreground_mean": foreground_mean(numeric) if numeric else mean.get("all", {})}
+    mean: dict[str, dict[str, float]] = {}
+    non_finite: dict[str, dict[str, int]] = {}
+    for label, metrics in labels.items():
+        mean[label] = {}
+        for name, values in metrics.items():
+            arr = np.asarray(values, dtype=np.float64)
+            mean[label][name] = float(np.nanmean(arr)) if np.any(~np.isnan(arr)) else float("nan")
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            if bad:
+                non_finite.setdefault(label, {})[name] = bad
+    if "all" in mean:
+        fg = dict(mean["all"])
+    else:
+        foreground = [m for label, m in mean.items() if label != "0"]
+        names = list(foreground[0]) if foreground else []
+        fg = {n: float(np.mean([m[n] for m in foreground])) for n in names}
+    return {"mean": mean, "foreground_mean": fg, "non_finite": non_finite}
 
 
 def _json_default(obj: Any) -> Any:
@@ -167,11 +268,22 @@ def evaluate_folders(
     """Score every case of ``pred_dir`` against ``gt_dir`` and write the report.
 
     Writes ``per_case.csv`` (long format: case, label, metric, value),
-    ``summary.json`` (nnU-Net layout: ``metric_per_case``, ``mean``,
-    ``foreground_mean``, plus ``pooled``, ``config`` and ``versions``) and
-    ``metrics.png``. All files are written atomically after every case scored.
+    ``summary.json`` and ``metrics.png``, atomically after every case is scored.
+
+    ``summary.json`` is laid out as nnU-Net v2's (``metric_per_case`` entries with
+    ``reference_file``, ``prediction_file`` and ``metrics[label]`` holding ``Dice, IoU,
+    FP, TP, FN, TN, n_pred, n_ref``; ``mean``; ``foreground_mean``), so code that reads
+    nnU-Net's summary reads it; medseg's extra metrics (precision, recall, hausdorff,
+    hausdorff95, assd, surface_dice) sit beside nnU-Net's keys, and ``non_finite``,
+    ``pooled``, ``config`` and ``versions`` are added at the top level.
+
+    ``labels`` is the dataset's foreground label set (class formats): every label is
+    written for every case (Dice ``nan`` when absent from both maps). Default: every
+    label > 0 found in a reference file.
     """
     cases = match_cases(Path(pred_dir), Path(gt_dir), format_name)
+    if labels is None:
+        labels = dataset_labels(format_name, [g for _, g in cases.values()], [p for p, _ in cases.values()])
     workers = default_workers() if workers is None else max(1, int(workers))
     names = list(cases)
     args = [(format_name, cases[c][0], cases[c][1]) for c in names]
@@ -221,6 +333,7 @@ def evaluate_folders(
             "spacing": list(spacing) if spacing else None,
             "tolerance": tolerance,
             "nsd_method": nsd_method,
+            "labels": None if labels is None else list(labels),
             "workers": workers,
         },
         "versions": _versions(),
