@@ -19,11 +19,18 @@ import medseg
 from medseg.errors import ConfigError, DataNotFoundError
 from medseg.eval.formats import get_format
 from medseg.eval.formats._io import atomic_write
+from medseg.eval.formats.ctc import (
+    ctc_reference_files,
+    ctc_result_files,
+    ctc_tracking_pairs,
+    read_ctc_reference,
+)
 from medseg.eval.geometry import check_same_grid, scoring_spacing
 from medseg.eval.glas import glas_scores
 from medseg.eval.instance import (
     aggregated_jaccard_index,
     aji_plus,
+    ctc_det,
     ctc_seg,
     detection_scores,
     panoptic_quality,
@@ -57,10 +64,16 @@ def match_cases(pred_dir: Path, gt_dir: Path, format_name: str) -> dict[str, tup
     for d, what in ((pred_dir, "--pred"), (gt_dir, "--gt")):
         if not Path(d).is_dir():
             raise DataNotFoundError(f"{what} folder {d} does not exist")
-    preds = fmt.case_files(Path(pred_dir))
-    gts = fmt.case_files(Path(gt_dir), reference=True)
+    if format_name == "ctc":
+        # XX_RES holds every frame, XX_GT/SEG only the annotated ones: score those
+        preds = {f"{t:03d}": p for t, p in ctc_result_files(Path(pred_dir)).items()}
+        gts = {f"{t:03d}": p for t, p in ctc_reference_files(Path(gt_dir)).items()}
+        missing_gt = []
+    else:
+        preds = fmt.case_files(Path(pred_dir))
+        gts = fmt.case_files(Path(gt_dir), reference=True)
+        missing_gt = sorted(set(preds) - set(gts))
     missing_pred = sorted(set(gts) - set(preds))
-    missing_gt = sorted(set(preds) - set(gts))
     if missing_pred or missing_gt or not gts:
         raise DataNotFoundError(
             f"cases do not match for format {format_name!r}: "
@@ -72,10 +85,19 @@ def match_cases(pred_dir: Path, gt_dir: Path, format_name: str) -> dict[str, tup
 
 
 def read_pair(format_name: str, pred_path: Path, gt_path: Path) -> tuple[Volume, Volume]:
-    """Read a (prediction, reference) pair and check that both lie on the same grid."""
+    """Read a (prediction, reference) pair and check that both lie on the same grid.
+
+    For CTC the reference may be a frame annotated on single slices: the result is then
+    restricted to those slices (see :func:`medseg.eval.formats.ctc.read_ctc_reference`).
+    """
     fmt = get_format(format_name)
     pred = fmt.read(Path(pred_path))
-    gt = fmt.read(Path(gt_path))
+    if format_name == "ctc" and not Path(gt_path).exists():
+        reference, result = read_ctc_reference(Path(gt_path), pred.array[0])
+        gt = Volume(reference[None])
+        pred = Volume(result[None])
+    else:
+        gt = fmt.read(Path(gt_path))
     check_same_grid(pred, gt, pred_path, gt_path)
     return pred, gt
 
@@ -208,8 +230,19 @@ def _pooled(format_name: str, cases: dict[str, tuple[Path, Path]]) -> dict[str, 
         return {}
     pairs = [(g.array[0], p.array[0]) for p, g in (read_pair(format_name, *pg) for pg in cases.values())]
     if format_name == "ctc":
-        return {"seg": ctc_seg(pairs), "f1@0.5": detection_scores(pairs)[0.5]["f1"]}
+        pooled = {"seg": ctc_seg(pairs), "f1@0.5": detection_scores(pairs)[0.5]["f1"]}
+        tracking = ctc_tracking_pairs(*_ctc_dirs(cases))
+        if tracking is not None:
+            fmt = get_format("ctc")
+            pooled["det"] = ctc_det([(fmt.read(m).array[0], fmt.read(r).array[0]) for m, r in tracking])
+        return pooled
     return glas_scores(pairs)
+
+
+def _ctc_dirs(cases: dict[str, tuple[Path, Path]]) -> tuple[Path, Path]:
+    """(XX_RES, XX_GT) of matched CTC cases (the reference files live in XX_GT/SEG)."""
+    pred, ref = next(iter(cases.values()))
+    return Path(pred).parent, Path(ref).parent.parent
 
 
 def _summary(per_case: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:

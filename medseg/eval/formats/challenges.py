@@ -139,10 +139,14 @@ def _ctc_write(array: np.ndarray, out_dir: Path, case_id: str | int, **geometry)
 
 def _ctc_read(path: Path) -> Volume:
     volume = read_volume(path)
-    arr = stored_array(volume)
-    if arr.dtype != np.uint16:
-        raise FormatError(f"{path}: CTC masks must be uint16 TIFF, got {arr.dtype}; re-save as 16-bit")
-    return _single_channel(volume, arr)
+    if volume.array.dtype != np.uint16:
+        raise FormatError(
+            f"{path}: CTC masks must be uint16 TIFF, got {volume.array.dtype}; re-save as 16-bit"
+        )
+    if volume.num_channels > 1 and volume.ndim == 2:
+        # a plain multi-page TIFF (no axis metadata) is read as pages x Y x X: CTC stacks are Z slices
+        return Volume(volume.array[None], meta=volume.meta)
+    return _single_channel(volume, stored_array(volume))
 
 
 # ----------------------------------------------------------------- GlaS
