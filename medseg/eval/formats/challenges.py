@@ -1,4 +1,4 @@
-"""Challenge submission formats: ISBI 2012, CTC, GlaS, MoNuSeg, dental, generic label maps.
+"""Challenge submission formats: ISBI 2012, CTC, GlaS, MoNuSeg, dental, generic label and instance maps.
 
 Each format is a :class:`SubmissionFormat` with ``write`` (validating, atomic),
 ``read`` and ``case_files`` (case id -> file in a prediction or reference folder).
@@ -55,7 +55,7 @@ class SubmissionFormat:
         out = {}
         for path in sorted(Path(folder).rglob("*") if reference else Path(folder).iterdir()):
             m = pattern.fullmatch(path.name)
-            if m and path.is_file():
+            if m and (path.is_file() or (path.suffix == ".zarr" and path.is_dir())):
                 out[m.group("case")] = path
         return out
 
@@ -277,6 +277,52 @@ def _labelmap_read(path: Path) -> Volume:
     return _single_channel(volume, arr)
 
 
+# ----------------------------------------------------------------- generic instance label maps
+
+_INSTANCE_SUFFIXES = (".tif", ".tiff", ".nii", ".nii.gz", ".zarr")
+
+
+def _instances_write(
+    array: np.ndarray,
+    out_dir: Path,
+    case_id: str,
+    *,
+    spacing=None,
+    origin=None,
+    direction=None,
+    suffix: str = ".tif",
+    **geometry,
+) -> Path:
+    arr = _check_integer(
+        array,
+        f"instance map {case_id!r}",
+        max_value=2**32 - 1,
+        what="instance maps",
+        fix="pass one id > 0 per object, 0 for background",
+    )
+    if arr.ndim not in (2, 3):
+        raise FormatError(f"instance map {case_id!r} must be (Y, X) or (Z, Y, X), got shape {arr.shape}")
+    if suffix not in _INSTANCE_SUFFIXES:
+        raise FormatError(
+            f"instance map suffix {suffix!r} not supported; use one of {', '.join(_INSTANCE_SUFFIXES)}"
+        )
+    dtype = np.uint16 if arr.max(initial=0) <= 65535 else np.uint32
+    volume = Volume(arr.astype(dtype)[None], spacing=spacing, origin=origin, direction=direction)
+    return write(volume, Path(out_dir) / f"{_safe_case(case_id)}{suffix}")
+
+
+def _instances_read(path: Path) -> Volume:
+    volume = read_volume(path)
+    if volume.num_channels != 1:
+        raise FormatError(
+            f"{path}: an instance map has one channel, got {volume.num_channels}; save the object ids "
+            "as a single-channel image"
+        )
+    if not (np.issubdtype(volume.array.dtype, np.integer) or volume.array.dtype == bool):
+        raise FormatError(f"{path}: instance maps hold integer ids, got dtype {volume.array.dtype}")
+    return volume
+
+
 _CASE = r"(?P<case>.+?)"
 FORMATS: dict[str, SubmissionFormat] = {
     f.name: f
@@ -325,6 +371,15 @@ FORMATS: dict[str, SubmissionFormat] = {
             _dental_read,
             rf"{_CASE}\.png",
             rf"{_CASE}\.png",
+        ),
+        SubmissionFormat(
+            "instances",
+            "instances",
+            "generic instance label maps, 2D or 3D: NAME.tif / NAME.nii.gz / NAME.nii / NAME.zarr",
+            _instances_write,
+            _instances_read,
+            rf"{_CASE}\.(?:nii\.gz|nii|tiff?|zarr)",
+            rf"{_CASE}\.(?:nii\.gz|nii|tiff?|zarr)",
         ),
         SubmissionFormat(
             "labelmap",

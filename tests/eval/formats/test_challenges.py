@@ -16,6 +16,7 @@ CASES = [
     ("monuseg", rng.integers(0, 3000, (8, 8)), "case.png"),
     ("dental", rng.integers(0, len(DENTAL_CLASSES), (8, 8)), "case.png"),
     ("labelmap", rng.integers(0, 5, (3, 8, 8)), "case.nii.gz"),
+    ("instances", rng.integers(0, 70000, (3, 8, 8)), "case.tif"),
 ]
 
 
