@@ -78,14 +78,16 @@ def _edges(mask: np.ndarray) -> np.ndarray:
     return mask & ~interior
 
 
-def _bbox(mask: np.ndarray) -> tuple[slice, ...] | None:
+def _bbox(mask: np.ndarray, margin: int = 1) -> tuple[slice, ...] | None:
+    """Bounding box of ``mask`` grown by ``margin`` voxels (clipped to the image); ``None`` if empty."""
     slices = []
     for axis in range(mask.ndim):
         other = tuple(a for a in range(mask.ndim) if a != axis)
         hit = np.flatnonzero(mask.any(axis=other))
         if hit.size == 0:
             return None
-        slices.append(slice(max(int(hit[0]) - 1, 0), min(int(hit[-1]) + 2, mask.shape[axis])))
+        stop = min(int(hit[-1]) + 1 + margin, mask.shape[axis])
+        slices.append(slice(max(int(hit[0]) - margin, 0), stop))
     return tuple(slices)
 
 
@@ -231,7 +233,7 @@ def _corner_codes(mask: np.ndarray) -> np.ndarray:
 
 
 def _deepmind_surfels(gt: np.ndarray, pred: np.ndarray, spacing: tuple[float, ...]) -> _Surfels:
-    box = _bbox_tight(gt | pred)
+    box = _bbox(gt | pred, margin=0)
     empty = np.zeros(0)
     if box is None:
         return _Surfels(empty, empty, empty, empty)
@@ -249,17 +251,6 @@ def _deepmind_surfels(gt: np.ndarray, pred: np.ndarray, spacing: tuple[float, ..
         pred_to_gt=dist[0][borders[1]],
         pred_area=table[codes[1][borders[1]]],
     )
-
-
-def _bbox_tight(mask: np.ndarray) -> tuple[slice, ...] | None:
-    slices = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=other))
-        if hit.size == 0:
-            return None
-        slices.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(slices)
 
 
 def _nsd_deepmind(surfels: _Surfels, tolerance: float) -> float:

@@ -243,55 +243,56 @@ def _dental_read(path: Path) -> Volume:
 # ----------------------------------------------------------------- generic NIfTI / TIFF label maps
 
 
-def _labelmap_write(
-    array: np.ndarray,
-    out_dir: Path,
-    case_id: str,
+def _write_map(
+    arr: np.ndarray,
+    path: Path,
     *,
+    suffixes: tuple[str, ...],
+    what: str,
     spacing=None,
     origin=None,
     direction=None,
-    suffix: str = ".nii.gz",
-    **geometry,
+) -> Path:
+    """Write a validated integer (Y, X) / (Z, Y, X) map with its geometry in the smallest dtype."""
+    name = path.name
+    suffix = next((s for s in suffixes if name.endswith(s)), None)
+    if arr.ndim not in (2, 3):
+        raise FormatError(f"{what} {path.stem!r} must be (Y, X) or (Z, Y, X), got shape {arr.shape}")
+    if suffix is None:
+        raise FormatError(f"{what} file {name!r}: suffix not supported; use one of {', '.join(suffixes)}")
+    top = int(arr.max(initial=0))
+    dtype = np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.uint32
+    return write(Volume(arr.astype(dtype)[None], spacing=spacing, origin=origin, direction=direction), path)
+
+
+def _read_single_channel(path: Path, what: str) -> Volume:
+    volume = read_volume(path)
+    if volume.num_channels != 1:
+        raise FormatError(
+            f"{path}: a {what} has one channel, got {volume.num_channels}; save it as a single-channel image"
+        )
+    return volume
+
+
+def _labelmap_write(
+    array: np.ndarray, out_dir: Path, case_id: str, *, suffix: str = ".nii.gz", **geometry
 ) -> Path:
     arr = _check_integer(
         array, f"label map {case_id!r}", max_value=2**31 - 1, what="label maps", fix="pass class ids"
     )
-    if arr.ndim not in (2, 3):
-        raise FormatError(f"label map {case_id!r} must be (Y, X) or (Z, Y, X), got shape {arr.shape}")
-    if suffix not in (".nii", ".nii.gz", ".tif", ".tiff"):
-        raise FormatError(f"label map suffix {suffix!r} not supported; use .nii.gz, .nii or .tif")
-    dtype = np.uint8 if arr.max(initial=0) <= 255 else np.uint16 if arr.max() <= 65535 else np.int32
-    volume = Volume(arr.astype(dtype)[None], spacing=spacing, origin=origin, direction=direction)
-    return write(volume, Path(out_dir) / f"{_safe_case(case_id)}{suffix}")
+    path = Path(out_dir) / f"{_safe_case(case_id)}{suffix}"
+    return _write_map(arr, path, suffixes=(".nii.gz", ".nii", ".tif", ".tiff"), what="label map", **geometry)
 
 
 def _labelmap_read(path: Path) -> Volume:
-    volume = read_volume(path)
-    arr = stored_array(volume)
-    if volume.num_channels != 1:
-        raise FormatError(
-            f"{path}: a label map has one channel, got {volume.num_channels}; save class ids as a "
-            "single-channel image"
-        )
-    return _single_channel(volume, arr)
+    return _read_single_channel(path, "label map")
 
 
 # ----------------------------------------------------------------- generic instance label maps
 
-_INSTANCE_SUFFIXES = (".tif", ".tiff", ".nii", ".nii.gz", ".zarr")
-
 
 def _instances_write(
-    array: np.ndarray,
-    out_dir: Path,
-    case_id: str,
-    *,
-    spacing=None,
-    origin=None,
-    direction=None,
-    suffix: str = ".tif",
-    **geometry,
+    array: np.ndarray, out_dir: Path, case_id: str, *, suffix: str = ".tif", **geometry
 ) -> Path:
     arr = _check_integer(
         array,
@@ -300,24 +301,13 @@ def _instances_write(
         what="instance maps",
         fix="pass one id > 0 per object, 0 for background",
     )
-    if arr.ndim not in (2, 3):
-        raise FormatError(f"instance map {case_id!r} must be (Y, X) or (Z, Y, X), got shape {arr.shape}")
-    if suffix not in _INSTANCE_SUFFIXES:
-        raise FormatError(
-            f"instance map suffix {suffix!r} not supported; use one of {', '.join(_INSTANCE_SUFFIXES)}"
-        )
-    dtype = np.uint16 if arr.max(initial=0) <= 65535 else np.uint32
-    volume = Volume(arr.astype(dtype)[None], spacing=spacing, origin=origin, direction=direction)
-    return write(volume, Path(out_dir) / f"{_safe_case(case_id)}{suffix}")
+    path = Path(out_dir) / f"{_safe_case(case_id)}{suffix}"
+    suffixes = (".tif", ".tiff", ".nii.gz", ".nii", ".zarr")
+    return _write_map(arr, path, suffixes=suffixes, what="instance map", **geometry)
 
 
 def _instances_read(path: Path) -> Volume:
-    volume = read_volume(path)
-    if volume.num_channels != 1:
-        raise FormatError(
-            f"{path}: an instance map has one channel, got {volume.num_channels}; save the object ids "
-            "as a single-channel image"
-        )
+    volume = _read_single_channel(path, "instance map")
     if not (np.issubdtype(volume.array.dtype, np.integer) or volume.array.dtype == bool):
         raise FormatError(f"{path}: instance maps hold integer ids, got dtype {volume.array.dtype}")
     return volume
