@@ -41,6 +41,10 @@ def test_three_slice_shift_is_15_mm(tmp_path, capsys, suffix):
     [
         ({"spacing": (5.0, 0.7, 0.71), "origin": (1.0, 2.0, 3.0)}, "spacing"),
         ({"spacing": SPACING, "origin": (1.0, 2.0, 3.5)}, "origin"),
+        (
+            {"spacing": SPACING, "origin": (1.0, 2.0, 3.0), "direction": [[1, 0, 0], [0, 0, 1], [0, 1, 0]]},
+            "direction",
+        ),
     ],
 )
 def test_prediction_off_the_reference_grid_names_both_files(tmp_path, capsys, geometry, what):
@@ -77,3 +81,11 @@ def test_spacing_option_only_for_files_without_geometry(tmp_path, capsys):
         "1"
     ]
     assert metrics["hausdorff"] == pytest.approx(4.0)  # 2 columns of 2.0
+
+
+def test_prediction_of_another_shape_is_a_shape_error(tmp_path, capsys):
+    args = _pair(tmp_path)
+    write_submission("labelmap", np.zeros((12, 8, 9), np.uint8), tmp_path / "pred", "case", spacing=SPACING)
+    assert main([*args, "--format", "labelmap", "-o", str(tmp_path / "out"), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "shape (12, 8, 9)" in err and "(12, 8, 8)" in err and str(tmp_path / "gt" / "case.nii.gz") in err
