@@ -22,10 +22,10 @@ Thresholds are Fiji's loop ``for (th = 0.0; th <= 1.0; th += 0.1)``: 11 doubles 
 accumulated rounding (0.30000000000000004, ..., 0.9999999999999999); a binary proposal
 uses t = 0 only.
 
-Difference from Fiji
---------------------
-A slice without reference foreground is skipped with a warning (Fiji's per-slice score
-becomes NaN, which makes every threshold's mean NaN and its maximum silently 0).
+Degenerate slices follow Fiji's arithmetic: a slice without reference foreground scores
+V_rand 0 and V_info 0, still counted in the per-slice means (a warning says so); a slice
+whose information-theoretic precision and recall are both 0 makes V_info NaN at that
+threshold, which then never wins the maximum (Fiji's ``score > max``).
 """
 
 from __future__ import annotations
@@ -99,9 +99,16 @@ def thin_boundaries(cells: np.ndarray) -> np.ndarray:
 
 
 def _slice_scores(gt_cc: np.ndarray, thinned: np.ndarray) -> tuple[float, float]:
-    """Foreground-restricted (V_rand, V_info) of one slice, Fiji N^2 normalisation."""
+    """Foreground-restricted (V_rand, V_info) of one slice, Fiji N^2 normalisation.
+
+    Degenerate cases as Fiji's arithmetic gives them: no reference foreground -> V_rand
+    0 (``ClassificationStatistics`` of NaN counts) and V_info 0 (H(A) = 0 sets precision
+    0, recall 1); V_info is ``nan`` when its precision and recall are both 0 (0/0).
+    """
     fg = gt_cc > 0
     n = float(np.count_nonzero(fg))
+    if n == 0:
+        return 0.0, 0.0
     counts, rows, cols = pair_counts(gt_cc[fg], thinned[fg])
     p = counts / n
     zero = cols == 0
@@ -113,8 +120,14 @@ def _slice_scores(gt_cc: np.ndarray, thinned: np.ndarray) -> tuple[float, float]
     sum_a2 = float(a @ a)
     sum_b2 = float(b @ b) + aux / n
     sum_ab2 = float(pn @ pn) + aux / n
-    prec, rec = sum_ab2 / sum_b2, sum_ab2 / sum_a2
-    v_rand = 2 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0
+    # as ClassificationStatistics(tp, tn, fp, fn): precision 1 when fp = 0, recall 1 when fn = 0
+    n2 = n * n
+    tp = n2 * sum_ab2
+    fp = n2 * sum_b2 - tp
+    fn = n2 * sum_a2 - tp
+    prec = 1.0 if fp == 0 else tp / (tp + fp)
+    rec = 1.0 if fn == 0 else tp / (tp + fn)
+    v_rand = 2.0 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0
     # information theoretic (VariationOfInformation.foregroundRestrictedFscore), natural log
 
     def xlogx(x: np.ndarray) -> float:
@@ -133,7 +146,7 @@ def _slice_scores(gt_cc: np.ndarray, thinned: np.ndarray) -> tuple[float, float]
         prec_i, rec_i = 0.0, 1.0
     if hb == 0:
         prec_i, rec_i = 1.0, 0.0
-    v_info = 2 * prec_i * rec_i / (prec_i + rec_i) if prec_i + rec_i > 0 else 0.0
+    v_info = 2.0 * prec_i * rec_i / (prec_i + rec_i) if prec_i + rec_i != 0 else float("nan")
     return v_rand, v_info
 
 
@@ -190,7 +203,8 @@ def isbi2012_scores(
     Returns
     -------
     Isbi2012Scores
-        ``nan`` scores when no slice has reference foreground.
+        Scores 0 (Fiji's result) when no threshold gives a positive mean, e.g. a stack
+        without reference foreground.
 
     Notes
     -----
@@ -211,32 +225,32 @@ def isbi2012_scores(
     g, prop = _checked_pair(gt, proposal)
     if thresholds is None:
         thresholds = (0.0,) if _is_binary(prop) else FIJI_THRESHOLDS
-    keep = [z for z in range(g.shape[0]) if np.any(g[z] > thresholds[0])]
-    if len(keep) < g.shape[0]:
-        logger.warning("%d slice(s) without reference foreground skipped", g.shape[0] - len(keep))
-    if not keep:
-        return Isbi2012Scores(float("nan"), float("nan"), float("nan"), float("nan"))
+    empty = [z for z in range(g.shape[0]) if not np.any(g[z] > thresholds[-1])]
+    if empty:
+        logger.warning(
+            "%d slice(s) without reference foreground: as in Fiji they score V_rand and V_info 0, which "
+            "lowers the per-slice means; crop them out to score the others",
+            len(empty),
+        )
     best = [0.0, 0.0, float(thresholds[0]), float(thresholds[0])]
     # the scores are invariant to transposing a slice, and Fiji's x-major order is C order
     # of the transposed slice: transpose the stacks once instead of every slice per threshold
-    g_xy = np.ascontiguousarray(g[keep].transpose(0, 2, 1))
-    prop_xy = np.ascontiguousarray(prop[keep].transpose(0, 2, 1))
+    g_xy = np.ascontiguousarray(g.transpose(0, 2, 1))
+    prop_xy = np.ascontiguousarray(prop.transpose(0, 2, 1))
     cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def slice_scores(z: int, th: float) -> tuple[float, float]:
         ref = g_xy[z] > th
         if z not in cache or not np.array_equal(cache[z][0], ref):
             cache[z] = (ref, cc3d.connected_components(ref.view(np.uint8), connectivity=4))
-        cc = cache[z][1]
-        if not cc.any():
-            return 0.0, 0.0
-        return _slice_scores(cc, flood_xy((prop_xy[z] > th).view(np.uint8)))
+        return _slice_scores(cache[z][1], flood_xy((prop_xy[z] > th).view(np.uint8)))
 
-    with ThreadPoolExecutor(max_workers=_threads(len(keep))) as pool:
+    n_slices = g.shape[0]
+    with ThreadPoolExecutor(max_workers=_threads(n_slices)) as pool:
         for th in thresholds:
-            scores = list(pool.map(slice_scores, range(len(keep)), [th] * len(keep)))
-            vr, vi = np.mean(scores, axis=0)
-            if vr > best[0]:
+            scores = list(pool.map(slice_scores, range(n_slices), [th] * n_slices))
+            vr, vi = np.mean(scores, axis=0)  # Fiji's macro average over all slices
+            if vr > best[0]:  # a nan mean never wins, as Fiji's `score > max`
                 best[0], best[2] = float(vr), float(th)
             if vi > best[1]:
                 best[1], best[3] = float(vi), float(th)

@@ -145,3 +145,13 @@ def test_merger_is_classified_and_other_errors_are_not_counted():
     hole[3, 1] = 0.0  # a hole is a topological error but neither split nor merger
     assert warping_error(gt, hole).error == pytest.approx(1 / 49)
     assert splits_and_mergers_warping_error(gt, hole) == 0.0
+
+
+def test_slice_without_reference_foreground_scores_zero_as_fiji():
+    # Fiji's arithmetic on an empty reference slice gives V_rand 0 (NaN counts) and V_info 0 (H(A) = 0),
+    # both kept in the per-slice mean
+    gt = np.stack([np.zeros((12, 12), np.uint8), _cells()])
+    proposal = (gt > 0).astype(np.float32)
+    proposal[0] = 1.0
+    s = isbi2012_scores(gt, proposal)
+    assert s.v_rand == pytest.approx(0.5) and s.v_info == pytest.approx(0.5)
