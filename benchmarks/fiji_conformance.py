@@ -10,7 +10,8 @@ The script compiles, from that checkout, ``utils/WatershedTransform2D.java`` (wi
 ``ClusteredWarpingMismatches`` and the methods ``simple2DBertrand``, ``simplePointWarp2d``,
 ``simple3d``/``nca``/``ncb``, ``classifyMismatches2d``, ``clusterMismatchesByType``,
 ``getNeighborhood`` (``WarpingError``), ``getForegroundRestrictedRandIndexStatsN2``
-(``RandError``) and ``foregroundRestrictedFscore`` (``VariationOfInformation``), next to
+(``RandError``), ``foregroundRestrictedFscore`` (``VariationOfInformation``) and
+``precisionRecallStats`` (``PixelError``), next to
 minimal stand-ins for the ImageJ classes they touch (pixel access only) and a plain
 4-connected labelling in place of ImageJ's ``FindConnectedRegions`` (label ids do not
 matter to these metrics). It then compares on random images:
@@ -20,7 +21,9 @@ matter to these metrics). It then compares on random images:
 3. warping: ``simplePointWarp2d`` warped maps and error vs :func:`warping_error`;
 4. ``classifyMismatches2d`` + ``clusterMismatchesByType`` vs :func:`classify_mismatches`;
 5. V_rand / V_info after thinning (Fiji's threshold loop, per-slice means, maxima) vs
-   :func:`isbi2012_scores`.
+   :func:`isbi2012_scores`;
+6. the pixel error (``PixelError.precisionRecallStats`` pooled over slices,
+   ``ClassificationStatistics``, best F over thresholds) vs :func:`pixel_error`.
 
 Exit status 1 when anything differs beyond 1e-12.
 """
@@ -127,7 +130,14 @@ public class Conformance {
             ShortProcessor c2=shorts(new WatershedTransform2D(bp,4).apply());
             sumR += c.getForegroundRestrictedRandIndexStatsN2(c1,c2).fScore; sumI += c.foregroundRestrictedFscore(c1,c2); }
           double vr=sumR/z, vi=sumI/z; if(vr>bestR) bestR=vr; if(vi>bestI) bestI=vi; }
-        out.append(bestR).append(' ').append(bestI); }
+        out.append(bestR).append(' ').append(bestI);
+        double bestF=0;
+        for(double th=0.0; th<=1.0; th+=0.1){ double tp=0, tn=0, fp=0, fn=0;
+          for(int k=0;k<z;k++){ FloatProcessor gl=new FloatProcessor(w,h), pl=new FloatProcessor(w,h); gl.px=g[k]; pl.px=p[k];
+            ClassificationStatistics cs=c.precisionRecallStats(gl,pl,th);
+            tp+=cs.truePositives; tn+=cs.trueNegatives; fp+=cs.falsePositives; fn+=cs.falseNegatives; }
+          double f=new ClassificationStatistics(tp,tn,fp,fn,0).fScore; if(f>bestF) bestF=f; }
+        out.append(' ').append(1-bestF); }
       out.append('\\n'); }
     System.out.print(out);
   }
@@ -169,6 +179,7 @@ def _build(fiji: Path, work: Path) -> None:
     warping = (main / "metrics" / "WarpingError.java").read_text()
     rand = (main / "metrics" / "RandError.java").read_text()
     vi = (main / "metrics" / "VariationOfInformation.java").read_text()
+    pixel = (main / "metrics" / "PixelError.java").read_text()
     methods = [
         _method(warping, r"public boolean simple2DBertrand\("),
         _method(
@@ -189,6 +200,10 @@ def _build(fiji: Path, work: Path) -> None:
             r"public ClassificationStatistics getForegroundRestrictedRandIndexStatsN2\(\s*ShortProcessor cluster1,",
         ),
         _method(vi, r"public double foregroundRestrictedFscore\(\s*ShortProcessor cluster1,"),
+        _method(
+            pixel,
+            r"public\s+ClassificationStatistics precisionRecallStats\(\s*ImageProcessor label,\s*ImageProcessor proposal,\s*double binaryThreshold\)",
+        ),
     ]
     (work / "Conformance.java").write_text(DRIVER % {"methods": "\n".join(methods)})
     sources = [str(p) for p in work.rglob("*.java")]
@@ -249,7 +264,7 @@ def main() -> int:
         out = subprocess.run(
             cmd, input="\n".join(lines) + "\n", capture_output=True, text=True, check=True
         ).stdout
-    worst = {"thin": 0.0, "warp": 0.0, "classify": 0.0, "isbi": 0.0, "simple": 0.0}
+    worst = {"thin": 0.0, "warp": 0.0, "classify": 0.0, "isbi": 0.0, "pixel": 0.0, "simple": 0.0}
     for (kind, data), reply in zip(checks, out.splitlines(), strict=True):
         fields = reply.split()
         if kind == "thin":
