@@ -168,7 +168,7 @@ def _as_fiji_float(arr: np.ndarray, name: str) -> np.ndarray:
 
 
 def _is_binary(proposal: np.ndarray) -> bool:
-    return bool(np.all(np.isin(np.unique(proposal), (0, 1))))
+    return bool(np.all((proposal == 0) | (proposal == 1)))
 
 
 def _checked_pair(gt: np.ndarray, proposal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
