@@ -14,8 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from medseg.eval.report import default_workers
 
     p = subparsers.add_parser("evaluate", help="score predictions against ground truth")
-    p.add_argument("--pred", required=True, help="folder with the predictions")
-    p.add_argument("--gt", required=True, help="folder with the reference labels")
+    p.add_argument("--pred", required=True, help="folder with the predictions (CTC: XX_RES)")
+    p.add_argument("--gt", required=True, help="folder with the reference labels (CTC: XX_GT or XX_GT/SEG)")
     p.add_argument("--format", required=True, choices=sorted(FORMATS), help="challenge file format")
     p.add_argument(
         "-o", "--out", required=True, help="output folder for per_case.csv, summary.json, metrics.png"
@@ -23,7 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers", type=int, default=default_workers(), help="parallel processes (default %(default)s)"
     )
-    p.add_argument("--spacing", type=float, nargs="+", default=None, help="voxel size in array axis order")
+    p.add_argument(
+        "--spacing",
+        type=float,
+        nargs="+",
+        default=None,
+        help="voxel size in array axis order, only for files without geometry (PNG, BMP); distances "
+        "otherwise use the reference file's spacing",
+    )
     p.add_argument("--tolerance", type=float, default=1.0, help="surface Dice tolerance (physical units)")
     p.add_argument(
         "--nsd-method",
