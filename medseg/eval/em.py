@@ -183,6 +183,7 @@ def variation_of_information(
     Notes
     -----
     VI = H(pred|gt) + H(gt|pred) with H(X|Y) = H(X, Y) - H(Y), base-2 logarithms.
+    No counted voxel gives (0, 0), as scikit-image.
 
     References
     ----------

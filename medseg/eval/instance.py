@@ -178,7 +178,8 @@ def detection_scores(
 
     A prediction is a true positive when it is matched one-to-one to a reference
     object with IoU > t (Hungarian matching on IoU for t < 0.5). Returns
-    ``t -> {"tp", "fp", "fn", "precision", "recall", "f1"}``.
+    ``t -> {"tp", "fp", "fn", "precision", "recall", "f1"}``; a ratio whose denominator
+    is 0 (no object on the side it divides by) is ``nan``.
     """
     ths = [float(t) for t in thresholds]
     acc = {t: [0, 0, 0] for t in ths}

@@ -316,6 +316,7 @@ def average_symmetric_surface_distance(
     Notes
     -----
     ASSD = (sum_{s in S_pred} d(s, S_gt) + sum_{s in S_gt} d(s, S_pred)) / (|S_pred| + |S_gt|).
+    Both masks empty -> ``nan``; exactly one empty -> ``inf`` (as MONAI).
     """
     return _assd(surface_distances(gt, pred, spacing=spacing))
 
