@@ -36,7 +36,7 @@ from medseg.eval.surface import (
     surface_distances,
     surface_metrics,
 )
-from medseg.eval.warping import warping_error
+from medseg.eval.warping import splits_and_mergers_warping_error, warping_error
 
 __all__ = [
     "Contingency",
@@ -75,4 +75,5 @@ __all__ = [
     "surface_distances",
     "surface_metrics",
     "warping_error",
+    "splits_and_mergers_warping_error",
 ]

@@ -108,6 +108,10 @@ def adapted_rand_error(
     (skimage weights A by alpha) and its precision/recall swapped back
     (scikit-image issue #6485).
 
+    Empty: with no counted voxel (every reference voxel ignored) all three values are
+    ``nan``, as scikit-image's 0/0; a ratio whose pair count is 0 otherwise (all
+    segments single voxels) is taken as 1.
+
     References
     ----------
     Arganda-Carreras et al., "Crowdsourcing the creation of image segmentation
@@ -118,6 +122,8 @@ def adapted_rand_error(
         a, b = check_pair(gt, pred, ndims=(1, 2, 3, 4))
         table = contingency_table(a, b, mask=_ignore_mask(a, ignore_labels))
     n = float(table.counts.sum())
+    if n == 0:
+        return RandScores(float("nan"), float("nan"), float("nan"))
     cnt = table.counts.astype(np.float64)
     sa = table.gt_sizes.astype(np.float64)
     sb = table.pred_sizes.astype(np.float64)
@@ -177,6 +183,7 @@ def variation_of_information(
     Notes
     -----
     VI = H(pred|gt) + H(gt|pred) with H(X|Y) = H(X, Y) - H(Y), base-2 logarithms.
+    No counted voxel gives (0, 0), as scikit-image.
 
     References
     ----------

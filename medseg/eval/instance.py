@@ -1,4 +1,4 @@
-"""Instance-segmentation metrics: CTC SEG, detection F1, AJI, AJI+, panoptic quality.
+"""Instance-segmentation metrics: CTC SEG and DET, detection F1, AJI, AJI+, panoptic quality.
 
 Inputs are instance label maps (0 = background, each object one positive id).
 Functions taking ``pairs`` pool objects over a list of ``(gt, pred)`` images, as the
@@ -20,6 +20,7 @@ __all__ = [
     "ObjectOverlaps",
     "object_overlaps",
     "ctc_seg",
+    "ctc_det",
     "detection_scores",
     "aggregated_jaccard_index",
     "aji_plus",
@@ -84,7 +85,8 @@ def ctc_seg(pairs: Sequence[tuple[np.ndarray, np.ndarray]] | tuple[np.ndarray, n
     Returns
     -------
     float
-        Mean Jaccard over reference objects; ``nan`` when there is none.
+        Mean Jaccard over reference objects; 0 when there is none (py-ctcmetrics divides
+        by ``max(#reference objects, 1)``).
 
     Notes
     -----
@@ -103,7 +105,55 @@ def ctc_seg(pairs: Sequence[tuple[np.ndarray, np.ndarray]] | tuple[np.ndarray, n
             continue
         match = ov.intersection * 2 > ov.gt_area[:, None]
         total += float(ov.iou[match].sum())
-    return total / n_ref if n_ref else float("nan")
+    return total / max(n_ref, 1)
+
+
+def ctc_det(pairs: Sequence[tuple[np.ndarray, np.ndarray]] | tuple[np.ndarray, np.ndarray]) -> float:
+    """Cell Tracking Challenge DET over a sequence: 1 - min(AOGM-D, AOGM-D0) / AOGM-D0.
+
+    Parameters
+    ----------
+    pairs : (markers, pred) or sequence of (markers, pred)
+        Per frame, the reference tracking markers (``XX_GT/TRA/man_trackTTT.tif``) and
+        the result instance mask (``XX_RES/maskTTT.tif``), for every frame of the sequence.
+
+    Returns
+    -------
+    float
+        DET in [0, 1]; ``nan`` when the sequence has no reference marker (AOGM-D0 = 0).
+
+    Notes
+    -----
+    A result object detects a marker R iff |R n S| > 0.5 |R|. Markers detected by no
+    object are false negatives (FN), objects detecting none are false positives (FP),
+    and an object detecting k > 1 markers needs k - 1 splits (NS).
+    AOGM-D = 5 NS + 10 FN + 1 FP, AOGM-D0 = 10 * (number of markers).
+
+    References
+    ----------
+    Matula et al., PLoS ONE 10(12) (2015); Ulman et al., Nat. Methods 14 (2017);
+    py-ctcmetrics ``metrics/technical/det.py`` and
+    ``utils/representations.py::count_acyclic_graph_correction_operations``.
+    """
+    ns = fn = fp = n_markers = 0
+    for markers, pred in _pairs(pairs):
+        ov = object_overlaps(markers, pred)
+        n_markers += ov.gt_ids.size
+        if ov.pred_ids.size == 0:
+            fn += ov.gt_ids.size
+            continue
+        detects = (
+            ov.intersection * 2 > ov.gt_area[:, None] if ov.gt_ids.size else np.zeros((0, ov.pred_ids.size))
+        )
+        per_marker = detects.sum(axis=1)
+        per_object = detects.sum(axis=0)
+        fn += int(np.count_nonzero(per_marker == 0))
+        fp += int(np.count_nonzero(per_object == 0))
+        ns += int(np.sum(np.maximum(per_object - 1, 0)))
+    if n_markers == 0:
+        return float("nan")
+    aogm_d0 = 10.0 * n_markers
+    return float(1.0 - min(5 * ns + 10 * fn + fp, aogm_d0) / aogm_d0)
 
 
 def _unique_matches(iou: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +178,8 @@ def detection_scores(
 
     A prediction is a true positive when it is matched one-to-one to a reference
     object with IoU > t (Hungarian matching on IoU for t < 0.5). Returns
-    ``t -> {"tp", "fp", "fn", "precision", "recall", "f1"}``.
+    ``t -> {"tp", "fp", "fn", "precision", "recall", "f1"}``; a ratio whose denominator
+    is 0 (no object on the side it divides by) is ``nan``.
     """
     ths = [float(t) for t in thresholds]
     acc = {t: [0, 0, 0] for t in ths}
@@ -159,7 +210,8 @@ def aggregated_jaccard_index(gt: np.ndarray, pred: np.ndarray) -> float:
     is chosen (predictions may be chosen by several nuclei and are then counted
     each time); C += |G_i n S_j|, U += |G_i u S_j|; a nucleus without overlap adds
     |G_i| to U; every prediction never chosen adds its area to U. AJI = C / U.
-    Both maps empty gives ``nan``.
+    Both maps empty gives ``nan`` (``AJI.m`` divides 0 by 0); an empty reference with
+    predictions gives 0.
 
     References
     ----------
@@ -216,7 +268,8 @@ def panoptic_quality(gt: np.ndarray, pred: np.ndarray, *, threshold: float = 0.5
     Notes
     -----
     Match iff IoU > 0.5 (unique); DQ = TP / (TP + FP/2 + FN/2); SQ = sum of matched
-    IoU / TP; PQ = DQ * SQ. No object in either map gives ``nan``; no match gives 0.
+    IoU / TP; PQ = DQ * SQ. No match gives 0, and so does no object in either map
+    (MONAI ``compute_panoptic_quality``: 0 / (0 + smooth)).
 
     References
     ----------
@@ -229,7 +282,7 @@ def panoptic_quality(gt: np.ndarray, pred: np.ndarray, *, threshold: float = 0.5
     fp = ov.pred_ids.size - tp
     fn = ov.gt_ids.size - tp
     if tp + fp + fn == 0:
-        return {"pq": float("nan"), "sq": float("nan"), "dq": float("nan"), "tp": 0, "fp": 0, "fn": 0}
+        return {"pq": 0.0, "sq": 0.0, "dq": 0.0, "tp": 0, "fp": 0, "fn": 0}
     dq = tp / (tp + 0.5 * fp + 0.5 * fn)
     sq = float(iou[r, c].sum() / tp) if tp else 0.0
     return {"pq": dq * sq, "sq": sq, "dq": dq, "tp": tp, "fp": fp, "fn": fn}

@@ -8,8 +8,9 @@ does, so the case is left out of means); pass ``empty_score=1.0`` to count a
 correctly-absent class as perfect. A class absent from the reference but present
 in the prediction scores 0 (Dice, IoU, precision); recall is then 0/0 and also
 gets ``empty_score``. A class present in the reference but absent from the
-prediction scores 0 for every metric (precision included: nothing was found). ``foreground_mean`` averages the labels > 0 with
-``np.nanmean`` (``nan`` when every label is ``nan``).
+prediction scores 0 for every metric (precision included: nothing was found).
+``foreground_mean`` averages the labels > 0 of one case with ``np.nanmean`` (``nan``
+when every label is ``nan``).
 """
 
 from __future__ import annotations
@@ -163,7 +164,11 @@ def recall_score(gt, pred, *, label: int | None = None, empty_score: float = flo
 
 
 def foreground_mean(per_label: dict[int, dict[str, float]]) -> dict[str, float]:
-    """Mean of each metric over labels > 0, ignoring ``nan`` (nnU-Net's ``foreground_mean``)."""
+    """Mean of each metric over the labels > 0 of one case, ignoring ``nan``.
+
+    A per-case summary; the folder summary (:mod:`medseg.eval.report`) aggregates as
+    nnU-Net does instead (``nanmean`` over cases per label, then ``mean`` over labels).
+    """
     fg = [v for k, v in per_label.items() if k != 0]
     if not fg:
         return {}

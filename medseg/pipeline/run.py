@@ -14,6 +14,7 @@ from medseg.data import Sample
 from medseg.eval.formats import write_submission
 from medseg.eval.report import evaluate_folders
 from medseg.infer.predictor import Predictor
+from medseg.io import LazyArray, Volume
 from medseg.pipeline.datasets import TEST_SPLITS, load_training_samples
 from medseg.pipeline.plots import plot_training
 from medseg.pipeline.predicting import write_case_submission
@@ -78,22 +79,42 @@ def run_pipeline(
 def _evaluate_held_out(
     predictor: Predictor, samples: list[Sample], folder: Path, progress: bool
 ) -> dict[str, Any]:
+    """Predict each held-out case and score it with ``medseg evaluate``'s code.
+
+    The reference is written with its own geometry and the prediction with the image's,
+    so the evaluation measures distances in the reference's physical units and refuses
+    a prediction that is not on the reference grid.
+    """
     for sample in samples:
         labels = predictor.predict(sample.image).labels
         geometry = {"spacing": labels.spacing, "origin": labels.origin, "direction": labels.direction}
         write_submission(
             "labelmap", labels.array[0].astype(np.int64), folder / "predictions", sample.case_id, **geometry
         )
-        reference = sample.label.array[0].astype(np.int64)
-        write_submission("labelmap", reference, folder / "reference", sample.case_id, **geometry)
+        reference = sample.label
+        write_submission(
+            "labelmap",
+            _label_array(reference)[0].astype(np.int64),
+            folder / "reference",
+            sample.case_id,
+            spacing=reference.spacing,
+            origin=reference.origin,
+            direction=reference.direction,
+        )
+    classes = predictor.classes
     return evaluate_folders(
         folder / "predictions",
         folder / "reference",
         "labelmap",
         folder / "evaluation",
         workers=1,
+        labels=None if classes is None else range(1, len(classes)),
         progress=progress,
     )
+
+
+def _label_array(label: Volume | LazyArray) -> np.ndarray:
+    return label.read() if isinstance(label, LazyArray) else label.array
 
 
 def _test_submission(config: PipelineConfig, predictor: Predictor, folder: Path) -> list[Path]:

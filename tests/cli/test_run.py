@@ -24,13 +24,13 @@ infer: {{roi_size: [32, 32], mirror_axes: []}}
     )
     out = tmp_path / "run"
     assert main(["run", str(config), "--out", str(out), "--no-progress"]) == 0
-    assert "held-out foreground mean dice" in capsys.readouterr().out
+    assert "held-out foreground mean Dice" in capsys.readouterr().out
 
     evaluation = out / "validation" / "evaluation"
     with open(evaluation / "per_case.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert {r["case"] for r in rows} == {"isbi2012_train_z02"}  # the last section is held out
-    dice = {r["label"]: float(r["value"]) for r in rows if r["metric"] == "dice"}
+    dice = {r["label"]: float(r["value"]) for r in rows if r["metric"] == "Dice"}
     assert set(dice) >= {"1"} and all(0.0 <= v <= 1.0 for v in dice.values())
     summary = json.loads((evaluation / "summary.json").read_text())
     assert {"metric_per_case", "mean", "foreground_mean"} <= set(summary)

@@ -59,3 +59,10 @@ def test_cremi_border_mask_and_singletons():
     assert r.error == pytest.approx(1 - 2 * prec * rec / (prec + rec))
     s = cremi_neuron_scores(gt, gt.astype(np.int64) + 5, resolution=(40, 4, 4), border_threshold=4.0)
     assert s.cremi_score == pytest.approx(0.0, abs=1e-12)
+
+
+def test_nothing_to_count_is_nan_as_skimage():
+    background = np.zeros((4, 4), np.uint32)
+    ours = adapted_rand_error(background, np.ones_like(background))
+    assert all(np.isnan(v) for v in ours)
+    assert all(np.isnan(v) for v in sk_are(background, np.ones_like(background)))

@@ -17,12 +17,42 @@ def _pair():
 
 
 def test_object_f1_counts_coverage_not_iou():
+    # exactly 50 % coverage is not a detection for F1score.m (strict > 0.5), it is for the web text
     res = object_f1([_pair()])
-    assert (res["tp"], res["fp"], res["fn"]) == (2, 0, 0)
+    assert (res["tp"], res["fp"], res["fn"]) == (0, 2, 0) and np.isnan(res["f1"])
+    web = object_f1([_pair()], rule="web")
+    assert (web["tp"], web["fp"], web["fn"]) == (2, 0, 0) and web["f1"] == 1.0
     gt, pred = _pair()
+    pred[1:3, 1:3] = 1  # now covers G1 fully
     pred[5, 0] = 3  # isolated false positive
     res = object_f1([(gt, pred)])
-    assert res["fp"] == 1 and res["f1"] == pytest.approx(2 * (2 / 3) / (2 / 3 + 1))
+    assert (res["tp"], res["fp"], res["fn"]) == (1, 2, 0)
+    assert res["f1"] == pytest.approx(2 * (1 / 3) / (1 / 3 + 1))
+
+
+def test_partly_covered_reference_is_not_a_false_negative():
+    # G1, G2 10x10; S1 = G1, S2 covers 30 % of G2: TP 1, FP 1, FN 0 (G2 is S2's partner)
+    gt = np.zeros((12, 24), int)
+    gt[1:11, 1:11] = 1
+    gt[1:11, 13:23] = 2
+    pred = np.zeros_like(gt)
+    pred[1:11, 1:11] = 1
+    pred[1:4, 13:23] = 2
+    res = object_f1([(gt, pred)])
+    assert (res["tp"], res["fp"], res["fn"]) == (1, 1, 0)
+    assert res["f1"] == pytest.approx(2 / 3)
+    assert round(res["f1"], 3) == 0.667
+    assert object_f1([(gt, pred)], rule="web")["f1"] == pytest.approx(0.5)
+
+
+def test_empty_conventions_follow_the_matlab_code():
+    empty = np.zeros((5, 5), int)
+    one = empty.copy()
+    one[1:3, 1:3] = 1
+    assert object_f1([(empty, empty)])["f1"] == 1.0
+    assert object_f1([(one, empty)])["f1"] == 0.0 and object_f1([(empty, one)])["f1"] == 0.0
+    assert object_dice([(empty, empty)]) == 1.0 and object_dice([(one, empty)]) == 0.0
+    assert object_hausdorff([(empty, empty)]) == 0.0 and object_hausdorff([(one, empty)]) == np.inf
 
 
 def test_object_dice_and_hausdorff_pooled():

@@ -62,3 +62,10 @@ def test_aji_pq_hand_worked():
     assert pq["sq"] == pytest.approx((5 / 6 + 1) / 2) and pq["dq"] == 1.0
     det = detection_scores((gt, pred2), thresholds=(0.5, 0.9))
     assert det[0.5]["f1"] == 1.0 and det[0.9]["tp"] == 1
+
+
+def test_both_empty_conventions_follow_the_references():
+    empty = np.zeros((6, 6), np.uint16)
+    assert ctc_seg((empty, empty)) == 0.0  # py-ctcmetrics: total / max(n_ref, 1)
+    assert panoptic_quality(empty, empty)["pq"] == 0.0  # MONAI: 0 / (0 + smooth)
+    assert np.isnan(aggregated_jaccard_index(empty, empty))  # AJI.m: 0 / 0

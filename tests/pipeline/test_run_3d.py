@@ -32,4 +32,4 @@ def test_3d_nnunet_pipeline_runs_end_to_end(tmp_path):
     predicted, image = read(predictions[0]), read(next((root / "imagesTr").glob("*_0000.nii.gz")))
     assert predicted.array.shape[1:] == image.array.shape[1:]
     assert predicted.spacing == image.spacing
-    assert set(result.validation["foreground_mean"]) >= {"dice", "iou"}
+    assert set(result.validation["foreground_mean"]) >= {"Dice", "IoU"}

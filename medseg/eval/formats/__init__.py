@@ -13,6 +13,7 @@ import numpy as np
 
 from medseg.errors import ConfigError
 from medseg.eval.formats.challenges import DENTAL_CLASSES, FORMATS, SubmissionFormat
+from medseg.io import Volume
 
 __all__ = [
     "DENTAL_CLASSES",
@@ -62,6 +63,10 @@ def write_submission(
     return get_format(format_name).write(array, Path(out_dir), case_id, **geometry)
 
 
-def read_submission(format_name: str, path: str | Path) -> np.ndarray:
-    """Read one file of a challenge format (checks the format's dtype rules)."""
+def read_submission(format_name: str, path: str | Path) -> Volume:
+    """Read one file of a challenge format (checks the format's dtype rules).
+
+    Returns a one-channel :class:`~medseg.io.Volume` ``(1, *spatial)`` with the geometry
+    the file carries; ``volume.array[0]`` is the map itself.
+    """
     return get_format(format_name).read(Path(path))

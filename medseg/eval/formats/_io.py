@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.io import atomic_output, read
+from medseg.io import Volume, atomic_output, read
 
-__all__ = ["atomic_write", "read_array"]
+__all__ = ["atomic_write", "read_volume", "stored_array"]
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
@@ -23,10 +23,15 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def read_array(path: Path) -> np.ndarray:
-    """A challenge file's array as stored: ``(Z, Y, X)``/``(Y, X)``, channels last for RGB.
+def read_volume(path: Path) -> Volume:
+    """A challenge file as a :class:`~medseg.io.Volume` with the file's geometry.
 
     Missing or corrupt files raise :mod:`medseg.errors` exceptions naming the file (from :func:`medseg.io.read`).
     """
-    array = read(path).array
+    return read(path)
+
+
+def stored_array(volume: Volume) -> np.ndarray:
+    """The array as the file stores it: ``(Z, Y, X)``/``(Y, X)``, channels last for RGB."""
+    array = volume.array
     return array[0] if array.shape[0] == 1 else np.moveaxis(array, 0, -1)

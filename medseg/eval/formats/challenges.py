@@ -1,4 +1,4 @@
-"""Challenge submission formats: ISBI 2012, CTC, GlaS, MoNuSeg, dental, generic label maps.
+"""Challenge submission formats: ISBI 2012, CTC, GlaS, MoNuSeg, dental, generic label and instance maps.
 
 Each format is a :class:`SubmissionFormat` with ``write`` (validating, atomic),
 ``read`` and ``case_files`` (case id -> file in a prediction or reference folder).
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.errors import FormatError
-from medseg.eval.formats._io import atomic_write, read_array
+from medseg.eval.formats._io import atomic_write, read_volume, stored_array
 from medseg.io import Volume, write
 from medseg.labels import DENTAL_CLASSES
 
@@ -34,7 +34,9 @@ class SubmissionFormat:
     write : callable
         ``write(array, out_dir, case_id, **geometry) -> Path``.
     read : callable
-        ``read(path) -> np.ndarray``.
+        ``read(path) -> Volume``: the file's data as a one-channel ``(1, *spatial)``
+        :class:`~medseg.io.Volume` with the geometry the file carries (spacing,
+        origin, direction; defaults for files without any, such as BMP).
     pred_pattern, gt_pattern : str
         Regular expressions whose group ``case`` is the case id of a prediction /
         reference file name.
@@ -44,7 +46,7 @@ class SubmissionFormat:
     kind: str
     description: str
     write: Callable[..., Path]
-    read: Callable[[Path], np.ndarray]
+    read: Callable[[Path], Volume]
     pred_pattern: str
     gt_pattern: str
 
@@ -53,7 +55,7 @@ class SubmissionFormat:
         out = {}
         for path in sorted(Path(folder).rglob("*") if reference else Path(folder).iterdir()):
             m = pattern.fullmatch(path.name)
-            if m and path.is_file():
+            if m and (path.is_file() or (path.suffix == ".zarr" and path.is_dir())):
                 out[m.group("case")] = path
         return out
 
@@ -100,8 +102,13 @@ def _isbi_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) -> P
     return atomic_write(path, lambda tmp: tifffile.imwrite(tmp, data, photometric="minisblack"))
 
 
-def _isbi_read(path: Path) -> np.ndarray:
-    return read_array(path)
+def _single_channel(volume: Volume, array: np.ndarray) -> Volume:
+    return volume.with_array(np.asarray(array)[None])
+
+
+def _isbi_read(path: Path) -> Volume:
+    volume = read_volume(path)
+    return _single_channel(volume, stored_array(volume))
 
 
 # ----------------------------------------------------------------- Cell Tracking Challenge
@@ -130,11 +137,16 @@ def _ctc_write(array: np.ndarray, out_dir: Path, case_id: str | int, **geometry)
     return atomic_write(path, lambda tmp: tifffile.imwrite(tmp, data))
 
 
-def _ctc_read(path: Path) -> np.ndarray:
-    arr = read_array(path)
-    if arr.dtype != np.uint16:
-        raise FormatError(f"{path}: CTC masks must be uint16 TIFF, got {arr.dtype}; re-save as 16-bit")
-    return arr
+def _ctc_read(path: Path) -> Volume:
+    volume = read_volume(path)
+    if volume.array.dtype != np.uint16:
+        raise FormatError(
+            f"{path}: CTC masks must be uint16 TIFF, got {volume.array.dtype}; re-save as 16-bit"
+        )
+    if volume.num_channels > 1 and volume.ndim == 2:
+        # a plain multi-page TIFF (no axis metadata) is read as pages x Y x X: CTC stacks are Z slices
+        return Volume(volume.array[None], meta=volume.meta)
+    return _single_channel(volume, stored_array(volume))
 
 
 # ----------------------------------------------------------------- GlaS
@@ -162,14 +174,15 @@ def _glas_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) -> P
     return atomic_write(path, lambda tmp: img.save(tmp, format="BMP"))
 
 
-def _glas_read(path: Path) -> np.ndarray:
-    arr = read_array(path)
+def _glas_read(path: Path) -> Volume:
+    volume = read_volume(path)
+    arr = stored_array(volume)
     if arr.ndim == 3:
         if np.all(arr[..., :1] == arr[..., :3]):
             arr = arr[..., 0]
         else:  # 24-bit colour-coded ids
             arr = arr[..., 0].astype(np.int64) + 256 * arr[..., 1].astype(np.int64) + 65536 * arr[..., 2]
-    return arr.astype(np.int32)
+    return _single_channel(volume, arr.astype(np.int32))
 
 
 # ----------------------------------------------------------------- MoNuSeg / dental PNG
@@ -192,11 +205,12 @@ def _png16_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) -> 
     return atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
-def _png16_read(path: Path) -> np.ndarray:
-    arr = read_array(path)
+def _png16_read(path: Path) -> Volume:
+    volume = read_volume(path)
+    arr = stored_array(volume)
     if arr.ndim != 2:
         raise FormatError(f"{path}: expected a single-channel 16-bit PNG instance map, got shape {arr.shape}")
-    return arr.astype(np.int32)
+    return _single_channel(volume, arr.astype(np.int32))
 
 
 def _dental_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) -> Path:
@@ -216,43 +230,87 @@ def _dental_write(array: np.ndarray, out_dir: Path, case_id: str, **geometry) ->
     return atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
-def _dental_read(path: Path) -> np.ndarray:
-    arr = read_array(path)
+def _dental_read(path: Path) -> Volume:
+    volume = read_volume(path)
+    arr = stored_array(volume)
     if arr.ndim != 2 or arr.max(initial=0) >= len(DENTAL_CLASSES):
         raise FormatError(
             f"{path}: expected an 8-bit class map with values < {len(DENTAL_CLASSES)} ({', '.join(DENTAL_CLASSES)})"
         )
-    return arr.astype(np.uint8)
+    return _single_channel(volume, arr.astype(np.uint8))
 
 
 # ----------------------------------------------------------------- generic NIfTI / TIFF label maps
 
 
-def _labelmap_write(
-    array: np.ndarray,
-    out_dir: Path,
-    case_id: str,
+def _write_map(
+    arr: np.ndarray,
+    path: Path,
     *,
+    suffixes: tuple[str, ...],
+    what: str,
     spacing=None,
     origin=None,
     direction=None,
-    suffix: str = ".nii.gz",
-    **geometry,
+) -> Path:
+    """Write a validated integer (Y, X) / (Z, Y, X) map with its geometry in the smallest dtype."""
+    name = path.name
+    suffix = next((s for s in suffixes if name.endswith(s)), None)
+    if arr.ndim not in (2, 3):
+        raise FormatError(f"{what} {path.stem!r} must be (Y, X) or (Z, Y, X), got shape {arr.shape}")
+    if suffix is None:
+        raise FormatError(f"{what} file {name!r}: suffix not supported; use one of {', '.join(suffixes)}")
+    top = int(arr.max(initial=0))
+    dtype = np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.uint32
+    return write(Volume(arr.astype(dtype)[None], spacing=spacing, origin=origin, direction=direction), path)
+
+
+def _read_single_channel(path: Path, what: str) -> Volume:
+    volume = read_volume(path)
+    if volume.num_channels != 1:
+        raise FormatError(
+            f"{path}: a {what} has one channel, got {volume.num_channels}; save it as a single-channel image"
+        )
+    return volume
+
+
+def _labelmap_write(
+    array: np.ndarray, out_dir: Path, case_id: str, *, suffix: str = ".nii.gz", **geometry
 ) -> Path:
     arr = _check_integer(
         array, f"label map {case_id!r}", max_value=2**31 - 1, what="label maps", fix="pass class ids"
     )
-    if arr.ndim not in (2, 3):
-        raise FormatError(f"label map {case_id!r} must be (Y, X) or (Z, Y, X), got shape {arr.shape}")
-    if suffix not in (".nii", ".nii.gz", ".tif", ".tiff"):
-        raise FormatError(f"label map suffix {suffix!r} not supported; use .nii.gz, .nii or .tif")
-    dtype = np.uint8 if arr.max(initial=0) <= 255 else np.uint16 if arr.max() <= 65535 else np.int32
-    volume = Volume(arr.astype(dtype)[None], spacing=spacing, origin=origin, direction=direction)
-    return write(volume, Path(out_dir) / f"{_safe_case(case_id)}{suffix}")
+    path = Path(out_dir) / f"{_safe_case(case_id)}{suffix}"
+    return _write_map(arr, path, suffixes=(".nii.gz", ".nii", ".tif", ".tiff"), what="label map", **geometry)
 
 
-def _labelmap_read(path: Path) -> np.ndarray:
-    return read_array(path)
+def _labelmap_read(path: Path) -> Volume:
+    return _read_single_channel(path, "label map")
+
+
+# ----------------------------------------------------------------- generic instance label maps
+
+
+def _instances_write(
+    array: np.ndarray, out_dir: Path, case_id: str, *, suffix: str = ".tif", **geometry
+) -> Path:
+    arr = _check_integer(
+        array,
+        f"instance map {case_id!r}",
+        max_value=2**32 - 1,
+        what="instance maps",
+        fix="pass one id > 0 per object, 0 for background",
+    )
+    path = Path(out_dir) / f"{_safe_case(case_id)}{suffix}"
+    suffixes = (".tif", ".tiff", ".nii.gz", ".nii", ".zarr")
+    return _write_map(arr, path, suffixes=suffixes, what="instance map", **geometry)
+
+
+def _instances_read(path: Path) -> Volume:
+    volume = _read_single_channel(path, "instance map")
+    if not (np.issubdtype(volume.array.dtype, np.integer) or volume.array.dtype == bool):
+        raise FormatError(f"{path}: instance maps hold integer ids, got dtype {volume.array.dtype}")
+    return volume
 
 
 _CASE = r"(?P<case>.+?)"
@@ -303,6 +361,15 @@ FORMATS: dict[str, SubmissionFormat] = {
             _dental_read,
             rf"{_CASE}\.png",
             rf"{_CASE}\.png",
+        ),
+        SubmissionFormat(
+            "instances",
+            "instances",
+            "generic instance label maps, 2D or 3D: NAME.tif / NAME.nii.gz / NAME.nii / NAME.zarr",
+            _instances_write,
+            _instances_read,
+            rf"{_CASE}\.(?:nii\.gz|nii|tiff?|zarr)",
+            rf"{_CASE}\.(?:nii\.gz|nii|tiff?|zarr)",
         ),
         SubmissionFormat(
             "labelmap",

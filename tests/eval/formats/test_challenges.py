@@ -16,6 +16,7 @@ CASES = [
     ("monuseg", rng.integers(0, 3000, (8, 8)), "case.png"),
     ("dental", rng.integers(0, len(DENTAL_CLASSES), (8, 8)), "case.png"),
     ("labelmap", rng.integers(0, 5, (3, 8, 8)), "case.nii.gz"),
+    ("instances", rng.integers(0, 70000, (3, 8, 8)), "case.tif"),
 ]
 
 
@@ -23,7 +24,9 @@ CASES = [
 def test_round_trip_and_file_rules(tmp_path, name, array, filename):
     path = write_submission(name, array, tmp_path, 7 if name == "ctc" else "case")
     assert path.name == filename
-    np.testing.assert_array_equal(read_submission(name, path), array)
+    volume = read_submission(name, path)
+    assert volume.num_channels == 1
+    np.testing.assert_array_equal(volume.array[0], array)
     assert [p.name for p in tmp_path.iterdir()] == [filename]  # no temporary left behind
     if name == "ctc":
         assert tifffile.imread(path).dtype == np.uint16

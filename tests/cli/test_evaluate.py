@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from medseg.cli.main import main
+from medseg.eval.formats import write_submission
+
+SPACING = (5.0, 0.7, 0.7)
+
+
+def _pair(tmp_path, pred_geometry=None, fmt_suffix=".nii.gz"):
+    gt = np.zeros((12, 8, 8), np.uint8)
+    gt[2:5, 2:6, 2:6] = 1
+    pred = np.roll(gt, 3, axis=0)  # the same box three slices further
+    geometry = {"spacing": SPACING, "origin": (1.0, 2.0, 3.0)}
+    write_submission("labelmap", gt, tmp_path / "gt", "case", suffix=fmt_suffix, **geometry)
+    write_submission(
+        "labelmap", pred, tmp_path / "pred", "case", suffix=fmt_suffix, **(pred_geometry or geometry)
+    )
+    return ["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")]
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".tif"])
+def test_three_slice_shift_is_15_mm(tmp_path, capsys, suffix):
+    args = _pair(tmp_path, fmt_suffix=suffix)
+    code = main([*args, "--format", "labelmap", "-o", str(tmp_path / "out"), "--no-plot", "--workers", "1"])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "out" / "summary.json").read_text())["metric_per_case"][0]["metrics"][
+        "1"
+    ]
+    # every surface voxel moves 3 slices = 15 mm; the in-plane faces are 15 mm from the other box
+    assert metrics["hausdorff"] == pytest.approx(15.0, abs=1e-6)
+    assert metrics["hausdorff95"] == pytest.approx(15.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("geometry", "what"),
+    [
+        ({"spacing": (5.0, 0.7, 0.71), "origin": (1.0, 2.0, 3.0)}, "spacing"),
+        ({"spacing": SPACING, "origin": (1.0, 2.0, 3.5)}, "origin"),
+        (
+            {"spacing": SPACING, "origin": (1.0, 2.0, 3.0), "direction": [[1, 0, 0], [0, 0, 1], [0, 1, 0]]},
+            "direction",
+        ),
+    ],
+)
+def test_prediction_off_the_reference_grid_names_both_files(tmp_path, capsys, geometry, what):
+    args = _pair(tmp_path, pred_geometry=geometry)
+    code = main([*args, "--format", "labelmap", "-o", str(tmp_path / "out"), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert what in err and str(tmp_path / "pred" / "case.nii.gz") in err
+    assert str(tmp_path / "gt" / "case.nii.gz") in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_spacing_option_only_for_files_without_geometry(tmp_path, capsys):
+    args = _pair(tmp_path)
+    out = ["-o", str(tmp_path / "out"), "--workers", "1", "--no-plot"]
+    assert main([*args, "--format", "labelmap", "--spacing", "1", "1", "1", *out]) == 2
+    assert "--spacing" in capsys.readouterr().err
+    # PNG class maps carry no spacing: --spacing gives the distances their unit
+    gt = np.zeros((10, 10), np.uint8)
+    gt[2:5, 2:5] = 1
+    write_submission("dental", gt, tmp_path / "gt2", "a")
+    write_submission("dental", np.roll(gt, 2, axis=1), tmp_path / "pred2", "a")
+    args2 = [
+        "evaluate",
+        "--pred",
+        str(tmp_path / "pred2"),
+        "--gt",
+        str(tmp_path / "gt2"),
+        "--format",
+        "dental",
+    ]
+    assert main([*args2, "--spacing", "0.5", "2.0", *out]) == 0
+    metrics = json.loads((tmp_path / "out" / "summary.json").read_text())["metric_per_case"][0]["metrics"][
+        "1"
+    ]
+    assert metrics["hausdorff"] == pytest.approx(4.0)  # 2 columns of 2.0
+
+
+def test_prediction_of_another_shape_is_a_shape_error(tmp_path, capsys):
+    args = _pair(tmp_path)
+    write_submission("labelmap", np.zeros((12, 8, 9), np.uint8), tmp_path / "pred", "case", spacing=SPACING)
+    assert main([*args, "--format", "labelmap", "-o", str(tmp_path / "out"), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "shape (12, 8, 9)" in err and "(12, 8, 8)" in err and str(tmp_path / "gt" / "case.nii.gz") in err
