@@ -70,6 +70,14 @@ def _contains_any(label: Any, values: Sequence[int] | None) -> bool:
     return False
 
 
+def _present(label: Any, classes: Sequence[int] | None) -> Sequence[int] | None:
+    """The ``classes`` an in-memory label contains (a lazy label keeps all: it is not scanned)."""
+    if classes is None or isinstance(label, LazyArray):
+        return classes
+    present = [c for c in classes if c in set(np.unique(label.array).tolist())]
+    return present or classes
+
+
 def _check_values(label: np.ndarray, num_classes: int, ignore_label: int | None, source: str) -> None:
     low, high = int(label.min(initial=0)), int(label.max(initial=0))
     if low >= 0 and high < num_classes:
@@ -209,7 +217,7 @@ class PatchDataset(Dataset):
                 _array(s.image),
                 _array(s.label),
                 patch_shape=patch_shape,
-                classes=classes,
+                classes=_present(s.label, classes),
                 foreground_probability=0.0 if id(s) in empty_ids else foreground_probability,
             )
             for s in samples

@@ -74,7 +74,7 @@ def test_lazy_hdf5_samples_are_read_patch_by_patch(tmp_path):
     sample = Sample(open_array(f"{path}:raw"), open_array(f"{path}:labels"), "stack", "em")
     dataset = PatchDataset([sample], patch_shape=(1, 16, 16), augmentation=False, num_classes=2)
     image, target = dataset[0]
-    assert image.shape == (1, 1, 16, 16)
+    assert image.shape == (1, 1, 16, 16) and set(np.unique(target.numpy())) <= {0, 1}
     parallel = next(batch_loader(dataset, 2, num_workers=2))  # workers re-open the file
     torch.testing.assert_close(parallel[0][0], dataset[0][0])
 
