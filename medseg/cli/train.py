@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
@@ -46,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     from medseg.pipeline.results import write_json, write_yaml
     from medseg.pipeline.training import prepare_output_dir, train_from_config
 
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if not main_rank:  # under torchrun only rank 0 logs, shows progress and writes results
+        logging.getLogger("medseg").setLevel(logging.WARNING)
     overrides = list(args.overrides)
     if args.init is not None:
         overrides.append(f"train.init={args.init}")
@@ -55,9 +59,14 @@ def run(args: argparse.Namespace) -> int:
     prepare_output_dir(args.out)
     train_samples, val_samples = load_training_samples(config.data)
     trained = train_from_config(
-        config, train_samples, val_samples, args.out, resume=args.resume, progress=not args.no_progress
+        config,
+        train_samples,
+        val_samples,
+        args.out,
+        resume=args.resume,
+        progress=main_rank and not args.no_progress,
     )
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not main_rank:
         return 0
     result = trained.result
     write_yaml(args.out / "config.yaml", config.model_dump(mode="json"))
