@@ -28,7 +28,7 @@ from medseg.data.sample import Sample
 from medseg.data.sampling import PatchSampler
 from medseg.data.transforms import augment, build_augmentation
 from medseg.data.weight_map import WeightMap
-from medseg.errors import ConfigError, LabelError
+from medseg.errors import ConfigError, LabelError, ShapeError
 from medseg.io.lazy import LazyArray
 
 __all__ = ["PatchDataset", "TrainingTargets", "worker_init"]
@@ -140,7 +140,8 @@ class PatchDataset(Dataset):
         Labelled cases; images ``(C, *spatial)`` and labels ``(1, *spatial)`` as
         :class:`~medseg.io.Volume` or :class:`~medseg.io.LazyArray`.
     patch_shape : sequence of int
-        Spatial patch size ``(Y, X)`` or ``(Z, Y, X)``.
+        Spatial patch size ``(Y, X)`` or ``(Z, Y, X)``; ``(Y, X)`` patches of ``(C, Z, Y, X)``
+        stacks are single sections (a 2D model trained on a volume read lazily).
     classes : sequence of int or None
         Label values the class-balanced sampling aims at (a third of the patches
         contain one); ``None``: any non-zero value (instance maps).
@@ -212,18 +213,25 @@ class PatchDataset(Dataset):
             for s in samples:  # a cheap look at every file now; every patch is checked when drawn
                 _check_values(next(_label_slabs(_array(s.label))), num_classes, ignore_label, _source(s))
         empty_ids = {id(s) for s in empty}
+        spatial_dims = len(_array(samples[0].image).shape) - 1
+        self.patch_shape = tuple(int(p) for p in patch_shape)
+        self._squeeze = spatial_dims - len(self.patch_shape)
+        if self._squeeze not in (0, 1):
+            raise ShapeError(
+                f"data.patch_shape {list(self.patch_shape)} has {len(self.patch_shape)} axes, the images "
+                f"{spatial_dims} spatial axes: give one size per axis (or 2 sizes for 2D patches of 3D stacks)"
+            )
         self.samplers = [
             PatchSampler(
                 _array(s.image),
                 _array(s.label),
-                patch_shape=patch_shape,
+                patch_shape=(1,) * self._squeeze + self.patch_shape,
                 classes=_present(s.label, classes),
                 foreground_probability=0.0 if id(s) in empty_ids else foreground_probability,
             )
             for s in samples
         ]
         self.sources = [_source(s) for s in samples]
-        self.patch_shape = tuple(int(p) for p in patch_shape)
         self.num_classes = num_classes
         self.ignore_label = ignore_label
         self.normalize = normalize
@@ -244,6 +252,8 @@ class PatchDataset(Dataset):
         case = int(rng.integers(len(self.samplers)))
         patch = self.samplers[case].sample(rng)
         image, label = patch.image, patch.label
+        if self._squeeze:  # a 2D patch of a 3D stack: drop the length-1 Z axis
+            image, label = image[:, 0], label[:, 0]
         if self.num_classes is not None:
             _check_values(label, self.num_classes, self.ignore_label, self.sources[case])
         image = np.asarray(self.normalize(image) if self.normalize is not None else image, dtype=np.float32)

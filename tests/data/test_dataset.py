@@ -129,3 +129,17 @@ def test_instance_targets_come_from_the_data_target_functions(monkeypatch):
     )
     _, target, dist = distance[0]
     torch.testing.assert_close(dist, target.float() / 2)
+
+
+def test_2d_patches_of_a_lazy_3d_stack_are_single_sections(tmp_path):
+    path = tmp_path / "stack.h5"
+    label = np.zeros((5, 40, 40), dtype=np.uint8)
+    label[:, 5:15, 5:15] = 1
+    with h5py.File(path, "w") as f:
+        f["raw"] = np.arange(5 * 40 * 40, dtype=np.float32).reshape(5, 40, 40)
+        f["labels"] = label
+    sample = Sample(open_array(f"{path}:raw"), open_array(f"{path}:labels"), "stack", "em")
+    image, target = PatchDataset([sample], patch_shape=(16, 16), augmentation=False)[3]
+    assert image.shape == (1, 16, 16) and target.shape == (1, 16, 16)
+    # a section-aligned crop of the stack: consecutive values along X, 40 apart along Y
+    assert torch.all(image[0, :, 1:] - image[0, :, :-1] == 1) and torch.all(image[0, 1:] - image[0, :-1] == 40)
