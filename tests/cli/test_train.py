@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from medseg.cli.main import main
 from medseg.data.synthetic.em import write_isbi2012
@@ -15,16 +16,20 @@ from medseg.train.checkpoint import load_checkpoint
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_cli")
     write_isbi2012(root / "data", shape=(3, 40, 48), seed=0)
+    pipeline = {
+        "data": {
+            "dataset": "isbi2012",
+            "root": str(root / "data"),
+            "patch_shape": [32, 32],
+            "batch_size": 2,
+            "validation_slices": 1,
+        },
+        "model": {"name": "unet", "params": {"in_channels": 1, "out_channels": 2, "features": 4, "depth": 2}},
+        "train": {"iterations": 3, "validate_every": 3, "checkpoint_every": 1},
+        "infer": {"roi_size": [32, 32], "mirror_axes": []},
+    }
     config = root / "tiny.yaml"
-    config.write_text(
-        f"""
-name: tiny
-data: {{dataset: isbi2012, root: {root / "data"}, patch_shape: [32, 32], batch_size: 2, validation_slices: 1}}
-model: {{name: unet, params: {{in_channels: 1, out_channels: 2, features: 4, depth: 2}}}}
-train: {{iterations: 3, validate_every: 3, checkpoint_every: 1}}
-infer: {{roi_size: [32, 32], mirror_axes: []}}
-"""
-    )
+    config.write_text(yaml.safe_dump(pipeline))
     assert main(["train", str(config), "--out", str(root / "run"), "--no-progress", "--deterministic"]) == 0
     return root, config
 
