@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         "iterations": result.iterations,
         "seconds": round(result.seconds, 2),
+        "data_wait_seconds": round(result.data_seconds, 2),
         "best_validation": result.best_score,
         "validation": result.validation,
         "losses": result.losses,

@@ -101,6 +101,8 @@ class TrainResult:
     best_score: float = -math.inf
     checkpoints: dict[str, Path] = field(default_factory=dict)
     stopped: str | None = None
+    #: Seconds of this run spent waiting for the next batch (0 when workers keep up).
+    data_seconds: float = 0.0
 
 
 class Trainer:
@@ -246,7 +248,10 @@ class Trainer:
         )
         self.model.train()
         while self.iteration < iterations:
-            loss = self.distributed.mean(self._step(next(batches)))
+            waited = time.perf_counter()
+            batch = next(batches)
+            result.data_seconds += time.perf_counter() - waited
+            loss = self.distributed.mean(self._step(batch))
             self.iteration += 1
             self.history.losses.append(loss)
             bar.update(1)
