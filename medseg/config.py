@@ -56,13 +56,19 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """Optimisation settings (see ``docs`` of :mod:`medseg.train`).
+    """Optimisation settings.
 
-    ``init`` fine-tunes from a checkpoint (tensors matching by name and shape are
-    loaded, ``label_map`` maps this config's class names to the checkpoint's);
-    ``pretrain: layerwise`` runs greedy denoising pre-training first (models that
-    declare ``supports_layerwise_pretraining``); ``max_minutes`` and
-    ``early_stopping_patience`` (validations without a better score) end training early.
+    ``loss``: ``ce``, ``dice``, ``dice_ce`` or ``unet_weighted_ce`` (U-Net border weight
+    map); ``ignore_label``: a label value the loss ignores. ``precision``: autocast dtype
+    (``float16`` scales gradients); ``grad_clip``: maximum gradient norm.
+    ``max_minutes``: wall-clock budget; ``early_stopping_patience``: validations without a
+    better score before stopping. ``deterministic``: seeded, deterministic kernels.
+    ``pretrain: layerwise``: greedy denoising pre-training of models that declare it
+    (sDAE), ``pretrain_steps`` per layer. ``init``: fine-tune from a checkpoint (tensors
+    matching by name and shape are loaded; ``label_map`` maps this config's class names
+    to the checkpoint's), ``freeze_encoder_stages``, ``pretrained_lr_factor`` for the
+    loaded tensors. On ``--resume`` only budgets, intervals, device, precision and the
+    learning rate may change (:mod:`medseg.train.resume`).
     """
 
     iterations: int = Field(300, ge=1)
