@@ -94,8 +94,6 @@ def _remap(old: torch.Tensor, new: torch.Tensor, axes: list[int], mapping: dict[
         shape = [1] * len(axes)
         shape[k] = len(pairs)
         target_index[axis] = new_idx.view(shape)  # broadcasts over the class axes together
-    if len(axes) == 1:
-        target_index[axes[0]] = new_idx
     out[tuple(target_index)] = selected.to(out.device)
     return out
 
