@@ -152,3 +152,9 @@ def test_layerwise_pretraining_phase_runs_for_the_sdae_only(tmp_path, samples, d
     assert trained.result.iterations == 2
     with pytest.raises(ConfigError, match="train.pretrain: layerwise, but model 'unet'"):
         train_from_config(tiny_config(train={"pretrain": "layerwise"}), *samples, tmp_path / "unet")
+
+
+def test_unet_weighted_loss_trains_with_weight_maps_from_the_workers(tmp_path, samples, tiny_config):
+    config = tiny_config(data={"num_workers": 2}, train={"iterations": 3, "loss": "unet_weighted_ce"})
+    result = train_from_config(config, *samples, tmp_path).result
+    assert result.iterations == 3 and all(loss > 0 for loss in result.losses)
