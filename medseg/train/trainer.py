@@ -257,16 +257,17 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}")
             stop = None
+            out_of_time = (
+                self.stopping.max_minutes is not None
+                and time.perf_counter() - start > 60 * self.stopping.max_minutes
+            )
             if (
                 main
                 and self.validate is not None
-                and (self.iteration % self.validate_every == 0 or self.iteration == iterations)
-            ):
+                and (self.iteration % self.validate_every == 0 or self.iteration == iterations or out_of_time)
+            ):  # the last iteration of a run is always validated, so best.pt exists
                 stop = self._run_validation(result)
-            if (
-                self.stopping.max_minutes is not None
-                and time.perf_counter() - start > 60 * self.stopping.max_minutes
-            ):
+            if out_of_time:
                 stop = stop or f"time budget of {self.stopping.max_minutes} minutes"
             stopping = self.distributed.any(stop is not None)
             if stopping or self.iteration % self.checkpoint_every == 0 or self.iteration == iterations:

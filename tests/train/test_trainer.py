@@ -106,8 +106,11 @@ def test_early_stopping_and_time_budget(tmp_path):
     result = trainer.fit(_batches(), iterations=20)
     assert result.iterations == 8 and result.stopped.startswith("early stopping")
     assert load_checkpoint(tmp_path / "latest.pt")["iteration"] == 8
-    budget = _trainer(tmp_path / "t", stopping=Stopping(max_minutes=1e-9)).fit(_batches(), iterations=20)
-    assert budget.iterations == 1 and "time budget" in budget.stopped
+    budget = _trainer(tmp_path / "t", validate=lambda m: 0.3, stopping=Stopping(max_minutes=1e-9))
+    result = budget.fit(_batches(), iterations=20)
+    assert result.iterations == 1 and "time budget" in result.stopped
+    # the run's last iteration is validated, so best.pt exists even before validate_every
+    assert result.validation == [(1, 0.3)] and (tmp_path / "t" / "best.pt").is_file()
 
 
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
