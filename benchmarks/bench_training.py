@@ -7,7 +7,9 @@ same batch size, AdamW and Dice + cross entropy (MONAI's ``DiceCELoss`` in the p
 loop). The medseg side is :func:`medseg.pipeline.training.train_from_config`, i.e.
 exactly what ``medseg train`` runs (history, checkpoints, exact-resume stream). Each
 setting (0 and 2 data workers, float32 and bfloat16 autocast) is measured for both
-loops back to back; the table gives patches/s (wall) and CPU seconds per patch.
+loops back to back, after one short warm-up run of each (first-use costs such as
+imports are paid there); the table gives patches/s (wall) and CPU seconds per patch
+of the training process (DataLoader workers' CPU is not included).
 
 Usage::
 
@@ -123,6 +125,10 @@ def main() -> None:
             f"{'workers':>7} {'precision':>9} | {'medseg p/s':>10} {'plain p/s':>9} {'ratio':>6} | "
             f"{'medseg cpu s/p':>14} {'plain cpu s/p':>13}"
         )
+        warm = _config(root, argparse.Namespace(**{**vars(args), "iterations": 2}), 0, "float32")
+        warm_samples, _ = load_training_samples(warm.data)
+        _medseg(warm, warm_samples, Path(tmp) / "warm-up")  # first-use costs (imports, kernels) paid once
+        _plain(warm, warm_samples)
         for workers in args.workers:
             for precision in args.precisions:
                 config = _config(root, args, workers, precision)
