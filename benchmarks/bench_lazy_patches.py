@@ -7,20 +7,30 @@ then samples patches with :class:`medseg.data.sampling.PatchSampler` through
 process per format, and prints peak RSS (``VmHWM`` on Linux, else ``resource.getrusage``; psutil is not required) in a table. The
 target is < 500 MB. Temporary files are deleted at the end.
 
+``--train`` instead trains through :func:`medseg.pipeline.training.train_from_config`
+(the code ``medseg train`` runs after loading its samples: normalisation statistics
+read slab by slab, the lazy :class:`medseg.data.dataset.PatchDataset`, DataLoader
+workers, the trainer) on the HDF5 stack with a 2D U-Net on single-section patches,
+once with 0 and once with 2 data workers, and prints iterations/s and the peak RSS of
+the whole process tree (trainer plus workers, PSS sampled every 0.1 s). Target < 1 GB.
+
 Usage::
 
     python benchmarks/bench_lazy_patches.py [--gib 2] [--patches 200] [--dir /tmp]
+    python benchmarks/bench_lazy_patches.py --train [--gib 2] [--iterations 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -116,6 +126,114 @@ def sample_child(path: str, n_patches: int) -> None:
     )
 
 
+def _tree_rss_mb() -> float:
+    """Proportional resident memory (PSS) of this process plus its children (DataLoader workers).
+
+    PSS splits pages shared after the fork between the processes, so the sum is the
+    memory the tree really occupies (summing RSS would count shared pages per worker).
+    """
+    pids = {os.getpid()}
+    for task in Path("/proc/self/task").iterdir():
+        children = (task / "children").read_text().split() if (task / "children").exists() else []
+        pids.update(int(c) for c in children)
+    total = 0.0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:  # a worker that just exited
+            continue
+    return total
+
+
+def train_child(path: str, iterations: int, workers: int) -> None:
+    """Runs in a fresh process: ``train_from_config`` on the lazy stack; print JSON with peak tree RSS."""
+    from medseg.config import config_from_dict
+    from medseg.data import Sample
+    from medseg.data.em import open_em_stack
+    from medseg.pipeline.training import train_from_config
+
+    peak = [0.0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss_mb())
+            time.sleep(0.1)
+
+    baseline = _tree_rss_mb()
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    config = config_from_dict(
+        {
+            "data": {
+                "dataset": "folder",
+                "patch_shape": list(PATCH[1:]),
+                "batch_size": 4,
+                "num_workers": workers,
+            },
+            "model": {
+                "name": "unet",
+                "params": {"in_channels": 1, "out_channels": 2, "features": 8, "depth": 4},
+            },
+            "train": {"iterations": iterations, "checkpoint_every": 10**6, "device": "cpu"},
+            "infer": {"roi_size": list(PATCH[1:])},
+        },
+        source="bench",
+    )
+    sample = Sample(open_em_stack(path, "raw"), open_em_stack(path, "labels"), "stack", "em")
+    t0 = time.perf_counter()
+    result = train_from_config(config, [sample], [], Path(path).parent / f"run-{workers}").result
+    done.set()
+    thread.join()
+    print(
+        json.dumps(
+            {
+                "baseline_mb": baseline,
+                "peak_mb": peak[0],
+                "seconds": time.perf_counter() - t0,
+                "fit_seconds": result.seconds,
+                "iterations": result.iterations,
+                "shape": list(sample.image.shape),
+            }
+        )
+    )
+
+
+def _train(args: argparse.Namespace, shape: tuple[int, int, int]) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="medseg-bench-", dir=args.dir))
+    rows = []
+    try:
+        path = tmp / "stack.h5"
+        write_hdf5(path, shape)
+        for workers in (0, 2):
+            cmd = [sys.executable, __file__, "--train-child", str(path), "--iterations", str(args.iterations)]
+            out = subprocess.run(
+                [*cmd, "--workers", str(workers)], check=True, capture_output=True, text=True
+            )
+            rows.append((workers, json.loads(out.stdout.strip().splitlines()[-1])))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"medseg training (train_from_config) on an HDF5 stack {shape} uint8 ({np.prod(shape) / 2**30:.2f} GiB raw "
+        f"+ labels), 2D U-Net (8 features, depth 4), patches {PATCH[1:]}, batch 4, {args.iterations} iterations"
+    )
+    header = (
+        f"{'workers':>7} {'total s':>8} {'fit s':>7} {'it/s':>6} {'PSS at start':>13} {'peak PSS (tree)':>16}"
+    )
+    print(header)
+    print("-" * len(header))
+    for workers, r in rows:
+        print(
+            f"{workers:>7} {r['seconds']:>8.1f} {r['fit_seconds']:>7.1f} {r['iterations'] / r['fit_seconds']:>6.2f} "
+            f"{r['baseline_mb']:>10.0f} MB {r['peak_mb']:>13.0f} MB"
+        )
+    ok = all(r["peak_mb"] < 1024 for _, r in rows)
+    print(f"target peak RSS < 1 GB: {'met' if ok else 'NOT met'}")
+    return 0 if ok else 1
+
+
 def _size_gib(path: Path) -> float:
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     return sum(p.stat().st_size for p in files) / 2**30
@@ -126,15 +244,24 @@ def main() -> int:
     parser.add_argument("--gib", type=float, default=2.0, help="size of the raw stack in GiB (default 2)")
     parser.add_argument("--patches", type=int, default=200)
     parser.add_argument("--dir", default=None, help="parent of the temporary folder")
+    parser.add_argument("--train", action="store_true", help="measure medseg training instead of sampling")
+    parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--train-child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         sample_child(args.child, args.patches)
+        return 0
+    if args.train_child:
+        train_child(args.train_child, args.iterations, args.workers)
         return 0
 
     yx = 2048
     nz = max(PATCH[0], round(args.gib * 2**30 / (yx * yx)))
     shape = (nz, yx, yx)
+    if args.train:
+        return _train(args, shape)
     tmp = Path(tempfile.mkdtemp(prefix="medseg-bench-", dir=args.dir))
     rows = []
     try:

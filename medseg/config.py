@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from medseg.errors import ConfigError, DataNotFoundError
 
@@ -27,6 +28,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",
+    "expected_out_channels",
     "format_validation_error",
     "load_config",
 ]
@@ -58,6 +60,7 @@ class DataConfig(_Section):
     batch_size: int = Field(8, ge=1)
     validation_slices: int = Field(2, ge=0)
     seed: int = 0
+    num_workers: int = Field(0, ge=0)
 
 
 class ModelConfig(_Section):
@@ -68,16 +71,41 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """Optimisation settings."""
+    """Optimisation settings.
+
+    ``loss``: ``ce``, ``dice``, ``dice_ce`` or ``unet_weighted_ce`` (U-Net border weight
+    map); ``ignore_label``: a label value the loss ignores. ``precision``: autocast dtype
+    (``float16`` scales gradients); ``grad_clip``: maximum gradient norm.
+    ``max_minutes``: wall-clock budget; ``early_stopping_patience``: validations without a
+    better score before stopping. ``deterministic``: seeded, deterministic kernels.
+    ``pretrain: layerwise``: greedy denoising pre-training of models that declare it
+    (sDAE), ``pretrain_steps`` per layer. ``init``: fine-tune from a checkpoint (tensors
+    matching by name and shape are loaded; ``label_map`` maps this config's class names
+    to the checkpoint's), ``freeze_encoder_stages``, ``pretrained_lr_factor`` for the
+    loaded tensors. On ``--resume`` only budgets, intervals, device, precision and the
+    learning rate may change (:mod:`medseg.train.resume`).
+    """
 
     iterations: int = Field(300, ge=1)
     learning_rate: float = Field(3e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    loss: Literal["dice_ce", "ce"] = "dice_ce"
+    loss: Literal["dice_ce", "ce", "dice", "unet_weighted_ce"] = "dice_ce"
+    ignore_label: int | None = None
     validate_every: int = Field(100, ge=1)
     checkpoint_every: int = Field(100, ge=1)
     seed: int = 0
     device: str | None = None
+    deterministic: bool = False
+    precision: Literal["float32", "bfloat16", "float16"] = "float32"
+    grad_clip: float | None = Field(None, gt=0)
+    max_minutes: float | None = Field(None, gt=0)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    pretrain: Literal["none", "layerwise"] = "none"
+    pretrain_steps: int = Field(200, ge=1)
+    init: Path | None = None
+    label_map: dict[str, str] = Field(default_factory=dict)
+    freeze_encoder_stages: int = Field(0, ge=0)
+    pretrained_lr_factor: float = Field(1.0, gt=0, le=1)
 
 
 class InferConfig(_Section):
@@ -100,6 +128,112 @@ class PipelineConfig(_Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     infer: InferConfig = InferConfig()
+
+    @model_validator(mode="after")
+    def _check_fields_fit_together(self) -> PipelineConfig:
+        problems = _cross_field_problems(self)
+        if problems:
+            raise ValidationError.from_exception_data(
+                "PipelineConfig",
+                [
+                    InitErrorDetails(type=PydanticCustomError("cross_field", message), loc=loc, input=value)
+                    for loc, message, value in problems
+                ],
+            )
+        return self
+
+
+def expected_out_channels(data: DataConfig) -> int:
+    """Output channels a model needs for ``data``: one per class, or 3 for instance targets.
+
+    Instance maps train a 3-class target (background, inside, boundary) or 2 classes
+    plus 1 distance regression channel; both need 3 output channels.
+    """
+    if data.label_kind == "instances":
+        return 3
+    return len(data.classes)
+
+
+def _cross_field_problems(config: PipelineConfig) -> list[tuple[tuple[str, ...], str, Any]]:
+    """(location, message, value) for every pair of settings that cannot work together.
+
+    The model is built on PyTorch's ``meta`` device (no memory is allocated) to read
+    its input constraints, so a network too deep for the patch fails here.
+    """
+    import torch
+
+    from medseg.models import build_model, model_params
+
+    try:
+        params = {**model_params(config.model.name), **config.model.params}
+    except ConfigError as err:
+        return [(("model", "name"), str(err), config.model.name)]
+    problems: list[tuple[tuple[str, ...], str, Any]] = []
+    expected = expected_out_channels(config.data)
+    if params.get("out_channels") != expected:
+        given = "is not set: the model's default is" if "out_channels" not in config.model.params else "is"
+        why = (
+            f"data.label_kind: instances ({config.data.instance_target} target)"
+            if expected == 3 and config.data.label_kind == "instances"
+            else f"data.classes has {len(config.data.classes)} classes {list(config.data.classes)}"
+        )
+        problems.append(
+            (
+                ("model", "params", "out_channels"),
+                f"model.params.out_channels {given} {params.get('out_channels')} but {why}: set "
+                f"model.params.out_channels: {expected}",
+                params.get("out_channels"),
+            )
+        )
+    dims = int(params.get("spatial_dims", 2))
+    shapes = (
+        (("data", "patch_shape"), config.data.patch_shape),
+        (("infer", "roi_size"), config.infer.roi_size),
+    )
+    for loc, shape in shapes:
+        if len(shape) != dims:
+            problems.append(
+                (
+                    loc,
+                    f"{'.'.join(loc)} has {len(shape)} axes but model {config.model.name!r} is {dims}D "
+                    f"(model.params.spatial_dims: {dims}): give {dims} sizes or change spatial_dims",
+                    list(shape),
+                )
+            )
+    if problems:
+        return problems
+    try:
+        with torch.device("meta"):
+            constraints = build_model(config.model.name, **config.model.params).constraints
+    except ConfigError as err:
+        return [(("model", "params"), str(err), dict(config.model.params))]
+    except (NotImplementedError, RuntimeError):  # a model that cannot be built on 'meta': checked when built
+        return problems
+    for loc, shape in shapes:
+        if not constraints.is_valid(shape):
+            rule = ", ".join(
+                dict.fromkeys(
+                    f"a multiple of {d}" + (f" plus {r}" if r else "") + f" and >= {m}"
+                    for d, r, m in zip(
+                        constraints.divisor, constraints.remainder, constraints.min_size, strict=True
+                    )
+                )
+            )
+            problems.append(
+                (
+                    loc,
+                    f"{'.'.join(loc)} {list(shape)} does not fit model {config.model.name!r} with "
+                    f"{_describe(config.model.params)} (each size must be {rule}): use "
+                    f"{list(constraints.padded_shape(shape))} or a smaller model.params.depth",
+                    list(shape),
+                )
+            )
+    return problems
+
+
+def _describe(params: dict[str, Any]) -> str:
+    shown = {k: v for k, v in params.items() if k in ("depth", "features", "spatial_dims")}
+    return ", ".join(f"model.params.{k}: {v}" for k, v in shown.items()) or "its default parameters"
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -31,7 +31,7 @@ def test_unknown_key_names_file_key_and_allowed_keys(tmp_path):
     message = str(info.value)
     assert str(path) in message
     assert "unknown key 'train.iterationz'" in message
-    assert "allowed here: checkpoint_every, device, iterations" in message
+    assert "allowed here: checkpoint_every, deterministic, device, early_stopping_patience" in message
 
 
 def test_bad_values_and_files(tmp_path):

@@ -1,8 +1,10 @@
-"""`medseg train`: train a segmenter from a pipeline YAML."""
+"""`medseg train`: train a segmenter from a pipeline YAML (also under ``torchrun`` for DDP)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 from pathlib import Path
 
 from medseg.cli._options import add_overrides, add_progress, output_path
@@ -14,13 +16,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train a segmenter from a pipeline config (e.g. medseg/resources/pipelines/*.yaml)",
         description=(
             "Train the model of a pipeline config on its dataset. Writes checkpoints/latest.pt and best.pt, "
-            "the resolved config.yaml and training_curve.png to --out; --resume continues from latest.pt."
+            "the resolved config.yaml, train_summary.json and training_curve.png to --out; --resume continues "
+            "from latest.pt exactly (same batches and history), --init fine-tunes from another checkpoint. "
+            "Under torchrun --nproc_per_node N the same command trains with DDP."
         ),
     )
     parser.add_argument("config", type=Path, help="pipeline YAML, e.g. pipelines/isbi2012.yaml")
     parser.add_argument("--out", type=output_path, required=True, help="output folder")
     add_overrides(parser, "train.iterations=500")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest.pt")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUT/checkpoints/latest.pt (only budgets, intervals, device, workers and the "
+        "learning rate may change)",
+    )
+    parser.add_argument(
+        "--init", type=Path, metavar="CKPT", help="fine-tune: start from this checkpoint (sets train.init)"
+    )
+    parser.add_argument(
+        "--deterministic", action="store_true", help="seed everything and use deterministic kernels"
+    )
     add_progress(parser)
     parser.set_defaults(func=run)
 
@@ -30,23 +45,54 @@ def run(args: argparse.Namespace) -> int:
     from medseg.pipeline.datasets import load_training_samples
     from medseg.pipeline.plots import plot_training
     from medseg.pipeline.results import write_json, write_yaml
-    from medseg.pipeline.training import train_from_config
+    from medseg.pipeline.training import prepare_output_dir, train_from_config
 
-    config = load_config(args.config, args.overrides)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if not main_rank:  # under torchrun only rank 0 logs, shows progress and writes results
+        logging.getLogger("medseg").setLevel(logging.WARNING)
+    overrides = list(args.overrides)
+    if args.init is not None:
+        overrides.append(f"train.init={args.init}")
+    if args.deterministic:
+        overrides.append("train.deterministic=true")
+    config = load_config(args.config, overrides)
+    prepare_output_dir(args.out)
     train_samples, val_samples = load_training_samples(config.data)
     trained = train_from_config(
-        config, train_samples, val_samples, args.out, resume=args.resume, progress=not args.no_progress
+        config,
+        train_samples,
+        val_samples,
+        args.out,
+        resume=args.resume,
+        progress=main_rank and not args.no_progress,
     )
+    if not main_rank:
+        return 0
+    result = trained.result
     write_yaml(args.out / "config.yaml", config.model_dump(mode="json"))
-    plot_training(args.out / "training_curve.png", trained.result.losses, trained.result.validation)
+    plot_training(args.out / "training_curve.png", result.losses, result.validation)
     summary = {
-        "iterations": trained.result.iterations,
-        "seconds": round(trained.result.seconds, 2),
-        "best_validation": trained.result.best_score,
-        "validation": trained.result.validation,
+        "iterations": result.iterations,
+        "seconds": round(result.seconds, 2),
+        "data_wait_seconds": round(result.data_seconds, 2),
+        "best_validation": result.best_score,
+        "validation": result.validation,
+        "losses": result.losses,
+        "stopped": result.stopped,
         "device": trained.device,
+        "world_size": trained.world_size,
     }
+    if trained.init is not None:
+        summary["init"] = {"checkpoint": str(config.train.init), **trained.init.to_dict()}
     write_json(args.out / "train_summary.json", summary)
-    print(f"trained {config.model.name} for {trained.result.iterations} iterations on {trained.device}")
+    print(f"trained {config.model.name} for {result.iterations} iterations on {trained.device}")
+    if result.stopped:
+        print(f"stopped early: {result.stopped}")
+    if trained.init is not None:
+        print(
+            f"initialised from {config.train.init}: {len(trained.init.loaded)} tensors loaded, "
+            f"{len(trained.init.remapped)} remapped by class, {len(trained.init.initialized)} new "
+            "(listed in train_summary.json)"
+        )
     print(f"best checkpoint: {trained.best}")
     return 0

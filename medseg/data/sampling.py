@@ -147,9 +147,9 @@ class PatchSampler:
         block = np.asarray(array[key])
         return block if has_channel else block[None]
 
-    def _random_start(self) -> tuple[int, ...]:
+    def _random_start(self, rng: np.random.Generator) -> tuple[int, ...]:
         return tuple(
-            int(self.rng.integers(0, s - p + 1))
+            int(rng.integers(0, s - p + 1))
             for s, p in zip(self.spatial_shape, self.patch_shape, strict=False)
         )
 
@@ -158,8 +158,14 @@ class PatchSampler:
         count = int(np.count_nonzero(hits))
         return count > 0 and count >= self.min_foreground * label.size
 
-    def sample(self) -> Patch:
+    def sample(self, rng: np.random.Generator | None = None) -> Patch:
         """Draw one patch.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator, optional
+            Generator to draw from instead of the sampler's own: a data set that seeds
+            one generator per sample index gets patches that depend on the index only.
 
         Raises
         ------
@@ -167,14 +173,15 @@ class PatchSampler:
             No position satisfying the class constraint was found in
             ``max_sampling_attempts`` tries (the class is absent or too rare).
         """
-        constrained = self.label is not None and self.rng.random() < self.foreground_probability
+        rng = self.rng if rng is None else rng
+        constrained = self.label is not None and rng.random() < self.foreground_probability
         if not constrained:
-            start = self._random_start()
+            start = self._random_start(rng)
             label = None if self.label is None else self._read(self.label, self._label_has_channel, start)
             return Patch(self._read(self.image, self._image_has_channel, start), label, start)
-        target = None if self.classes is None else int(self.rng.choice(self.classes))
+        target = None if self.classes is None else int(rng.choice(self.classes))
         for _ in range(self.max_sampling_attempts):
-            start = self._random_start()
+            start = self._random_start(rng)
             label = self._read(self.label, self._label_has_channel, start)
             if self._accept(label, target):
                 return Patch(self._read(self.image, self._image_has_channel, start), label, start)

@@ -73,7 +73,9 @@ def build_augmentation(
     flip_probability : float
         Probability of a flip, per spatial axis.
     rotate90_probability : float
-        Probability of a random multiple-of-90-degree rotation in the ``(Y, X)`` plane.
+        Probability of a random multiple-of-90-degree rotation in the ``(Y, X)`` plane;
+        only when that plane is square (a rotation would change a ``Y != X`` patch's
+        shape), flips still apply to every axis.
     intensity_probability : float
         Probability of each intensity jitter (contrast/gamma, scale, shift, noise).
     keys : (str, str)
@@ -126,7 +128,7 @@ def build_augmentation(
             )
     if flip_probability > 0:
         transforms += [RandFlipd(keys=both, prob=flip_probability, spatial_axis=a) for a in range(nd)]
-    if rotate90_probability > 0:
+    if rotate90_probability > 0 and patch_shape[-1] == patch_shape[-2]:
         transforms.append(
             RandRotate90d(keys=both, prob=rotate90_probability, max_k=3, spatial_axes=(nd - 2, nd - 1))
         )

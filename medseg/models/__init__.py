@@ -11,7 +11,7 @@ from __future__ import annotations
 from medseg.models.constraints import InputConstraints, mirror_pad, overlap_tile_pad
 from medseg.models.fcn import FCN
 from medseg.models.registry import MODEL_REGISTRY, build_model, model_names, model_params
-from medseg.models.sdae import StackedDenoisingAutoencoder, pretrain_layerwise
+from medseg.models.sdae import StackedDenoisingAutoencoder
 from medseg.models.unet import UNet
 from medseg.models.unet_paper import PaperUNet, valid_unet_geometry
 
@@ -27,6 +27,5 @@ __all__ = [
     "model_names",
     "model_params",
     "overlap_tile_pad",
-    "pretrain_layerwise",
     "valid_unet_geometry",
 ]

@@ -33,6 +33,7 @@ def save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     iteration: int = 0,
     metadata: dict[str, Any] | None = None,
+    state: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file, then rename).
 
@@ -47,6 +48,9 @@ def save_checkpoint(
     metadata : dict
         JSON-like facts to keep with the weights: model name and parameters, class
         names, channel names, normalisation, patch size, resolved config.
+    state : dict
+        Further training state stored under its own keys (gradient scaler, loss and
+        validation history, random number generator states), for an exact resume.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +65,12 @@ def save_checkpoint(
             "python": platform.python_version(),
         },
     }
+    for key, value in (state or {}).items():
+        if key in payload:
+            raise ValueError(
+                f"checkpoint state key {key!r} clashes with a reserved entry"
+            )  # internal invariant
+        payload[key] = value
     if optimizer is not None:
         payload["optimizer"] = optimizer.state_dict()
     if scheduler is not None:

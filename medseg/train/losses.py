@@ -1,16 +1,36 @@
-"""Segmentation losses and the U-Net paper's border weight map."""
+"""Segmentation losses selectable by name, with an ignore label and the distance channel.
+
+``build_loss`` returns a module called as ``loss(logits, target, *extras)``:
+
+* ``ce``: cross entropy; ``dice``: soft Dice (MONAI); ``dice_ce``: their sum
+  (nnU-Net's default); ``unet_weighted_ce``: pixel-weighted cross entropy with the
+  U-Net border weight map (:mod:`medseg.data.weight_map`) as the last extra tensor.
+* ``ignore_label``: voxels with this target value contribute nothing.
+* ``distance=True`` (instance ``distance`` target): the logits carry one more
+  channel, trained with MSE of its sigmoid against the distance map (the first extra).
+"""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss
-from scipy import ndimage
+from monai.losses import DiceLoss, MaskedDiceLoss
 
 from medseg.errors import ConfigError, ShapeError
 
-__all__ = ["DiceCELoss", "WeightedCrossEntropy", "unet_weight_map", "build_loss"]
+__all__ = ["LOSSES", "WeightedCrossEntropy", "build_loss"]
+
+#: Names accepted by :func:`build_loss` (``train.loss``).
+LOSSES = ("ce", "dice", "dice_ce", "unet_weighted_ce")
+
+
+def _split(target: torch.Tensor, ignore_label: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(N, 1, *S)`` target with ignored voxels set to 0, and the ``(N, 1, *S)`` keep mask."""
+    target = target.long()
+    if ignore_label is None:
+        return target, None
+    keep = target != ignore_label
+    return torch.where(keep, target, torch.zeros_like(target)), keep
 
 
 class WeightedCrossEntropy(torch.nn.Module):
@@ -20,84 +40,89 @@ class WeightedCrossEntropy(torch.nn.Module):
     targets ``(N, 1, *spatial)`` or ``(N, *spatial)`` and weights of the target's shape.
     """
 
+    def __init__(self, ignore_label: int | None = None) -> None:
+        super().__init__()
+        self.ignore_label = ignore_label
+
     def forward(self, logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        target = target[:, 0] if target.ndim == logits.ndim else target
-        weights = weights[:, 0] if weights.ndim == logits.ndim else weights
-        if target.shape != weights.shape or target.shape[1:] != logits.shape[2:]:
+        target = target if target.ndim == logits.ndim else target[:, None]
+        weights = weights if weights.ndim == logits.ndim else weights[:, None]
+        if target.shape != weights.shape or target.shape[2:] != logits.shape[2:]:
             raise ShapeError(
                 f"logits {tuple(logits.shape)}, target {tuple(target.shape)} and weights "
                 f"{tuple(weights.shape)} do not match"
             )
-        ce = F.cross_entropy(logits, target.long(), reduction="none")
-        return (ce * weights).sum() / weights.sum().clamp_min(1e-8)
+        target, keep = _split(target, self.ignore_label)
+        if keep is not None:
+            weights = weights * keep
+        ce = F.cross_entropy(logits, target[:, 0], reduction="none")
+        return (ce * weights[:, 0]).sum() / weights.sum().clamp_min(1e-8)
 
 
-def unet_weight_map(
-    instances: np.ndarray,
-    *,
-    w0: float = 10.0,
-    sigma: float = 5.0,
-    class_weights: tuple[float, float] | None = None,
-) -> np.ndarray:
-    """Weight map of the U-Net paper that stresses thin borders between touching objects.
+class _Segmentation(torch.nn.Module):
+    """Cross entropy and/or soft Dice on ``(N, K, *S)`` logits, with an ignore label."""
 
-    ``w(x) = w_c(x) + w0 * exp(-(d1(x) + d2(x))**2 / (2 * sigma**2))`` on background
-    pixels, where ``d1``/``d2`` are the distances to the nearest and second-nearest
-    object; ``w_c`` balances class frequencies.
+    def __init__(self, *, ce: bool, dice: bool, ignore_label: int | None) -> None:
+        super().__init__()
+        self.ce, self.ignore_label = ce, ignore_label
+        self.dice = None
+        if dice:
+            dice_class = DiceLoss if ignore_label is None else MaskedDiceLoss
+            self.dice = dice_class(to_onehot_y=True, softmax=True)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target if target.ndim == logits.ndim else target[:, None]
+        target, keep = _split(target, self.ignore_label)
+        value = logits.new_zeros(())
+        if self.ce:
+            ce = F.cross_entropy(logits, target[:, 0], reduction="none")
+            value = value + (ce.mean() if keep is None else (ce * keep[:, 0]).sum() / keep.sum().clamp_min(1))
+        if self.dice is not None:
+            value = value + (self.dice(logits, target) if keep is None else self.dice(logits, target, keep))
+        return value
+
+
+class _WithDistance(torch.nn.Module):
+    """``base(logits[:, :-1], target, *rest) + MSE(sigmoid(logits[:, -1]), distance)`` on kept voxels."""
+
+    def __init__(self, base: torch.nn.Module, ignore_label: int | None) -> None:
+        super().__init__()
+        self.base, self.ignore_label = base, ignore_label
+
+    def forward(
+        self, logits: torch.Tensor, target: torch.Tensor, distance: torch.Tensor, *rest: torch.Tensor
+    ) -> torch.Tensor:
+        predicted = torch.sigmoid(logits[:, -1:])
+        distance = distance if distance.ndim == logits.ndim else distance[:, None]
+        squared = (predicted - distance.to(predicted.dtype)) ** 2
+        _, keep = _split(target if target.ndim == logits.ndim else target[:, None], self.ignore_label)
+        mse = squared.mean() if keep is None else (squared * keep).sum() / keep.sum().clamp_min(1)
+        return self.base(logits[:, :-1], target, *rest) + mse
+
+
+def build_loss(name: str, *, ignore_label: int | None = None, distance: bool = False) -> torch.nn.Module:
+    """Loss by name (``train.loss``): one of :data:`LOSSES`.
 
     Parameters
     ----------
-    instances : np.ndarray
-        2D instance label map ``(Y, X)``, 0 = background/border.
-    w0, sigma : float
-        The paper uses ``w0 = 10`` and ``sigma ~= 5`` pixels.
-    class_weights : (float, float) or None
-        ``w_c`` for background and foreground; ``None`` uses inverse frequencies
-        normalised so that foreground pixels weigh 1.
+    name : str
+        ``ce``, ``dice``, ``dice_ce`` or ``unet_weighted_ce``.
+    ignore_label : int or None
+        Target value that contributes nothing (``train.ignore_label``).
+    distance : bool
+        Add the MSE term of the instance distance channel (the last logit channel).
 
-    Returns
-    -------
-    np.ndarray
-        float32 weights of the same shape.
-
-    References
-    ----------
-    Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical Image
-    Segmentation. MICCAI 2015, eq. 2.
+    Raises
+    ------
+    ConfigError
+        Unknown name; the message lists the valid ones.
     """
-    instances = np.asarray(instances)
-    if instances.ndim != 2:
-        raise ShapeError(f"unet_weight_map takes a 2D instance map (Y, X), got shape {instances.shape}")
-    foreground = instances > 0
-    if class_weights is None:
-        n_fg = max(int(foreground.sum()), 1)
-        n_bg = max(int((~foreground).sum()), 1)
-        class_weights = (n_fg / n_bg if n_bg > n_fg else 1.0, 1.0 if n_bg > n_fg else n_bg / n_fg)
-    weights = np.where(foreground, class_weights[1], class_weights[0]).astype(np.float64)
-    ids = np.unique(instances[foreground])
-    if len(ids) >= 2:
-        distances = np.full((2, *instances.shape), np.inf)
-        for obj in ids:
-            d = ndimage.distance_transform_edt(instances != obj)
-            # keep the two smallest distances per pixel
-            closer = d < distances[0]
-            distances[1] = np.where(closer, distances[0], np.minimum(distances[1], d))
-            distances[0] = np.where(closer, d, distances[0])
-        border = w0 * np.exp(-((distances[0] + distances[1]) ** 2) / (2 * sigma**2))
-        weights += np.where(foreground, 0.0, border)
-    return weights.astype(np.float32)
-
-
-def build_loss(name: str) -> torch.nn.Module:
-    """Loss by name: ``dice_ce`` (Dice + cross entropy, nnU-Net's default) or ``ce``."""
-    if name == "dice_ce":
-        return DiceCELoss(to_onehot_y=True, softmax=True)
-    if name == "ce":
-        return _CrossEntropy()
-    raise ConfigError(f"unknown loss {name!r}; choose one of dice_ce, ce")
-
-
-class _CrossEntropy(torch.nn.Module):
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        target = target[:, 0] if target.ndim == logits.ndim else target
-        return F.cross_entropy(logits, target.long())
+    if name not in LOSSES:
+        raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)} (train.loss)")
+    if name == "unet_weighted_ce":
+        loss: torch.nn.Module = WeightedCrossEntropy(ignore_label)
+    else:
+        loss = _Segmentation(
+            ce=name in ("ce", "dice_ce"), dice=name in ("dice", "dice_ce"), ignore_label=ignore_label
+        )
+    return _WithDistance(loss, ignore_label) if distance else loss

@@ -1,4 +1,10 @@
-"""A small, resumable training loop that is handed its objects (torch-em style)."""
+"""A small, exactly resumable training loop that is handed its objects (torch-em style).
+
+The loop only steps, validates, stops and saves; what a step computes in which
+precision is :class:`~medseg.train.precision.Precision`'s, how ranks cooperate is
+:class:`~medseg.train.distributed.Distributed`'s, and where batches come from is the
+caller's (a function of the start iteration, see :mod:`medseg.train.stream`).
+"""
 
 from __future__ import annotations
 
@@ -15,12 +21,15 @@ from tqdm.auto import tqdm
 
 from medseg.errors import ConfigError, DataValueError
 from medseg.train.checkpoint import load_checkpoint, save_checkpoint
+from medseg.train.distributed import Distributed
+from medseg.train.precision import Precision
 
-__all__ = ["TrainResult", "Trainer", "poly_schedule"]
+__all__ = ["History", "Stopping", "TrainResult", "Trainer", "poly_schedule"]
 
 logger = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, ...]
+Batches = Iterator[Batch] | Callable[[int], Iterator[Batch]]
 
 
 def poly_schedule(
@@ -39,8 +48,51 @@ def poly_schedule(
 
 
 @dataclass
+class History:
+    """Loss per iteration and validation scores since iteration 0 (kept across resumes)."""
+
+    losses: list[float] = field(default_factory=list)
+    validation: list[tuple[int, float]] = field(default_factory=list)
+    best_score: float = -math.inf
+    since_best: int = 0
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "losses": torch.tensor(self.losses, dtype=torch.float64),
+            "validation": [[int(i), float(s)] for i, s in self.validation],
+            "best_score": float(self.best_score),
+            "since_best": int(self.since_best),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> History:
+        return cls(
+            losses=[float(v) for v in state["losses"]],
+            validation=[(int(i), float(s)) for i, s in state["validation"]],
+            best_score=float(state["best_score"]),
+            since_best=int(state["since_best"]),
+        )
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """When to end training before the iteration budget.
+
+    Parameters
+    ----------
+    max_minutes : float or None
+        Wall-clock budget of this run (``latest.pt`` is saved; ``--resume`` continues).
+    patience : int or None
+        Stop after this many validations in a row without a better score.
+    """
+
+    max_minutes: float | None = None
+    patience: int | None = None
+
+
+@dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` did."""
+    """What :meth:`Trainer.fit` did; ``losses``/``validation`` span every run of a resumed job."""
 
     iterations: int
     seconds: float
@@ -48,30 +100,40 @@ class TrainResult:
     validation: list[tuple[int, float]] = field(default_factory=list)
     best_score: float = -math.inf
     checkpoints: dict[str, Path] = field(default_factory=dict)
+    stopped: str | None = None
+    #: Seconds of this run spent waiting for the next batch (0 when workers keep up).
+    data_seconds: float = 0.0
 
 
 class Trainer:
-    """Train a model on an endless stream of batches, with validation and checkpoints.
+    """Train a model on an endless stream of batches, with validation, checkpoints and resume.
 
     Parameters
     ----------
     model : torch.nn.Module
         Maps ``(N, C, *spatial)`` to ``(N, K, *spatial)`` logits.
     loss : torch.nn.Module
-        Called as ``loss(logits, target)``, or ``loss(logits, target, weights)`` when
-        batches carry a third (weight map) tensor.
+        Called as ``loss(logits, target, *extras)`` with the batch's tensors after the image.
     optimizer : torch.optim.Optimizer
     scheduler : LRScheduler or None
         Stepped once per iteration.
     device : str or None
         ``None`` picks CUDA when available.
     checkpoint_dir : path or None
-        Where ``latest.pt`` (every ``checkpoint_every`` iterations and at the end) and
-        ``best.pt`` (best validation score) go; ``None`` writes nothing.
+        Where ``latest.pt`` (every ``checkpoint_every`` iterations, when stopping and at
+        the end) and ``best.pt`` (best validation score) go; ``None`` writes nothing.
     validate : callable or None
         ``validate(model) -> float``, higher is better (e.g. mean foreground Dice).
     validate_every, checkpoint_every : int
         Intervals in iterations.
+    stopping : Stopping
+        Time budget and early stopping.
+    precision : str
+        ``float32``, ``bfloat16`` or ``float16`` autocast (:class:`Precision`).
+    grad_clip : float or None
+        Maximum gradient norm.
+    distributed : Distributed or None
+        Rank and world size; only rank 0 validates and saves.
     metadata : dict or None
         Stored in every checkpoint (model name/params, classes, config...).
     progress : bool
@@ -90,6 +152,10 @@ class Trainer:
         validate: Callable[[torch.nn.Module], float] | None = None,
         validate_every: int = 100,
         checkpoint_every: int = 100,
+        stopping: Stopping = Stopping(),
+        precision: str = "float32",
+        grad_clip: float | None = None,
+        distributed: Distributed | None = None,
         metadata: dict[str, Any] | None = None,
         progress: bool = False,
     ) -> None:
@@ -97,103 +163,179 @@ class Trainer:
             raise ConfigError(
                 f"validate_every and checkpoint_every must be >= 1, got {validate_every}, {checkpoint_every}"
             )
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device)
+        self.distributed = distributed or Distributed()
+        device_ = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = self.distributed.device(device_)
+        self.network = model.to(self.device)
+        self.model = self.distributed.wrap(self.network)
         self.loss = loss
         self.optimizer = optimizer
         self.scheduler = scheduler
+        self.precision = Precision(precision, self.device, grad_clip=grad_clip)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.validate = validate
         self.validate_every = validate_every
         self.checkpoint_every = checkpoint_every
+        self.stopping = stopping
         self.metadata = metadata or {}
         self.progress = progress
         self.iteration = 0
-        self.best_score = -math.inf
+        self.history = History()
+
+    @property
+    def best_score(self) -> float:
+        return self.history.best_score
 
     def resume(self, path: str | Path | None = None) -> bool:
-        """Load model/optimizer/scheduler state from ``path`` (default: ``latest.pt``).
+        """Load the complete training state from ``path`` (default: ``latest.pt``).
 
-        Returns ``False`` when there is nothing to resume from.
+        Model, optimiser, scheduler, gradient scaler, iteration, loss/validation history
+        and random number generator states are restored. Returns ``False`` when there
+        is nothing to resume from.
+
+        Raises
+        ------
+        ConfigError
+            The checkpoint's weights do not fit this model.
         """
         if path is None:
             if self.checkpoint_dir is None or not (self.checkpoint_dir / "latest.pt").is_file():
                 return False
             path = self.checkpoint_dir / "latest.pt"
         state = load_checkpoint(path, map_location=self.device)
-        self.model.load_state_dict(state["model"])
+        try:
+            self.network.load_state_dict(state["model"])
+        except RuntimeError as err:
+            raise ConfigError(
+                f"checkpoint {path} holds weights of another model ({str(err).splitlines()[0]}); resume with "
+                "the config it was trained with, or train into a new --out"
+            ) from err
         if "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and "scheduler" in state:
             self.scheduler.load_state_dict(state["scheduler"])
+        if "scaler" in state:
+            self.precision.scaler.load_state_dict(state["scaler"])
         self.iteration = int(state["iteration"])
-        self.best_score = float(state["metadata"].get("best_score", -math.inf))
+        if "history" in state:
+            self.history = History.from_state(state["history"])
+        else:
+            self.history = History(best_score=float(state["metadata"].get("best_score", -math.inf)))
+        if "rng" in state:
+            torch.set_rng_state(state["rng"]["torch"].cpu())
+            if torch.cuda.is_available() and state["rng"].get("cuda"):
+                torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
         logger.info("resumed from %s at iteration %d", path, self.iteration)
         return True
 
-    def fit(self, batches: Iterator[Batch], iterations: int) -> TrainResult:
-        """Train until ``iterations`` in total (counting iterations done before a resume)."""
-        result = TrainResult(iterations=self.iteration, seconds=0.0, best_score=self.best_score)
+    def fit(self, batches: Batches, iterations: int) -> TrainResult:
+        """Train until ``iterations`` in total (counting iterations done before a resume).
+
+        ``batches`` is an iterator, or a function ``start_iteration -> iterator`` (then a
+        resumed run continues the stream exactly where the interrupted one stopped).
+        """
+        if callable(batches):
+            batches = batches(self.iteration)
+        result = TrainResult(iterations=self.iteration, seconds=0.0)
         start = time.perf_counter()
+        main = self.distributed.is_main
         bar = tqdm(
-            total=iterations, initial=self.iteration, desc="train", unit="it", disable=not self.progress
+            total=iterations,
+            initial=self.iteration,
+            desc="train",
+            unit="it",
+            disable=not (self.progress and main),
         )
         self.model.train()
         while self.iteration < iterations:
-            loss = self._step(next(batches))
+            waited = time.perf_counter()
+            batch = next(batches)
+            result.data_seconds += time.perf_counter() - waited
+            loss = self.distributed.mean(self._step(batch))
             self.iteration += 1
-            result.losses.append(loss)
+            self.history.losses.append(loss)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}")
-            if self.validate is not None and (
-                self.iteration % self.validate_every == 0 or self.iteration == iterations
-            ):
-                self._run_validation(result)
-            if self.iteration % self.checkpoint_every == 0 or self.iteration == iterations:
+            stop = None
+            out_of_time = (
+                self.stopping.max_minutes is not None
+                and time.perf_counter() - start > 60 * self.stopping.max_minutes
+            )
+            if (
+                main
+                and self.validate is not None
+                and (self.iteration % self.validate_every == 0 or self.iteration == iterations or out_of_time)
+            ):  # the last iteration of a run is always validated, so best.pt exists
+                stop = self._run_validation(result)
+            if out_of_time:
+                stop = stop or f"time budget of {self.stopping.max_minutes} minutes"
+            stopping = self.distributed.any(stop is not None)
+            if stopping or self.iteration % self.checkpoint_every == 0 or self.iteration == iterations:
                 self._save("latest.pt", result)
+            if stopping:
+                result.stopped = stop or "another rank stopped"
+                logger.info("stopped at iteration %d: %s", self.iteration, result.stopped)
+                break
         bar.close()
         if self.validate is None:
             self._save("best.pt", result)
         result.iterations = self.iteration
         result.seconds = time.perf_counter() - start
-        result.best_score = self.best_score
+        result.best_score = self.history.best_score
+        result.losses = list(self.history.losses)
+        result.validation = list(self.history.validation)
         return result
 
     def _step(self, batch: Batch) -> float:
         tensors = [t.to(self.device, non_blocking=True) for t in batch]
-        logits = self.model(tensors[0])
-        loss = self.loss(logits, *tensors[1:])
+        with self.precision.autocast():
+            logits = self.model(tensors[0])
+        loss = self.loss(logits.float(), *tensors[1:])
         if not torch.isfinite(loss):
             raise DataValueError(
                 f"training loss became {loss.item()} at iteration {self.iteration + 1}; "
                 "lower the learning rate or check the inputs for NaN/extreme values"
             )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.precision.step(loss, self.optimizer, self.model.parameters())
         if self.scheduler is not None:
             self.scheduler.step()
         return float(loss.detach())
 
-    def _run_validation(self, result: TrainResult) -> None:
-        self.model.eval()
-        score = float(self.validate(self.model))
+    def _run_validation(self, result: TrainResult) -> str | None:
+        """Validate; return why training should stop (patience exhausted) or ``None``."""
+        self.network.eval()
+        score = float(self.validate(self.network))
         self.model.train()
-        result.validation.append((self.iteration, score))
+        self.history.validation.append((self.iteration, score))
         logger.info("iteration %d: validation score %.4f", self.iteration, score)
-        if score > self.best_score:
-            self.best_score = score
+        if score > self.history.best_score:
+            self.history.best_score = score
+            self.history.since_best = 0
             self._save("best.pt", result)
+            return None
+        self.history.since_best += 1
+        patience = self.stopping.patience
+        if patience is not None and self.history.since_best >= patience:
+            return f"early stopping: no better validation score in {patience} validations"
+        return None
 
     def _save(self, name: str, result: TrainResult) -> None:
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or not self.distributed.is_main:
             return
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
         path = save_checkpoint(
             self.checkpoint_dir / name,
-            model=self.model,
+            model=self.network,
             optimizer=self.optimizer,
             scheduler=self.scheduler,
             iteration=self.iteration,
-            metadata={**self.metadata, "best_score": self.best_score},
+            metadata={**self.metadata, "best_score": self.history.best_score},
+            state={
+                "scaler": self.precision.scaler.state_dict(),
+                "history": self.history.to_state(),
+                "rng": rng,
+            },
         )
         result.checkpoints[name] = path

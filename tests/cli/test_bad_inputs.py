@@ -247,7 +247,6 @@ CASES = [
         "train {w}/one_channel.yaml --out {out}",
         2,
         r"out_channels",
-        marks=_xfail("train", "model.params.out_channels checked against data.classes at config validation"),
     ),
     _case(
         "train-depth-vs-patch",
@@ -255,16 +254,12 @@ CASES = [
         2,
         r"depth",
         # not run here: today it allocates until the OOM killer stops it (23.6 GB)
-        marks=pytest.mark.xfail(
-            strict=True, run=False, reason="fixed on branch h-train: model size checked against patch size"
-        ),
     ),
     _case(
         "train-resume-changed-model",
         "train {w}/tiny.yaml --out {w}/run --resume --set model.params.features=8",
         2,
         r"model\.params",
-        marks=_xfail("train", "--resume refuses a changed model config, naming the keys"),
     ),
     # predict
     _case(

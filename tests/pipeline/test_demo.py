@@ -49,4 +49,5 @@ def test_demo_resumes_from_its_latest_checkpoint(tmp_path):
     longer = {**TINY, "train": {**TINY["train"], "iterations": 5}}
     result = run_demo(tmp_path, overrides=longer, stack_shape=(3, 48, 40), resume=True)
     assert result.metrics["train"]["iterations"] == 5
-    assert len(result.metrics["train"]["validation_foreground_dice"]) == 1  # only iteration 5 validated anew
+    # the history spans both runs: iteration 3 from the first, 5 validated anew
+    assert [it for it, _ in result.metrics["train"]["validation_foreground_dice"]] == [3, 5]
