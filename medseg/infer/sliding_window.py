@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 _PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-#: ``(first row, rows)`` of finished output rows along the first spatial axis, blended logits ``(N, K, rows, ...)``.
+#: Receives finished output rows: the first row's index along the first spatial axis and the
+#: blended logits ``(N, K, rows, ...)`` (a view of the accumulator, reused after the call).
 _Sink = Callable[[int, torch.Tensor], None]
 
 
@@ -169,14 +170,18 @@ class SlidingWindow:
         torch.Tensor
             ``(N, *spatial)`` class ids on the CPU: uint8 up to 256 classes, else int32.
         """
-        slabs: list[torch.Tensor] = []
+        image = torch.as_tensor(np.ascontiguousarray(image) if isinstance(image, np.ndarray) else image)
+        grid = self._grid(model, image)[1]
+        labels: torch.Tensor | None = None
 
         def sink(start: int, logits: torch.Tensor) -> None:
-            dtype = torch.uint8 if logits.shape[1] <= 256 else torch.int32
-            slabs.append(logits.argmax(dim=1).to("cpu", dtype))
+            nonlocal labels
+            if labels is None:
+                dtype = torch.uint8 if logits.shape[1] <= 256 else torch.int32
+                labels = torch.empty((logits.shape[0], *grid), dtype=dtype)
+            labels[:, start : start + logits.shape[2]] = logits.argmax(dim=1)
 
         size = self._run(model, image, sink, keep_all=False)
-        labels = torch.cat(slabs, dim=1) if len(slabs) > 1 else slabs[0]
         return labels[(slice(None), *(slice(0, s) for s in size))]
 
     def _grid(
@@ -315,12 +320,17 @@ class _Blender:
 
     def _release(self, upto: int, sink: _Sink) -> None:
         done = upto - self.origin
-        sink(self.origin, self.values[:, :, :done] / self.weights[:done])
-        keep = self.values.shape[2] - done
-        self.values[:, :, :keep] = self.values[:, :, done:].clone()
-        self.values[:, :, keep:] = 0
-        self.weights[:keep] = self.weights[done:].clone()
-        self.weights[keep:] = 0
+        self.values[:, :, :done] /= self.weights[:done]
+        sink(self.origin, self.values[:, :, :done])
+        # move the open rows to the front in chunks of `done` rows: no chunk overlaps its
+        # source, so no temporary copy of the accumulator is needed
+        rows = self.values.shape[2]
+        for first in range(0, rows - done, done):
+            last = min(first + done, rows - done)
+            self.values[:, :, first:last] = self.values[:, :, first + done : last + done]
+            self.weights[first:last] = self.weights[first + done : last + done]
+        self.values[:, :, rows - done :] = 0
+        self.weights[rows - done :] = 0
         self.origin = upto
 
     def finish(self, sink: _Sink) -> None:
