@@ -7,8 +7,8 @@ One engine for 2D and 3D, same- and valid-convolution models:
    and moved to the compute device when it fits;
 2. the window grid and the importance map are computed once; windows are taken from the
    padded image by slicing, ``batch_size`` at a time across all images of the batch, and run
-   through a prepared view of the model (:mod:`medseg.infer.optimize`: channels-last,
-   one-pass instance norm, optional ``torch.compile``) under fp32/bf16/fp16 autocast;
+   through the model in channels-last memory format (oneDNN and cuDNN then skip a layout
+   reorder per convolution), optionally ``torch.compile``-d, under fp32/bf16/fp16 autocast;
 3. weighted outputs are added into a float32 accumulator that only spans the window rows
    still open along the first spatial axis. Rows that no later window touches are divided
    by their summed weights and handed on: kept as logits (:meth:`SlidingWindow.__call__`)
@@ -28,7 +28,6 @@ import torch
 from tqdm.auto import tqdm
 
 from medseg.errors import ConfigError, DataValueError, ShapeError
-from medseg.infer.optimize import prepare_for_inference
 from medseg.infer.tiling import BlendMode, aligned_size, importance_map, window_starts
 from medseg.models.constraints import mirror_pad
 
@@ -98,8 +97,6 @@ class SlidingWindow:
         augmentation; every combination is predicted and the logits averaged.
     channels_last : bool
         Feed windows in channels-last memory format (faster convolutions on CPU and GPU).
-    fuse_norms : bool
-        Run instance norms in one pass (see :mod:`medseg.infer.optimize`).
     compile : bool
         ``torch.compile`` the model (pays off for many windows; the first call compiles).
     progress : bool
@@ -116,7 +113,6 @@ class SlidingWindow:
     precision: str = "float32"
     mirror_axes: tuple[int, ...] = ()
     channels_last: bool = True
-    fuse_norms: bool = True
     compile: bool = False
     progress: bool = False
 
@@ -222,7 +218,8 @@ class SlidingWindow:
         n = image.shape[0]
         # (image, window start) items in the order of the first axis, so rows finish early
         items = [(k, starts) for starts in itertools.product(*per_axis) for k in range(n)]
-        net = prepare_for_inference(model, fuse_norms=self.fuse_norms, compile=self.compile)
+        model.eval()
+        net = torch.compile(model) if self.compile else model
         blender: _Blender | None = None
         batches = range(0, len(items), self.batch_size)
         for first in tqdm(batches, desc="predict", unit="batch", disable=not self.progress, leave=False):

@@ -89,16 +89,11 @@ def test_random_unet_matches_monai_on_the_same_window_grid(shape, roi, overlap):
     assert torch.equal(labels.long(), ours.argmax(dim=1))
 
 
-def test_fast_instance_norm_and_channels_last_do_not_change_the_output():
+def test_channels_last_does_not_change_the_output():
     model = _monai_unet(3)
     image = torch.randn(1, 1, 32, 48, 32)
-    plain = SlidingWindow((32, 32, 32), channels_last=False, fuse_norms=False)(model, image)
-    fast = SlidingWindow((32, 32, 32))(model, image)
-    torch.testing.assert_close(fast, plain, rtol=0, atol=1e-5)
-    # the prepared model shares the weights: a change to the model is seen by the next call
-    with torch.no_grad():
-        model.final_conv.bias += 1.0
-    torch.testing.assert_close(SlidingWindow((32, 32, 32))(model, image), plain + 1.0, rtol=0, atol=1e-4)
+    plain = SlidingWindow((32, 32, 32), channels_last=False)(model, image)
+    torch.testing.assert_close(SlidingWindow((32, 32, 32))(model, image), plain, rtol=0, atol=1e-5)
 
 
 def test_bfloat16_autocast_agrees_with_float32_on_the_labels():
