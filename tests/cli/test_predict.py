@@ -19,7 +19,7 @@ from medseg.train.checkpoint import save_checkpoint
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _checkpoint(run: Path, **targets) -> Path:
+def _checkpoint(run: Path) -> Path:
     torch.manual_seed(0)
     model = build_model("unet", in_channels=1, out_channels=2, features=4, depth=2)
     metadata = {
@@ -27,7 +27,6 @@ def _checkpoint(run: Path, **targets) -> Path:
         "normalization": {"mean": [0.5], "std": [0.25]},
         "classes": ["background", "cell"],
         "config": {"infer": {"roi_size": [32, 32], "overlap": 0.25, "batch_size": 2, "mirror_axes": []}},
-        **({"targets": targets} if targets else {}),
     }
     return save_checkpoint(run / "checkpoints" / "best.pt", model=model, metadata=metadata)
 
