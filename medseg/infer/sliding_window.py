@@ -7,8 +7,8 @@ One engine for 2D and 3D, same- and valid-convolution models:
    and moved to the compute device when it fits;
 2. the window grid and the importance map are computed once; windows are taken from the
    padded image by slicing, ``batch_size`` at a time across all images of the batch, and run
-   through the model in channels-last memory format (oneDNN and cuDNN then skip a layout
-   reorder per convolution), optionally ``torch.compile``-d, under fp32/bf16/fp16 autocast;
+   through the model (channels-last memory format where it measured faster: CUDA, and 3D on
+   the CPU), optionally ``torch.compile``-d, under fp32/bf16/fp16 autocast;
 3. weighted outputs are added into a float32 accumulator that only spans the window rows
    still open along the first spatial axis. Rows that no later window touches are divided
    by their summed weights and handed on: kept as logits (:meth:`SlidingWindow.__call__`)
@@ -95,8 +95,11 @@ class SlidingWindow:
     mirror_axes : tuple of int
         Spatial axes (0-based, in ``(Z,) Y, X`` order) flipped for test-time
         augmentation; every combination is predicted and the logits averaged.
-    channels_last : bool
-        Feed windows in channels-last memory format (faster convolutions on CPU and GPU).
+    channels_last : bool or None
+        Feed windows in channels-last memory format. ``None`` (automatic): on CUDA, and on
+        the CPU for 3D windows, where oneDNN's NDHWC convolutions measured faster for MONAI's
+        ``BasicUNet``; not for 2D on the CPU, where instance norm copies channels-last
+        activations back to NCHW and the run measured slower.
     compile : bool
         ``torch.compile`` the model (pays off for many windows; the first call compiles).
     progress : bool
@@ -112,7 +115,7 @@ class SlidingWindow:
     output_device: str | None = None
     precision: str = "float32"
     mirror_axes: tuple[int, ...] = ()
-    channels_last: bool = True
+    channels_last: bool | None = None
     compile: bool = False
     progress: bool = False
 
@@ -249,7 +252,10 @@ class SlidingWindow:
         dtype = _PRECISIONS[self.precision]
         device = self.compute_device
         inputs = inputs.to(device, non_blocking=True)
-        if self.channels_last:
+        channels_last = self.channels_last
+        if channels_last is None:
+            channels_last = device.type == "cuda" or inputs.ndim == 5
+        if channels_last and inputs.ndim in (4, 5):
             fmt = torch.channels_last if inputs.ndim == 4 else torch.channels_last_3d
             inputs = inputs.contiguous(memory_format=fmt)
         flips = [

@@ -93,7 +93,9 @@ def test_channels_last_does_not_change_the_output():
     model = _monai_unet(3)
     image = torch.randn(1, 1, 32, 48, 32)
     plain = SlidingWindow((32, 32, 32), channels_last=False)(model, image)
-    torch.testing.assert_close(SlidingWindow((32, 32, 32))(model, image), plain, rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        SlidingWindow((32, 32, 32), channels_last=True)(model, image), plain, rtol=0, atol=1e-5
+    )
 
 
 def test_bfloat16_autocast_agrees_with_float32_on_the_labels():
