@@ -208,8 +208,6 @@ class SlidingWindow:
     def _run(self, model: torch.nn.Module, image: torch.Tensor | np.ndarray, sink: _Sink, *, keep_all: bool):
         image = torch.as_tensor(np.ascontiguousarray(image) if isinstance(image, np.ndarray) else image)
         margin, grid, out_roi, align = self._grid(model, image)
-        if image.is_floating_point() and not torch.isfinite(image).all():
-            raise DataValueError("image contains NaN or infinite values; clean or mask them before inference")
         size = tuple(image.shape[2:])
         device = self.compute_device
         pad = [(m, m + g - s) for s, g, m in zip(size, grid, margin, strict=True)]
@@ -235,6 +233,10 @@ class SlidingWindow:
                     for k, st in batch
                 ]
             )
+            if not torch.isfinite(inputs).all():  # per batch: no image-sized mask
+                raise DataValueError(
+                    "image contains NaN or infinite values; clean or mask them before inference"
+                )
             logits = self._predict(net, inputs, out_roi)
             if blender is None:
                 rows = grid[0] if keep_all else out_roi[0]
