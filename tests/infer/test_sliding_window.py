@@ -50,12 +50,14 @@ class ValidConv(nn.Module):
     ],
 )
 def test_identity_model_returns_the_input(shape, roi, overlap, blending):
+    torch.manual_seed(0)
     image = torch.rand(shape)
     window = SlidingWindow(roi, overlap=overlap, blending=blending, batch_size=3)
     out = window(nn.Identity(), image)
     assert out.shape == image.shape
-    # sum_i(w_i * x) / sum_i(w_i) is x up to float rounding of the weight sums (a few ulp)
-    torch.testing.assert_close(out, image, rtol=5e-7, atol=0)
+    # sum_i(w_i * x) / sum_i(w_i) is x up to float rounding of the sums (a few ulp; the
+    # worst of 480 random trials was 5.5e-7 relative)
+    torch.testing.assert_close(out, image, rtol=1e-6, atol=0)
     # labels only: the argmax of an identity model is the argmax of the input, exactly
     labels = window.predict_labels(nn.Identity(), image)
     assert labels.dtype == torch.uint8
