@@ -1,9 +1,52 @@
 #!/usr/bin/env bash
-# One-shot GPU check (run on a CUDA machine from the repository root, venv already installed):
-# the GPU-marked tests, then sliding-window timings against MONAI on the GPU, then the demo on the GPU.
-set -euo pipefail
+# One unattended check of the GPU paths, from the repository root with the venv installed
+# (installs nothing): the GPU-marked tests, the sliding-window benchmark against MONAI on
+# CUDA and the demo on CUDA, then one summary table. Without CUDA it runs the CPU fallbacks
+# (the GPU tests are skipped, a short CPU benchmark, a short CPU demo) and exits 0.
+#
+#   benchmarks/gpu_check.sh                 # PY=.venv/bin/python OUT=<temp folder> by default
+#   PY=python OUT=/tmp/check benchmarks/gpu_check.sh
+set -uo pipefail
 PY=${PY:-.venv/bin/python}
-"$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(0))"
-"$PY" -m pytest -q -m gpu tests
-"$PY" benchmarks/bench_sliding_window.py --device cuda --repeat 3 --batch-size 8
-"$PY" -m medseg demo --out "${OUT:-/tmp}/medseg-demo-gpu" --no-progress --set train.device=cuda --set infer.device=cuda
+OUT=${OUT:-$(mktemp -d -t medseg-gpu-check-XXXX)}
+mkdir -p "$OUT"
+
+if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    DEVICE=cuda
+    CARD=$("$PY" -c "import torch; print(torch.cuda.get_device_name(0))")
+    BENCH_ARGS=(--device cuda --repeat 3)
+    DEMO_ARGS=(--set train.device=cuda --set infer.device=cuda)
+else
+    DEVICE=cpu
+    CARD="no CUDA device: CPU fallback"
+    BENCH_ARGS=(--device cpu --repeat 1 --case "2D" --precision fp32)
+    DEMO_ARGS=(--iterations 20 --set train.device=cpu --set infer.device=cpu)
+fi
+
+declare -a ROWS=()
+step() {  # step NAME LOG COMMAND...: run, time and record one step
+    local name=$1 log=$2 start status
+    shift 2
+    start=$EPOCHREALTIME
+    "$@" >"$log" 2>&1
+    status=$?
+    ROWS+=("$(printf '%-10s %-6s %8.1f  %s' "$name" "$([ $status -eq 0 ] && echo ok || echo FAIL:$status)" \
+        "$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')" "$log")")
+    return 0
+}
+
+step gpu-tests "$OUT/tests.log" "$PY" -m pytest -q -p no:cacheprovider -m gpu tests
+step bench "$OUT/bench.log" "$PY" benchmarks/bench_sliding_window.py "${BENCH_ARGS[@]}"
+step demo "$OUT/demo.log" "$PY" -m medseg demo --out "$OUT/demo" --no-progress "${DEMO_ARGS[@]}"
+
+echo "medseg GPU check on $CARD (device $DEVICE); logs in $OUT"
+printf '%-10s %-6s %8s  %s\n' step status seconds log
+printf '%s\n' "${ROWS[@]}"
+echo
+grep -E '^(device|case|[23]D )' "$OUT/bench.log" || true
+tail -n 3 "$OUT/tests.log"
+grep -iE 'dice|rand|seconds' "$OUT/demo.log" | tail -n 5 || true
+for row in "${ROWS[@]}"; do
+    case $row in *FAIL*) exit 1 ;; esac
+done
+exit 0

@@ -13,16 +13,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="time sliding-window inference against MONAI's on this machine (CPU or GPU)",
         description=(
             "Predict the same images with the same U-Net through medseg's SlidingWindow and MONAI's "
-            "sliding_window_inference and print the times, their ratio and the largest value difference. "
-            "The other benchmarks are scripts in benchmarks/."
+            "sliding_window_inference and print one table: wall and CPU seconds, Mvox/s, speed-up, "
+            "largest difference, label agreement and peak memory. The other benchmarks are scripts "
+            "in benchmarks/."
         ),
     )
     parser.add_argument(
         "--device", type=device_name, default=None, help="cpu, cuda ... (default: cuda if available)"
     )
-    parser.add_argument("--repeat", type=int, default=2, help="timed repetitions; the best is reported")
-    parser.add_argument("--overlap", type=float, default=0.5)
-    parser.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    parser.add_argument("--repeat", type=int, default=2, help="timed runs per engine after a warm-up")
+    parser.add_argument("--case", nargs="*", default=[], help="only cases whose name starts with these")
+    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.set_defaults(func=run)
 
 
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from medseg.pipeline.bench import bench_sliding_window
 
     for line in bench_sliding_window(
-        device=args.device, repeat=args.repeat, overlap=args.overlap, batch_size=args.batch_size
+        device=args.device, repeat=args.repeat, names=tuple(args.case), precisions=tuple(args.precision)
     ):
         print(line, flush=True)
     return 0

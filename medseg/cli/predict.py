@@ -14,12 +14,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="predict label maps for image files with a trained checkpoint",
         description=(
             "Predict each input image with Gaussian-blended sliding windows and write its label map "
-            "(same grid, spacing, origin and direction) to the output folder. Cases whose output exists "
-            "are skipped, so an interrupted run can simply be started again."
+            "(same grid, spacing, origin and direction) to the output folder, named by case id. Cases "
+            "whose output exists are skipped, so an interrupted run can simply be started again. Under "
+            "torchrun (torchrun --nproc_per_node N -m medseg predict ...) the cases are shared out "
+            "across the processes."
         ),
     )
     parser.add_argument(
-        "-m", "--model", type=Path, required=True, help="checkpoint file or its folder (best.pt)"
+        "-m",
+        "--model",
+        type=Path,
+        required=True,
+        help="checkpoint: the training run folder, its checkpoints/ folder (best.pt) or a .pt file",
     )
     parser.add_argument("-i", "--input", type=Path, nargs="+", required=True, help="image files")
     parser.add_argument("-o", "--output", type=output_path, required=True, help="output folder")
@@ -57,19 +63,59 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--device", type=device_name, default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
     )
     parser.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default=None)
-    parser.add_argument("--overwrite", action="store_true", help="predict cases whose output already exists")
+    parser.add_argument(
+        "--save-probabilities",
+        action="store_true",
+        help="also write <case>_probabilities (float32, one channel per class); labels alone need far less memory",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="predict cases whose output already exists; restart block-wise outputs left by another job",
+    )
     add_progress(parser)
     parser.set_defaults(func=run)
 
 
+#: CLI option of each ``infer`` key, to name the option in validation errors.
+_OPTIONS = {
+    "roi_size": "--roi-size",
+    "overlap": "--overlap",
+    "batch_size": "--batch-size",
+    "device": "--device",
+    "precision": "--precision",
+    "mirror_axes": "--no-tta",
+}
+
+
+def infer_config(trained: dict, chosen: dict):
+    """The ``infer`` section: training's, with the options given, validated by :mod:`medseg.config`.
+
+    ``trained`` is the training run's whole config (as stored in the checkpoint), so the
+    options are checked against the checkpoint's model (roi size vs its depth, 2D vs 3D).
+    """
+    from medseg.config import config_from_dict
+    from medseg.errors import ConfigError
+
+    given = {k: v for k, v in chosen.items() if v is not None}
+    try:
+        infer = {**trained.get("infer", {}), **given}
+        return config_from_dict({**trained, "infer": infer}, source="medseg predict").infer
+    except ConfigError as err:
+        message = str(err).removeprefix("medseg predict: ")
+        for key, option in _OPTIONS.items():
+            message = message.replace(f"'infer.{key}'", f"{option} (infer.{key})")
+        raise ConfigError(message) from err
+
+
 def run(args: argparse.Namespace) -> int:
-    from medseg.config import InferConfig
-    from medseg.pipeline.predicting import predict_files
+    from medseg.infer.predictor import checkpoint_path
+    from medseg.pipeline.predicting import predict_files, shard
     from medseg.pipeline.training import sliding_window_from_infer
     from medseg.train.checkpoint import load_checkpoint
 
-    checkpoint = args.model / "best.pt" if args.model.is_dir() else args.model
-    trained = load_checkpoint(checkpoint)["metadata"].get("config", {}).get("infer", {})
+    checkpoint = checkpoint_path(args.model)
+    trained = load_checkpoint(checkpoint)["metadata"].get("config", {})
     chosen = {
         "roi_size": args.roi_size,
         "overlap": args.overlap,
@@ -78,8 +124,7 @@ def run(args: argparse.Namespace) -> int:
         "precision": args.precision,
         "mirror_axes": [] if args.no_tta else None,
     }
-    infer = InferConfig.model_validate({**trained, **{k: v for k, v in chosen.items() if v is not None}})
-    window = sliding_window_from_infer(infer, progress=False)
+    window = sliding_window_from_infer(infer_config(trained, chosen), progress=False)
     results = predict_files(
         checkpoint,
         args.input,
@@ -88,11 +133,18 @@ def run(args: argparse.Namespace) -> int:
         submission_format=args.submission_format,
         block_shape=args.block_shape,
         halo=args.halo,
+        save_probabilities=args.save_probabilities,
         overwrite=args.overwrite,
         progress=not args.no_progress,
     )
-    done = sum(not r.skipped for r in results)
-    print(f"predicted {done} case(s), skipped {len(results) - done} existing; labels in {args.output}")
+    done = [r.case for r in results if not r.skipped]
+    rank, world = shard()
+    where = f"rank {rank} of {world}: " if world > 1 else ""
+    print(
+        f"{where}predicted {len(done)} case(s), skipped {len(results) - len(done)} existing; labels in {args.output}"
+    )
+    if world > 1:
+        print(f"{where}cases {', '.join(done) if done else '-'}")
     if args.submission_format:
         print(f"{args.submission_format} submission files in {args.output / args.submission_format}")
     return 0

@@ -1,9 +1,17 @@
 """Block-wise prediction of arrays larger than memory (EM stacks, big scans).
 
 Like torch-em's ``predict_with_halo``: the image is read block by block with a halo
-of context, each block is predicted with the sliding window, the halo is cropped and
-the labels go into an on-disk Zarr array. Memory stays bounded by the block size;
-an interrupted run continues with the blocks not yet written.
+of context, each block is predicted with the sliding window (labels by the engine's
+row-by-row argmax), the halo is cropped and the labels go into an on-disk Zarr array.
+Memory stays bounded by the block size; an interrupted run continues with the blocks not
+yet written, and only when it is the same job: block shape, halo, window, model and
+checkpoint hash are recorded in the store's attributes and compared on resume.
+
+Instance-trained models get seamless instances: each block's objects are split on the
+block *with* its halo; objects of the block's interior get new global ids; where the halo
+overlaps blocks already written, an object is joined (union-find) to the written object it
+shares most of its voxels with (a majority both ways). A last pass over the blocks replaces
+every id by its set's id, numbered 1..N, so an object cut by block borders has one id.
 """
 
 from __future__ import annotations
@@ -14,14 +22,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import fastremap
 import numpy as np
 from tqdm.auto import tqdm
 
 from medseg.errors import ConfigError, ShapeError
 from medseg.infer.predictor import Predictor
+from medseg.infer.sliding_window import label_dtype
 from medseg.io.zarr_output import BlockOutput
 
-__all__ = ["iter_blocks", "predict_blockwise"]
+__all__ = ["UnionFind", "iter_blocks", "predict_blockwise"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +45,39 @@ def iter_blocks(shape: Sequence[int], block_shape: Sequence[int]) -> list[tuple[
     ]
 
 
+class UnionFind:
+    """Disjoint sets of integer ids (path halving, union by smaller root)."""
+
+    def __init__(self, parents: dict[int, int] | None = None) -> None:
+        self.parent: dict[int, int] = dict(parents or {})
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _job_settings(predictor: Predictor, block_shape, halo, instances: bool) -> dict[str, Any]:
+    window = predictor.window
+    return {
+        "block_shape": list(block_shape),
+        "halo": list(halo),
+        "output": "instances" if instances else "labels",
+        "roi_size": list(window.roi_size),
+        "overlap": window.overlap,
+        "mirror_axes": list(window.mirror_axes),
+        "precision": window.precision,
+        **predictor.identity,
+    }
+
+
 def predict_blockwise(
     predictor: Predictor,
     image: Any,
@@ -42,6 +85,8 @@ def predict_blockwise(
     *,
     block_shape: Sequence[int],
     halo: Sequence[int],
+    instances: bool | None = None,
+    overwrite: bool = False,
     progress: bool = False,
 ) -> Path:
     """Predict a lazily-read image block by block into a ``.zarr`` label map.
@@ -54,12 +99,20 @@ def predict_blockwise(
         ``(C, [Z,] Y, X)`` with ``spacing``/``origin``/``direction`` attributes
         (:func:`medseg.io.open_array`) or a plain array.
     output : path
-        ``.zarr`` store for the ``([Z,] Y, X)`` uint8 labels, with the image's geometry.
+        ``.zarr`` store for the ``([Z,] Y, X)`` labels (uint8 up to 256 classes, wider
+        above; uint32 instance ids), with the image's geometry.
     block_shape : sequence of int
         Spatial size of the blocks written at once.
     halo : sequence of int
         Context read around each block on every side, cropped after prediction
-        (use at least half the network's receptive field).
+        (use at least half the network's receptive field; for instances, at least the
+        size of the objects' overlap needed to recognise them on both sides).
+    instances : bool, optional
+        Write seamless instance ids instead of class labels; default: when the
+        checkpoint was trained on instances.
+    overwrite : bool
+        Start again when ``<output>.incomplete`` is left from another job (default:
+        refuse with the differences named).
     progress : bool
         Progress bar over blocks.
 
@@ -77,25 +130,107 @@ def predict_blockwise(
         )
     if min(block_shape) < 1 or min(halo) < 0:
         raise ConfigError(f"block_shape must be positive and halo >= 0, got {block_shape} and {halo}")
+    instances = predictor.is_instance_model if instances is None else instances
     out = BlockOutput(
         output,
         shape=spatial,
-        dtype=np.uint8,
+        dtype=np.uint32 if instances else label_dtype(predictor.num_classes),
         spacing=getattr(image, "spacing", None),
         origin=getattr(image, "origin", None),
         direction=getattr(image, "direction", None),
+        settings=_job_settings(predictor, block_shape, halo, instances),
+        overwrite=overwrite,
     )
-    blocks = iter_blocks(spatial, block_shape)
+    all_blocks = iter_blocks(spatial, block_shape)
     done = out.done
-    todo = [(i, b) for i, b in enumerate(blocks) if i not in done]
-    logger.info("%d of %d blocks to predict into %s", len(todo), len(blocks), output)
-    for index, block in tqdm(todo, desc="blocks", unit="block", disable=not progress):
+    todo = [i for i in range(len(all_blocks)) if i not in done]
+    logger.info("%d of %d blocks to predict into %s", len(todo), len(all_blocks), output)
+    state = out.state
+    sets = UnionFind({int(k): v for k, v in state.get("parents", {}).items()})
+    next_id = int(state.get("next_id", 1))
+    for index in tqdm(todo, desc="blocks", unit="block", disable=not progress):
+        block = all_blocks[index]
         outer = tuple(
             slice(max(0, s.start - h), min(n, s.stop + h))
             for s, h, n in zip(block, halo, spatial, strict=True)
         )
         data = np.asarray(image[(slice(None), *outer)])
-        labels = predictor.predict_logits(data).argmax(dim=0).cpu().numpy().astype(np.uint8)
         inner = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(block, outer, strict=True))
-        out.write_block(index, block, labels[inner])
+        if not instances:
+            labels = predictor.predict_label_array(data)
+            out.write_block(index, block, labels[inner])
+            continue
+        local = predictor.instances_from_logits(predictor.predict_logits(data))
+        ids = _global_ids(local, next_id)
+        next_id += int(local.max())
+        _join_with_written(ids, outer, all_blocks, done, out, sets)
+        out.write_block(index, block, ids[inner], state={"next_id": next_id, "parents": sets.parent})
+        done = done | {index}
+    if instances:
+        _relabel(out, all_blocks, sets)
     return out.finish()
+
+
+def _global_ids(local: np.ndarray, first: int) -> np.ndarray:
+    """Local ids 1..n of one block as global ids ``first .. first + n - 1`` (0 stays 0)."""
+    ids = local.astype(np.uint32)
+    return np.where(ids > 0, ids + np.uint32(first - 1), np.uint32(0)).astype(np.uint32)
+
+
+def _join_with_written(
+    ids: np.ndarray,
+    outer: tuple[slice, ...],
+    blocks: list[tuple[slice, ...]],
+    done: set[int],
+    out: BlockOutput,
+    sets: UnionFind,
+) -> None:
+    """Union each new object with the written object it overlaps most in the halo (mutual majority)."""
+    for other in done:
+        region = _intersection(outer, blocks[other])
+        if region is None:
+            continue
+        written = np.asarray(out.array[region])
+        mine = ids[
+            tuple(slice(r.start - o.start, r.stop - o.start) for r, o in zip(region, outer, strict=True))
+        ]
+        both = (written > 0) & (mine > 0)
+        if not both.any():
+            continue
+        pairs, counts = np.unique(np.stack([mine[both], written[both]]), axis=1, return_counts=True)
+        mine_sizes = dict(zip(*fastremap.unique(mine[mine > 0], return_counts=True), strict=True))
+        written_sizes = dict(zip(*fastremap.unique(written[written > 0], return_counts=True), strict=True))
+        for (a, b), n in zip(pairs.T, counts, strict=True):
+            if 2 * n > mine_sizes[a] and 2 * n > written_sizes[b]:
+                sets.union(int(a), int(b))
+
+
+def _intersection(a: tuple[slice, ...], b: tuple[slice, ...]) -> tuple[slice, ...] | None:
+    out = tuple(slice(max(x.start, y.start), min(x.stop, y.stop)) for x, y in zip(a, b, strict=True))
+    return None if any(s.start >= s.stop for s in out) else out
+
+
+def _relabel(out: BlockOutput, blocks: list[tuple[slice, ...]], sets: UnionFind) -> None:
+    """Give every written object its set's id, the sets numbered 1..N in id order.
+
+    The mapping and the blocks already relabelled are saved, so a run interrupted in this
+    pass finishes it without relabelling a block twice.
+    """
+    state = out.state
+    if "mapping" not in state:
+        present: set[int] = set()
+        for block in blocks:
+            present.update(int(i) for i in fastremap.unique(np.asarray(out.array[block])) if i)
+        numbers: dict[int, int] = {}
+        state["mapping"] = {i: numbers.setdefault(sets.find(i), len(numbers) + 1) for i in sorted(present)}
+        state["relabelled"] = []
+        out.save_state(state)
+    mapping = {0: 0, **{int(k): int(v) for k, v in state["mapping"].items()}}
+    for index, block in enumerate(blocks):
+        if index in state["relabelled"]:
+            continue
+        out.array[block] = fastremap.remap(
+            np.asarray(out.array[block]), mapping, preserve_missing_labels=True
+        )
+        state["relabelled"].append(index)
+        out.save_state(state)

@@ -4,7 +4,10 @@ For outputs larger than memory (predicted label maps of big EM stacks or scans):
 the array is created as ``<path>.incomplete`` with the target geometry; blocks are
 written into it and recorded as done; :meth:`BlockOutput.finish` renames it to
 ``path``. An interrupted job leaves only ``<path>.incomplete``, which a new
-:class:`BlockOutput` on the same path, shape and dtype picks up again.
+:class:`BlockOutput` on the same path picks up again when shape, dtype and the job's
+``settings`` (block shape, halo, model, checkpoint hash: whatever the caller records)
+are the same; otherwise it refuses (naming what differs) or, with ``overwrite``, restarts.
+The job's settings stay in the finished store's attributes (``medseg_job``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from medseg.errors import FormatError
+from medseg.errors import ConfigError, FormatError
 from medseg.io._container import attrs_for, chunks_for, layout_for
 from medseg.io.volume import Volume
 
@@ -27,6 +30,8 @@ __all__ = ["BlockOutput"]
 logger = logging.getLogger(__name__)
 
 _DONE_ATTR = "medseg_done_blocks"
+_SETTINGS_ATTR = "medseg_job"
+_STATE_ATTR = "medseg_state"
 
 
 class BlockOutput:
@@ -53,6 +58,8 @@ class BlockOutput:
         spacing: tuple[float, ...] | None = None,
         origin: tuple[float, ...] | None = None,
         direction: np.ndarray | None = None,
+        settings: dict[str, Any] | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
         if self.path.suffix != ".zarr":
@@ -60,6 +67,7 @@ class BlockOutput:
         self.partial = self.path.with_name(self.path.name + ".incomplete")
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
+        self.settings = json.loads(json.dumps(settings or {}))
         geometry = Volume(
             np.zeros((1,) + (1,) * len(self.shape), dtype=self.dtype),
             spacing=spacing,
@@ -67,42 +75,79 @@ class BlockOutput:
             direction=direction,
         )
         _, axes = layout_for(geometry)
-        if self.partial.exists() and self._matches():
+        self._geometry = geometry
+        if self.partial.exists() and not overwrite:
+            self._check_resumable()
             self.array = zarr.open_array(str(self.partial), mode="r+")
             logger.info("resuming %s: %d block(s) already done", self.partial, len(self.done))
-        else:
-            shutil.rmtree(self.partial, ignore_errors=True)
-            self.partial.parent.mkdir(parents=True, exist_ok=True)
-            self.array = zarr.open_array(
-                str(self.partial),
-                mode="w",
-                shape=self.shape,
-                dtype=self.dtype,
-                chunks=chunks_for(self.shape, axes),
-            )
-            self.array.attrs.update(json.loads(json.dumps({**attrs_for(geometry, axes), _DONE_ATTR: []})))
+            return
+        shutil.rmtree(self.partial, ignore_errors=True)
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        self.array = zarr.open_array(
+            str(self.partial),
+            mode="w",
+            shape=self.shape,
+            dtype=self.dtype,
+            chunks=chunks_for(self.shape, axes),
+        )
+        attrs = {**attrs_for(geometry, axes), _DONE_ATTR: [], _SETTINGS_ATTR: self.settings, _STATE_ATTR: {}}
+        self.array.attrs.update(json.loads(json.dumps(attrs)))
 
-    def _matches(self) -> bool:
+    def _check_resumable(self) -> None:
+        """Raise ConfigError naming every difference between the interrupted job and this one."""
         try:
             array = zarr.open_array(str(self.partial), mode="r")
-        except (ValueError, OSError, KeyError, TypeError):
-            return False
-        return tuple(array.shape) == self.shape and np.dtype(array.dtype) == self.dtype
+        except (ValueError, OSError, KeyError, TypeError) as err:
+            raise ConfigError(
+                f"{self.partial} is left from an interrupted run but cannot be opened ({err}); "
+                "delete it or predict with overwrite (medseg predict --overwrite)"
+            ) from err
+        recorded = {
+            "shape": list(array.shape),
+            "dtype": str(np.dtype(array.dtype)),
+            **array.attrs.get(_SETTINGS_ATTR, {}),
+        }
+        wanted = {"shape": list(self.shape), "dtype": str(self.dtype), **self.settings}
+        differ = [
+            f"{key}: interrupted run {recorded.get(key)!r}, now {wanted.get(key)!r}"
+            for key in sorted(set(recorded) | set(wanted))
+            if recorded.get(key) != wanted.get(key)
+        ]
+        if differ:
+            raise ConfigError(
+                f"cannot resume {self.partial}: " + "; ".join(differ) + ". Predict with the same "
+                "settings to resume, or with overwrite (medseg predict --overwrite) to start again"
+            )
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """Free-form JSON state saved with the done blocks (e.g. instance id counters)."""
+        return dict(self.array.attrs.get(_STATE_ATTR, {}))
 
     @property
     def done(self) -> set[int]:
         """Indices of the blocks already written."""
         return set(self.array.attrs.get(_DONE_ATTR, []))
 
-    def write_block(self, index: int, where: tuple[slice, ...], data: np.ndarray) -> None:
-        """Write block number ``index`` at ``where`` and record it as done."""
+    def write_block(
+        self, index: int, where: tuple[slice, ...], data: np.ndarray, *, state: dict[str, Any] | None = None
+    ) -> None:
+        """Write block number ``index`` at ``where`` and record it (and ``state``) as done."""
         self.array[where] = data
-        self.array.attrs[_DONE_ATTR] = sorted(self.done | {int(index)})
+        update = {_DONE_ATTR: sorted(self.done | {int(index)})}
+        if state is not None:
+            update[_STATE_ATTR] = json.loads(json.dumps(state))
+        self.array.attrs.update(update)
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        """Replace the saved :attr:`state`."""
+        self.array.attrs[_STATE_ATTR] = json.loads(json.dumps(state))
 
     def finish(self) -> Path:
         """Move the completed array into place (replacing an older ``path``)."""
         attrs = dict(self.array.attrs)
-        attrs.pop(_DONE_ATTR, None)
+        for key in (_DONE_ATTR, _STATE_ATTR):
+            attrs.pop(key, None)
         self.array.attrs.clear()
         self.array.attrs.update(attrs)
         if self.path.exists():

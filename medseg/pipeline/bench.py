@@ -1,77 +1,233 @@
-"""``medseg bench``: time medseg's SlidingWindow against MONAI's sliding_window_inference on the same work.
+"""``medseg bench``: medseg's sliding-window engine against MONAI's ``sliding_window_inference``.
 
-Also ``python benchmarks/bench_sliding_window.py [--device cuda]``. Prints a table; not a test.
+Also ``python benchmarks/bench_sliding_window.py [--device cuda]``. Prints one table; not a test.
 
-Both blend Gaussian-weighted windows (sigma = 0.125 * roi) with the same overlap and
-window batch size. The tilings differ (medseg spreads windows evenly, MONAI steps from
-the origin), so the outputs of a real U-Net differ slightly near window seams; the
-"max |diff|" column uses a pointwise model for which every tiling gives the exact answer.
+Both engines run the same MONAI ``BasicUNet`` (features (16, 16, 32, 64, 128, 16) on the CPU,
+(32, 32, 64, 128, 256, 32) on CUDA) on the same random input, with the same roi, overlap,
+window batch and Gaussian importance map (medseg's, passed to MONAI as ``roi_weight_map``).
+The image sizes are chosen so that MONAI's window grid (steps from the origin) equals medseg's
+(evenly spread), so fp32 outputs must agree to float rounding ("max diff", against MONAI
+fp32). Runs are interleaved (MONAI, medseg, MONAI, ...) and the fastest of ``repeat`` is
+kept; its CPU time is shown beside the wall time (CPU time well above wall x threads, or wall
+well above CPU / threads, means the machine was shared).
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` during the call; on the CPU the
+highest resident set size sampled every 2 ms during the call, minus the RSS before it
+(input already allocated). The "labels" case compares labels-only prediction of a 384^3
+volume with 8 classes (a small network, so that the 1331 windows finish in minutes on a CPU)
+with MONAI building the full 8-class output; MONAI's argmax is taken after its time and
+memory are measured, in its favour.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 from monai.inferers import sliding_window_inference
-from torch import nn
+from monai.networks.nets import BasicUNet
 
 from medseg.infer.sliding_window import SlidingWindow
-from medseg.models import build_model
+from medseg.infer.tiling import importance_map
 
-__all__ = ["CASES", "bench_sliding_window"]
+__all__ = ["CPU_CASES", "GPU_CASES", "Case", "bench_sliding_window"]
 
-CASES = [
-    # name, image shape (N, C, *spatial), roi, model params
-    ("2D 1x1x1024x1024", (1, 1, 1024, 1024), (256, 256), {"spatial_dims": 2, "features": 16, "depth": 4}),
-    ("2D 8 sections 512^2", (8, 1, 512, 512), (256, 256), {"spatial_dims": 2, "features": 16, "depth": 4}),
-    ("3D 1x1x64x192x192", (1, 1, 64, 192, 192), (32, 96, 96), {"spatial_dims": 3, "features": 8, "depth": 3}),
+_CPU_FEATURES = (16, 16, 32, 64, 128, 16)
+_GPU_FEATURES = (32, 32, 64, 128, 256, 32)
+_SMALL_FEATURES = (4, 4, 8, 8, 16, 4)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark job: an image shape ``(N, C, *spatial)``, window, overlap, batch and network."""
+
+    name: str
+    shape: tuple[int, ...]
+    roi: tuple[int, ...]
+    overlap: float
+    batch_size: int
+    features: tuple[int, ...]
+    classes: int = 2
+    labels_only: bool = False
+
+
+CPU_CASES = [
+    Case("2D 1024^2", (1, 1, 1024, 1024), (256, 256), 0.5, 4, _CPU_FEATURES),
+    Case("3D 96x160x160", (1, 1, 96, 160, 160), (64, 64, 64), 0.5, 4, _CPU_FEATURES),
+    Case("3D 384^3 labels", (1, 1, 384, 384, 384), (64, 64, 64), 0.5, 4, _SMALL_FEATURES, 8, True),
+]
+GPU_CASES = [
+    Case("2D 4096^2", (1, 1, 4096, 4096), (512, 512), 0.25, 8, _GPU_FEATURES),
+    Case("3D 256^3", (1, 1, 256, 256, 256), (128, 128, 128), 0.5, 4, _GPU_FEATURES),
+    Case("3D 384^3 labels", (1, 1, 384, 384, 384), (128, 128, 128), 0.5, 4, _GPU_FEATURES, 8, True),
 ]
 
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
-def _time(fn, device: torch.device, repeat: int) -> tuple[float, torch.Tensor]:
-    fn()  # warm-up
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        if device.type == "cuda":
+
+class _PeakMemory:
+    """Peak memory used during a block: CUDA allocations, or sampled RSS growth on the CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak = 0
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss() - self._start)
+            self._stop.wait(0.002)
+
+    def __enter__(self) -> _PeakMemory:
+        if self.device.type == "cuda":
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        out = fn()
-        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            self._start = torch.cuda.memory_allocated()
+        else:
+            self._start = self._rss()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
             torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+            self.peak = torch.cuda.max_memory_allocated() - self._start
+        else:
+            self._stop.set()
+            self._thread.join()
+
+
+@dataclass
+class _Timing:
+    wall: float = math.inf
+    cpu: float = 0.0
+    memory: int = 0
+    output: torch.Tensor | None = None
+
+
+def _engines(case: Case, device: torch.device, precisions: list[str]) -> dict[tuple[str, str], Callable]:
+    spatial_dims = len(case.roi)
+    torch.manual_seed(0)
+    model = BasicUNet(
+        spatial_dims=spatial_dims, in_channels=1, out_channels=case.classes, features=case.features
+    )
+    model = model.to(device).eval()
+    weights = torch.from_numpy(importance_map(case.roi, "gaussian")).to(device)
+    engines = {}
+    for precision in ["fp32"] if case.labels_only else precisions:
+        dtype = _DTYPES[precision]
+        window = SlidingWindow(
+            case.roi,
+            overlap=case.overlap,
+            batch_size=case.batch_size,
+            device=str(device),
+            precision={"fp32": "float32", "bf16": "bfloat16"}[precision],
+        )
+
+        def monai(image, dtype=dtype):
+            with torch.inference_mode(), torch.autocast(device.type, dtype, enabled=dtype != torch.float32):
+                out = sliding_window_inference(
+                    image, case.roi, case.batch_size, model, overlap=case.overlap, roi_weight_map=weights
+                )
+            return out
+
+        def medseg(image, window=window):
+            return window.predict_labels(model, image) if case.labels_only else window(model, image)
+
+        engines[("MONAI", precision)] = monai
+        engines[("medseg", precision)] = medseg
+    return engines
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def bench_sliding_window(
-    *, device: str | None = None, repeat: int = 2, overlap: float = 0.5, batch_size: int = 4
+    *,
+    device: str | None = None,
+    repeat: int = 2,
+    cases: list[Case] | None = None,
+    precisions: tuple[str, ...] = ("fp32", "bf16"),
+    names: tuple[str, ...] = (),
 ) -> Iterator[str]:
-    """Yield the lines of the comparison table, one case at a time."""
+    """Yield the lines of the comparison table, one row per case, engine and precision.
+
+    Parameters
+    ----------
+    device : str, optional
+        ``cpu`` or ``cuda``; default CUDA when available.
+    repeat : int
+        Timed runs per engine after one warm-up, interleaved across engines; the fastest counts.
+    cases : list of Case, optional
+        Default :data:`CPU_CASES` or :data:`GPU_CASES` by device.
+    precisions : tuple of str
+        ``fp32`` and/or ``bf16`` (autocast for both engines).
+    names : tuple of str
+        Only the cases whose name starts with one of these.
+    """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    torch.manual_seed(0)
-    yield f"device {device}, overlap {overlap}, window batch {batch_size}, best of {repeat}"
-    yield f"{'case':<22} {'medseg s':>9} {'MONAI s':>9} {'MONAI/medseg':>13} {'max|diff| pointwise':>20}"
-    for name, shape, roi, params in CASES:
-        image = torch.rand(shape, device=device)
-        model = build_model("unet", in_channels=1, out_channels=2, **params).to(device).eval()
-        window = SlidingWindow(roi, overlap=overlap, batch_size=batch_size, device=str(device))
-
-        def ours(model=model, window=window, image=image):
-            return window(model, image)
-
-        def monai(model=model, roi=roi, image=image):
-            with torch.inference_mode():
-                return sliding_window_inference(
-                    image, roi, batch_size, model, overlap=overlap, mode="gaussian"
-                )
-
-        t_ours, _ = _time(ours, device, repeat)
-        t_monai, _ = _time(monai, device, repeat)
-        conv = nn.Conv2d if len(roi) == 2 else nn.Conv3d
-        pointwise = nn.Sequential(conv(1, 4, 1), nn.Tanh(), conv(4, 2, 1)).to(device).eval()
-        a = window(pointwise, image)
-        with torch.inference_mode():
-            b = sliding_window_inference(image, roi, batch_size, pointwise, overlap=overlap, mode="gaussian")
-        diff = (a.to(b.device) - b).abs().max().item()
-        yield f"{name:<22} {t_ours:>9.3f} {t_monai:>9.3f} {t_monai / t_ours:>12.2f}x {diff:>20.2e}"
+    cases = cases if cases is not None else (GPU_CASES if device.type == "cuda" else CPU_CASES)
+    cases = [c for c in cases if not names or c.name.startswith(names)]
+    label = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu, {torch.get_num_threads()} threads"
+    )
+    yield f"device {label}; best of {repeat} interleaved runs after a warm-up"
+    yield (
+        f"{'case':<17} {'engine':<7} {'prec':<5} {'wall s':>8} {'cpu s':>8} {'Mvox/s':>8} "
+        f"{'speed-up':>9} {'max diff':>9} {'agree %':>8} {'peak MB':>8}"
+    )
+    for case in cases:
+        image = torch.randn(case.shape, device=device)
+        engines = _engines(case, device, list(precisions))
+        timings = {key: _Timing() for key in engines}
+        for run in range(repeat + 1):
+            for key, fn in engines.items():
+                _sync(device)
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                with _PeakMemory(device) as memory:
+                    out = fn(image)
+                    _sync(device)
+                wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+                timing = timings[key]
+                timing.memory = max(timing.memory, memory.peak)
+                if run and wall < timing.wall:
+                    timing.wall, timing.cpu = wall, cpu
+                if run == 0:  # MONAI's labels are taken outside the measurement (in its favour)
+                    timing.output = (
+                        out.argmax(dim=1).to(torch.uint8)
+                        if out.is_floating_point() and case.labels_only
+                        else out
+                    )
+                del out
+        reference = timings[("MONAI", "fp32")].output if ("MONAI", "fp32") in timings else None
+        voxels = math.prod(case.shape[2:]) * case.shape[0]
+        for (engine, precision), timing in timings.items():
+            speedup = timings[("MONAI", precision)].wall / timing.wall
+            diff, agree = "-", "-"
+            if reference is not None:
+                out, ref = timing.output, reference
+                if case.labels_only:
+                    agree = f"{(out.long().cpu() == ref.long().cpu()).double().mean().item() * 100:.3f}"
+                else:
+                    diff = f"{(out.float().cpu() - ref.float().cpu()).abs().max().item():.1e}"
+                    agree = f"{(out.argmax(1).cpu() == ref.argmax(1).cpu()).double().mean().item() * 100:.3f}"
+            yield (
+                f"{case.name:<17} {engine:<7} {precision:<5} {timing.wall:>8.3f} {timing.cpu:>8.2f} "
+                f"{voxels / timing.wall / 1e6:>8.2f} {speedup:>8.2f}x {diff:>9} {agree:>8} "
+                f"{timing.memory / 2**20:>8.0f}"
+            )
+        del engines, timings, image

@@ -113,7 +113,7 @@ def run_demo(
         read(data_root / "test-labels.tif").array[0], source=data_root / "test-labels.tif"
     )
     predict_start = time.perf_counter()
-    prediction = predictor.predict(test.image)
+    prediction = predictor.predict(test.image, probabilities=True)
     predict_seconds = time.perf_counter() - predict_start
 
     labels = prediction.labels.array[0]

@@ -1,8 +1,17 @@
-"""Batch prediction of image files with a trained checkpoint (``medseg predict``)."""
+"""Batch prediction of image files with a trained checkpoint (``medseg predict``).
+
+Under ``torchrun`` (``RANK``/``WORLD_SIZE`` in the environment) each process predicts the
+cases ``i`` with ``i % WORLD_SIZE == RANK``: every case is written once, by one process,
+and no bookkeeping is shared. Each case's files are written atomically, the label map
+last: a case counts as done when its label map exists, so a killed run, started again,
+predicts exactly the cases that are missing (and leaves no half-written file).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,19 +23,23 @@ from medseg.errors import ConfigError, DataNotFoundError
 from medseg.eval.formats import get_format, write_submission
 from medseg.infer.blockwise import predict_blockwise
 from medseg.infer.postprocess import label_instances
-from medseg.infer.predictor import Prediction, Predictor
+from medseg.infer.predictor import Prediction, Predictor, checkpoint_path, file_sha256
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import open_array, read, split_key, suffix_of, write
 from medseg.train.checkpoint import load_checkpoint
 
-__all__ = ["PredictedCase", "case_name", "predict_files", "write_case_submission"]
+__all__ = ["PredictedCase", "case_name", "predict_files", "shard", "write_case_submission"]
 
 logger = logging.getLogger(__name__)
 
 #: Formats whose files hold instance ids: predictions are split into connected components.
-_INSTANCE_FORMATS = {"ctc", "glas", "monuseg"}
+_INSTANCE_FORMATS = {"ctc", "glas", "monuseg", "instances"}
 #: Lossy or geometry-less inputs get their labels written as TIFF instead.
 _LABEL_SUFFIX_FOR = {".jpg": ".tif", ".jpeg": ".tif", ".bmp": ".png"}
+#: Suffixes that hold float multi-channel probabilities; others get theirs as TIFF.
+_PROBABILITY_SUFFIXES = {".nii.gz", ".nii", ".tif", ".tiff", ".zarr", ".h5", ".hdf5", ".mha", ".nrrd"}
+#: nnU-Net names the first channel of a case ``<case>_0000``.
+_NNUNET_CHANNEL = re.compile(r"_0000$")
 
 
 @dataclass(frozen=True)
@@ -38,9 +51,24 @@ class PredictedCase:
 
 
 def case_name(path: str | Path) -> str:
-    """File name without its (possibly double) suffix or container key: ``case_001.nii.gz`` → ``case_001``."""
+    """The case id of an input file: its name without suffix, container key or nnU-Net channel.
+
+    ``case_001.nii.gz`` → ``case_001``; ``imagesTs/right_0000.tif`` → ``right`` (nnU-Net's
+    ``_0000`` first-channel suffix is dropped, so predictions pair with ``labelsTs/right.tif``).
+    """
     path = split_key(path)[0]
-    return path.name[: -len(suffix_of(path))]
+    return _NNUNET_CHANNEL.sub("", path.name[: -len(suffix_of(path))])
+
+
+def shard() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process under ``torchrun``; ``(0, 1)`` otherwise."""
+    try:
+        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError as err:
+        raise ConfigError(f"RANK and WORLD_SIZE must be integers (as torchrun sets them): {err}") from None
+    if not 0 <= rank < world:
+        raise ConfigError(f"RANK {rank} is not in [0, WORLD_SIZE={world}); start the job with torchrun")
+    return rank, world
 
 
 def predict_files(
@@ -52,6 +80,7 @@ def predict_files(
     submission_format: str | None = None,
     block_shape: Sequence[int] | None = None,
     halo: Sequence[int] | None = None,
+    save_probabilities: bool = False,
     overwrite: bool = False,
     progress: bool = False,
 ) -> list[PredictedCase]:
@@ -60,32 +89,43 @@ def predict_files(
     Parameters
     ----------
     checkpoint : path
-        A ``best.pt``/``latest.pt`` of ``medseg train``/``medseg demo``, or their folder.
+        A ``.pt`` file of ``medseg train``/``medseg demo``, its ``checkpoints/`` folder or
+        the training run folder.
     inputs : sequence of path
         Image files in any format :func:`medseg.io.read` takes.
     out_dir : path
-        Gets ``<case><suffix>`` label maps (the input's suffix; ``.tif`` for JPEG input)
-        and, with ``submission_format``, the challenge files.
+        Gets ``<case><suffix>`` label maps, named by case id (:func:`case_name`; the input's
+        suffix, ``.tif`` for JPEG input) and, with ``submission_format``, the challenge files.
     window : SlidingWindow
         Tiling, TTA and device settings.
     submission_format : str, optional
         Also write each case in a challenge format (see :mod:`medseg.eval.formats`):
-        ``isbi2012`` writes the non-membrane probability, instance formats get the
-        connected components of the predicted foreground.
+        ``isbi2012`` writes the non-membrane probability; instance formats get the
+        watershed instances of an instance-trained checkpoint, else the connected
+        components of the predicted foreground.
     block_shape, halo : sequence of int, optional
         Predict out of core: read each image lazily block by block (with ``halo``
         context, default a quarter of the window) and write ``<case>.zarr`` label maps;
         an interrupted case resumes with its missing blocks. Not combined with
         ``submission_format``.
+    save_probabilities : bool
+        Also write ``<case>_probabilities<suffix>`` (float32 softmax, one channel per class);
+        otherwise labels are computed without a full-size probability buffer.
     overwrite : bool
         Predict cases whose label file already exists again (default: skip them, so an
         interrupted run continues where it stopped).
     progress : bool
         Show a progress bar over files.
+
+    Returns
+    -------
+    list of PredictedCase
+        The cases of this process (all of them, unless run under ``torchrun``).
     """
-    checkpoint = Path(checkpoint)
-    if checkpoint.is_dir():
-        checkpoint = checkpoint / "best.pt"
+    checkpoint = checkpoint_path(checkpoint)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output folder {out} is an existing file; pass a folder to -o/--output")
     paths = [Path(p) for p in inputs]
     missing = [str(p) for p in paths if not split_key(p)[0].exists()]
     if missing:
@@ -100,13 +140,16 @@ def predict_files(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"inputs share case names {duplicates[:5]}; predict them into separate folders")
+    rank, world = shard()
     state = load_checkpoint(checkpoint)
-    predictor = Predictor.from_checkpoint(state, window)
-    out = Path(out_dir)
+    predictor = Predictor.from_checkpoint(
+        state, window, identity={"checkpoint_sha256": file_sha256(checkpoint)}
+    )
+    mine = [(p, n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if i % world == rank]
+    if world > 1:
+        logger.info("rank %d of %d: %d of %d case(s)", rank, world, len(mine), len(paths))
     results = []
-    for path, name in tqdm(
-        list(zip(paths, names, strict=True)), desc="cases", unit="case", disable=not progress
-    ):
+    for path, name in tqdm(mine, desc="cases", unit="case", disable=not progress):
         file_suffix = suffix_of(split_key(path)[0])
         suffix = ".zarr" if block_shape is not None else _LABEL_SUFFIX_FOR.get(file_suffix, file_suffix)
         target = out / f"{name}{suffix}"
@@ -119,15 +162,22 @@ def predict_files(
                 halo if halo is not None else tuple(r // 4 for r in _full_roi(window.roi_size, block_shape))
             )
             with open_array(path) as image:
-                labels = predict_blockwise(predictor, image, target, block_shape=block_shape, halo=context)
+                labels = predict_blockwise(
+                    predictor, image, target, block_shape=block_shape, halo=context, overwrite=overwrite
+                )
             results.append(PredictedCase(name, labels, None, skipped=False))
             continue
-        prediction = predictor.predict(read(path))
+        needs_probabilities = save_probabilities or submission_format == "isbi2012"
+        prediction = predictor.predict(read(path), probabilities=needs_probabilities)
         submission = None
         if submission_format is not None:
             submission = write_case_submission(
                 submission_format, prediction, out / submission_format, name, predictor
             )
+        if save_probabilities:
+            probability_suffix = suffix if suffix in _PROBABILITY_SUFFIXES else ".tif"
+            write(prediction.probabilities, out / f"{name}_probabilities{probability_suffix}")
+        # the label map last: its existence marks the case as done
         results.append(PredictedCase(name, write(prediction.labels, target), submission, skipped=False))
     return results
 
@@ -144,15 +194,20 @@ def write_case_submission(
     """Write one predicted case in challenge format ``fmt`` (probabilities, instances or classes as it needs)."""
     labels = prediction.labels.array[0]
     if fmt == "isbi2012":
+        if prediction.probabilities is None:
+            raise ConfigError("format isbi2012 needs class probabilities; predict with probabilities=True")
         classes = list(predictor.classes or [])
         if "membrane" not in classes:
             raise ConfigError(f"format isbi2012 needs a 'membrane' class; this model's classes are {classes}")
         membrane = prediction.probabilities.array[classes.index("membrane")]
         return write_submission(fmt, 1.0 - membrane, out_dir, case)
-    if fmt in _INSTANCE_FORMATS:
-        return write_submission(fmt, label_instances(labels), out_dir, case)
     geometry = {}
-    if fmt == "labelmap":
+    if fmt in ("labelmap", "instances"):  # the generic maps keep the image's geometry
         volume = prediction.labels
         geometry = {"spacing": volume.spacing, "origin": volume.origin, "direction": volume.direction}
+    if fmt in _INSTANCE_FORMATS:
+        instances = (
+            prediction.instances.array[0] if prediction.instances is not None else label_instances(labels)
+        )
+        return write_submission(fmt, instances, out_dir, case, **geometry)
     return write_submission(fmt, labels.astype(np.int64), out_dir, case, **geometry)

@@ -126,6 +126,6 @@ def _test_submission(config: PipelineConfig, predictor: Predictor, folder: Path)
     load, fmt = TEST_SPLITS[config.data.dataset]
     written = []
     for sample in load(Path(config.data.root)):
-        prediction = predictor.predict(sample.image)
+        prediction = predictor.predict(sample.image, probabilities=fmt == "isbi2012")
         written.append(write_case_submission(fmt, prediction, folder, sample.case_id, predictor))
     return written

@@ -266,13 +266,13 @@ CASES = [
         "predict-overlap-1.5",
         "predict -m {w}/run/checkpoints -i {w}/stack.tif -o {out} --overlap 1.5",
         2,
-        r"'overlap': .*less than 1 \(got 1\.5\)",
+        r"--overlap \(infer\.overlap\): .*less than 1 \(got 1\.5\)",
     ),
     _case(
         "predict-batch-size-0",
         "predict -m {w}/run/checkpoints -i {w}/stack.tif -o {out} --batch-size 0",
         2,
-        r"'batch_size': .*greater than or equal to 1 \(got 0\)",
+        r"--batch-size \(infer\.batch_size\): .*greater than or equal to 1 \(got 0\)",
     ),
     _case(
         "predict-device-bogus",
@@ -303,7 +303,7 @@ CASES = [
         "predict-model-missing",
         "predict -m {w}/nothing.pt -i {w}/stack.tif -o {out}",
         2,
-        r"nothing\.pt does not exist",
+        r"no checkpoint at .*nothing\.pt",
     ),
     _case(
         "predict-model-garbage",

@@ -79,7 +79,7 @@ def test_predict_errors_name_the_problem(trained, tmp_path, capsys):
     assert (
         main(["predict", "-m", model, "-i", image, "-o", str(tmp_path / "o"), "--roi-size", "30", "30"]) == 2
     )
-    assert "roi_size (30, 30) is not a valid input size" in capsys.readouterr().err
+    assert "infer.roi_size [30, 30] does not fit model 'unet'" in capsys.readouterr().err
     assert not (tmp_path / "o" / "test-volume.tif").exists()
 
 

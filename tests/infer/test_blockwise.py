@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from medseg.errors import ShapeError
+from medseg.errors import ConfigError, ShapeError
 from medseg.infer.blockwise import iter_blocks, predict_blockwise
 from medseg.infer.normalize import ZScore
 from medseg.infer.predictor import Predictor
@@ -93,3 +95,134 @@ def test_block_arguments_must_match_the_image():
         predict_blockwise(
             _predictor(Threshold()), np.zeros((1, 4, 8, 8)), "x.zarr", block_shape=(4, 4), halo=(0, 0)
         )
+
+
+def _interrupt(path, tmp_path, block_shape):
+    class Crash(Threshold):
+        def forward(self, x):
+            if self.calls >= 3:
+                raise RuntimeError("simulated crash")
+            return super().forward(x)
+
+    with open_array(path) as lazy, pytest.raises(RuntimeError, match="simulated crash"):
+        predict_blockwise(
+            _predictor(Crash()), lazy, tmp_path / "labels.zarr", block_shape=block_shape, halo=(0, 4, 4)
+        )
+
+
+def test_resume_with_other_settings_is_refused_or_restarted(tmp_path):
+    path, image = _stack(tmp_path)
+    _interrupt(path, tmp_path, (2, 16, 16))
+    # another block shape would leave holes: the done blocks are indices of the old grid
+    with (
+        open_array(path) as lazy,
+        pytest.raises(
+            ConfigError, match=r"block_shape: interrupted run \[2, 16, 16\], now \[4, 8, 8\].*overwrite"
+        ),
+    ):
+        predict_blockwise(
+            _predictor(Threshold()), lazy, tmp_path / "labels.zarr", block_shape=(4, 8, 8), halo=(0, 4, 4)
+        )
+    with (
+        open_array(path) as lazy,
+        pytest.raises(ConfigError, match=r"halo: interrupted run \[0, 4, 4\], now \[0, 2, 2\]"),
+    ):
+        predict_blockwise(
+            _predictor(Threshold()), lazy, tmp_path / "labels.zarr", block_shape=(2, 16, 16), halo=(0, 2, 2)
+        )
+    other_model = Predictor(
+        Threshold(),
+        SlidingWindow((16, 16), overlap=0.25, device="cpu"),
+        ZScore((0.0,), (1.0,)),
+        identity={"checkpoint_sha256": "abc"},
+    )
+    with (
+        open_array(path) as lazy,
+        pytest.raises(ConfigError, match="checkpoint_sha256: interrupted run None, now 'abc'"),
+    ):
+        predict_blockwise(
+            other_model, lazy, tmp_path / "labels.zarr", block_shape=(2, 16, 16), halo=(0, 4, 4)
+        )
+    with open_array(path) as lazy:
+        out = predict_blockwise(
+            _predictor(Threshold()),
+            lazy,
+            tmp_path / "labels.zarr",
+            block_shape=(4, 8, 8),
+            halo=(0, 4, 4),
+            overwrite=True,
+        )
+    np.testing.assert_array_equal(read(out).array[0], (image[0] > 0).astype(np.uint8))
+    import zarr
+
+    job = zarr.open_array(str(out), mode="r").attrs["medseg_job"]
+    assert job["block_shape"] == [4, 8, 8] and job["halo"] == [0, 4, 4] and job["output"] == "labels"
+
+
+def test_label_dtype_follows_the_class_count(tmp_path):
+    class Many(nn.Module):
+        constraints = SimpleNamespace(out_channels=300)
+
+        def forward(self, x):
+            # class 299 where the input is positive, else class 0
+            return torch.cat([-x, torch.zeros(x.shape[0], 298, *x.shape[2:]), x], dim=1)
+
+    path, image = _stack(tmp_path)
+    predictor = Predictor(Many(), SlidingWindow((16, 16), device="cpu"), ZScore((0.0,), (1.0,)))
+    with open_array(path) as lazy:
+        out = predict_blockwise(
+            predictor, lazy, tmp_path / "many.zarr", block_shape=(7, 20, 45), halo=(0, 4, 4)
+        )
+    labels = read(out).array[0]
+    assert labels.dtype == np.uint16
+    np.testing.assert_array_equal(labels, np.where(image[0] > 0, 299, 0))
+
+
+def _blobs(shape, centres, radius):
+    grid = np.indices(shape)
+    truth = np.zeros(shape, dtype=np.uint32)
+    for i, c in enumerate(centres, start=1):
+        inside = sum((g - x) ** 2 for g, x in zip(grid, c, strict=True)) <= radius**2
+        truth[inside] = i
+    return truth
+
+
+class BoundaryLogits(nn.Module):
+    """Channels of the input are the logits (background, inside, boundary): tiling-independent."""
+
+    def forward(self, x):
+        return x
+
+
+def test_instances_are_continuous_across_block_borders(tmp_path):
+    from scipy import ndimage
+
+    from medseg.infer.postprocess import instances_from_boundary
+
+    shape = (20, 40, 40)
+    # balls centred on block borders (blocks of 10x20x20) and one inside a block
+    truth = _blobs(shape, [(10, 20, 20), (5, 10, 20), (15, 30, 30), (4, 4, 4)], 4)
+    inside = ndimage.binary_erosion(truth > 0) & (truth > 0)
+    boundary = (truth > 0) & ~inside
+    logits = np.stack([(truth == 0), inside, boundary]).astype(np.float32) * 8.0
+    volume = Volume(logits)
+    path = write(volume, tmp_path / "logits.zarr")
+    predictor = Predictor(
+        BoundaryLogits(),
+        SlidingWindow((8, 16, 16), device="cpu"),
+        ZScore((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+        targets={"label_kind": "instances", "instance_target": "boundary"},
+    )
+    whole = instances_from_boundary(torch.softmax(torch.from_numpy(logits), 0).numpy())
+    with open_array(path) as lazy:
+        out = predict_blockwise(
+            predictor, lazy, tmp_path / "inst.zarr", block_shape=(10, 20, 20), halo=(3, 3, 3)
+        )
+    blocks = read(out).array[0]
+    assert blocks.dtype == np.uint32
+    # one id per object, numbered 1..N, the same partition as the whole-volume watershed
+    assert sorted(np.unique(blocks)) == [0, 1, 2, 3, 4]
+    pairs = set(zip(blocks.ravel().tolist(), whole.ravel().tolist(), strict=True))
+    assert len(pairs) == 5 and len({a for a, _ in pairs}) == 5 and len({b for _, b in pairs}) == 5
+    for i in range(1, 5):  # every ground-truth ball is one predicted object
+        assert len(np.unique(blocks[truth == i])) == 1

@@ -41,14 +41,73 @@ class ValidConv(nn.Module):
 
 @pytest.mark.parametrize("blending", ["gaussian", "constant"])
 @pytest.mark.parametrize(
-    ("shape", "roi"),
-    [((1, 1, 50, 37), (16, 16)), ((2, 3, 8, 8), (16, 16)), ((1, 2, 9, 20, 13), (4, 8, 8))],
+    ("shape", "roi", "overlap"),
+    [
+        ((1, 1, 50, 37), (16, 16), 0.5),
+        ((2, 3, 8, 8), (16, 16), 0.25),  # smaller than the window: mirror-padded, cropped back
+        ((1, 2, 9, 20, 13), (4, 8, 8), 0.5),
+        ((3, 1, 5, 40, 3), (8, 8, 8), 0.0),  # three images batched across windows, padding on two axes
+    ],
 )
-def test_identity_predictor_returns_input(shape, roi, blending):
+def test_identity_model_returns_the_input(shape, roi, overlap, blending):
+    torch.manual_seed(0)
     image = torch.rand(shape)
-    out = SlidingWindow(roi, overlap=0.5, blending=blending, batch_size=3)(nn.Identity(), image)
+    window = SlidingWindow(roi, overlap=overlap, blending=blending, batch_size=3)
+    out = window(nn.Identity(), image)
     assert out.shape == image.shape
-    torch.testing.assert_close(out, image, rtol=0, atol=1e-6)
+    # sum_i(w_i * x) / sum_i(w_i) is x up to float rounding of the sums (a few ulp; the
+    # worst of 480 random trials was 5.5e-7 relative)
+    torch.testing.assert_close(out, image, rtol=1e-6, atol=0)
+    # labels only: the argmax of an identity model is the argmax of the input, exactly
+    labels = window.predict_labels(nn.Identity(), image)
+    assert labels.dtype == torch.uint8
+    torch.testing.assert_close(labels, image.argmax(dim=1).to(torch.uint8), rtol=0, atol=0)
+
+
+def _monai_unet(spatial_dims: int, out_channels: int = 3) -> nn.Module:
+    from monai.networks.nets import BasicUNet
+
+    torch.manual_seed(0)
+    return BasicUNet(
+        spatial_dims=spatial_dims, in_channels=1, out_channels=out_channels, features=(4, 4, 8, 8, 16, 4)
+    ).eval()
+
+
+@pytest.mark.parametrize(
+    ("shape", "roi", "overlap"),
+    [((2, 1, 96, 80), (32, 32), 0.5), ((1, 1, 48, 64, 48), (32, 32, 32), 0.5)],
+)
+def test_random_unet_matches_monai_on_the_same_window_grid(shape, roi, overlap):
+    # the sizes make MONAI's grid (steps from 0, last window clamped) equal to the evenly
+    # spread one; both get the same Gaussian map, so the blends must agree to float rounding
+    model = _monai_unet(len(roi))
+    image = torch.randn(shape)
+    ours = SlidingWindow(roi, overlap=overlap, batch_size=3)(model, image)
+    labels = SlidingWindow(roi, overlap=overlap, batch_size=3).predict_labels(model, image)
+    weights = torch.from_numpy(importance_map(roi, "gaussian"))
+    with torch.inference_mode():
+        reference = sliding_window_inference(image, roi, 3, model, overlap=overlap, roi_weight_map=weights)
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-5)
+    assert torch.equal(labels.long(), ours.argmax(dim=1))
+
+
+def test_channels_last_does_not_change_the_output():
+    model = _monai_unet(3)
+    image = torch.randn(1, 1, 32, 48, 32)
+    plain = SlidingWindow((32, 32, 32), channels_last=False)(model, image)
+    torch.testing.assert_close(
+        SlidingWindow((32, 32, 32), channels_last=True)(model, image), plain, rtol=0, atol=1e-5
+    )
+
+
+def test_bfloat16_autocast_agrees_with_float32_on_the_labels():
+    model = _monai_unet(2)
+    image = torch.randn(1, 1, 64, 64)
+    full = SlidingWindow((32, 32))(model, image)
+    half = SlidingWindow((32, 32), precision="bfloat16")(model, image)
+    assert half.dtype == torch.float32  # accumulation stays float32
+    assert (half - full).abs().max() < 0.1
+    assert (half.argmax(1) == full.argmax(1)).float().mean() > 0.95
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
@@ -128,32 +187,51 @@ def test_roi_checked_against_model_constraints_before_predicting():
         SlidingWindow((30, 30))(model, torch.rand(1, 1, 40, 40))
 
 
-@pytest.mark.parametrize("shape", [(36, 36), (37, 29), (50, 61)])
-def test_paper_unet_overlap_tile_is_seamless(shape):
+@pytest.mark.parametrize(
+    ("shape", "out_window", "params"),
+    [
+        ((64, 64), (32, 32), {"features": 2, "depth": 4}),  # margin 92 > the image: repeated mirroring
+        ((200, 200), (100, 100), {"features": 2, "depth": 4}),
+        ((37, 29), (20, 20), {"features": 2, "depth": 2}),
+        ((12, 30, 21), (8, 16, 16), {"features": 2, "depth": 2, "spatial_dims": 3}),
+    ],
+)
+def test_paper_unet_overlap_tile_equals_one_mirrored_whole_image_pass(shape, out_window, params):
+    from medseg.infer.tiling import aligned_size
     from medseg.models import build_model
+    from medseg.models.constraints import mirror_pad
 
     torch.manual_seed(0)
-    model = build_model("unet-paper", features=2, depth=2).eval()
-    roi = model.constraints.required_input_shape((20, 20))
+    model = build_model("unet-paper", **params).eval()
+    c = model.constraints
+    roi = c.required_input_shape(out_window)
+    out_window = c.output_shape(roi)
     image = torch.rand(1, 1, *shape)
     # window starts are aligned to the pooling factor, so with valid convolutions each
     # output pixel is independent of the window it came from: tiles join without seams
-    out = SlidingWindow(roi, overlap=0.25)(model, image)
+    window = SlidingWindow(roi, overlap=0.25, blending="gaussian")
+    out = window(model, image)
     assert out.shape == (1, 2, *shape)
-    from medseg.infer.tiling import aligned_size
-
-    m = model.constraints.margin[0]
-    grid = [aligned_size(s, 20, model.constraints.divisor[0]) for s in shape]
+    grid = [aligned_size(s, o, d) for s, o, d in zip(shape, out_window, c.divisor, strict=True)]
+    pad = [(m, m + g - s) for s, g, m in zip(shape, grid, c.margin, strict=True)]
     with torch.no_grad():  # one forward pass over the whole mirrored image
-        full = model(F.pad(image, (m, m + grid[1] - shape[1], m, m + grid[0] - shape[0]), mode="reflect"))
-    torch.testing.assert_close(out, full[:, :, : shape[0], : shape[1]], rtol=1e-4, atol=1e-5)
+        full = model(mirror_pad(image, pad))[(..., *(slice(0, s) for s in shape))]
+    torch.testing.assert_close(out, full, rtol=1e-4, atol=1e-5)
+    labels = window.predict_labels(model, image)
+    assert torch.equal(labels.long(), full.argmax(dim=1))
 
 
-def test_aligned_window_starts():
-    from medseg.infer.tiling import aligned_size
-
-    size = aligned_size(37, 20, 4)
-    assert size == 40
-    starts = window_starts(size, 20, 0.25, align=4)
-    assert starts[0] == 0 and starts[-1] == size - 20
-    assert all(s % 4 == 0 for s in starts) and max(np.diff(starts)) <= 20
+@pytest.mark.gpu
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_cuda_engine_matches_the_cpu_and_bf16_labels_agree(spatial_dims):
+    model = _monai_unet(spatial_dims)
+    shape = (1, 1, 96, 80) if spatial_dims == 2 else (1, 1, 48, 64, 48)
+    roi = (32,) * spatial_dims
+    image = torch.randn(shape)
+    cpu = SlidingWindow(roi, device="cpu")(model, image)
+    gpu = SlidingWindow(roi, device="cuda")(model.cuda(), image.cuda())
+    assert gpu.device.type == "cuda"
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-4)
+    labels = SlidingWindow(roi, device="cuda", precision="bfloat16").predict_labels(model, image.cuda())
+    # a random network has many near-ties; a trained one agrees on >= 99.9 % (see medseg bench)
+    assert (labels.long() == cpu.argmax(dim=1)).float().mean() >= 0.98

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medseg.cli.main import main
+from medseg.io import Volume, read, write
+from medseg.models import build_model
+from medseg.train.checkpoint import save_checkpoint
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _checkpoint(run: Path) -> Path:
+    torch.manual_seed(0)
+    model = build_model("unet", in_channels=1, out_channels=2, features=4, depth=2)
+    metadata = {
+        "model": {"name": "unet", "params": {"in_channels": 1, "out_channels": 2, "features": 4, "depth": 2}},
+        "normalization": {"mean": [0.5], "std": [0.25]},
+        "classes": ["background", "cell"],
+        "config": {"infer": {"roi_size": [32, 32], "overlap": 0.25, "batch_size": 2, "mirror_axes": []}},
+    }
+    return save_checkpoint(run / "checkpoints" / "best.pt", model=model, metadata=metadata)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    _checkpoint(run)
+    return run
+
+
+def _images(folder: Path, names: list[str], shape=(40, 48)) -> list[str]:
+    rng = np.random.default_rng(0)
+    return [str(write(Volume(rng.random((1, *shape), dtype=np.float32)), folder / n)) for n in names]
+
+
+def test_model_option_takes_the_run_folder_checkpoints_or_a_file(run_dir, tmp_path, capsys):
+    (image,) = _images(tmp_path / "in", ["a.tif"])
+    outputs = []
+    for model in (run_dir, run_dir / "checkpoints", run_dir / "checkpoints" / "best.pt"):
+        out = tmp_path / f"out{len(outputs)}"
+        assert main(["predict", "-m", str(model), "-i", image, "-o", str(out), "--no-progress"]) == 0
+        outputs.append(read(out / "a.tif").array)
+    assert all(np.array_equal(outputs[0], o) for o in outputs[1:])
+    assert main(["predict", "-m", str(tmp_path), "-i", image, "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert f"no checkpoint at {tmp_path}" in err and "checkpoints/best.pt" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--overlap", "1.5", "--overlap (infer.overlap): Input should be less than 1 (got 1.5)"),
+        ("--batch-size", "0", "--batch-size (infer.batch_size): Input should be greater than or equal to 1"),
+    ],
+)
+def test_bad_options_are_config_errors_naming_the_option(run_dir, tmp_path, capsys, option, value, message):
+    (image,) = _images(tmp_path / "in", ["a.tif"])
+    assert main(["predict", "-m", str(run_dir), "-i", image, "-o", str(tmp_path / "o"), option, value]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_output_that_is_a_file_is_refused(run_dir, tmp_path, capsys):
+    (image,) = _images(tmp_path / "in", ["a.tif"])
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(SystemExit) as exit_info:  # refused by the -o argument type, before any work
+        main(["predict", "-m", str(run_dir), "-i", image, "-o", str(tmp_path / "taken")])
+    assert exit_info.value.code == 2
+    assert (
+        "is an existing file, not a folder" in capsys.readouterr().err
+        and (tmp_path / "taken").read_text() == "x"
+    )
+
+
+def test_predictions_are_named_by_case_id_and_probabilities_only_on_request(run_dir, tmp_path):
+    images = _images(tmp_path / "imagesTs", ["right_0000.tif", "left_0000.nii.gz"])
+    out = tmp_path / "pred"
+    assert main(["predict", "-m", str(run_dir), "-i", *images, "-o", str(out), "--no-progress"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["left.nii.gz", "right.tif"]
+    labels = read(out / "right.tif").array
+    assert labels.dtype == np.uint8 and labels.shape == (1, 40, 48)
+    again = tmp_path / "again"
+    args = ["predict", "-m", str(run_dir), "-i", images[0], "-o", str(again), "--save-probabilities"]
+    assert main([*args, "--no-progress"]) == 0
+    probabilities = read(again / "right_probabilities.tif").array
+    assert probabilities.shape == (2, 40, 48)
+    np.testing.assert_allclose(probabilities.sum(axis=0), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(probabilities.argmax(axis=0), labels[0])
+
+
+def _predict_command(run_dir: Path, images: list[str], out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "medseg",
+        "predict",
+        "-m",
+        str(run_dir),
+        "-i",
+        *images,
+        "-o",
+        str(out),
+        "--no-progress",
+    ]
+
+
+def test_killed_predict_resumes_without_partial_outputs(run_dir, tmp_path):
+    images = _images(tmp_path / "in", [f"case{i:02d}.tif" for i in range(16)], shape=(64, 64))
+    out = tmp_path / "out"
+    process = subprocess.Popen(_predict_command(run_dir, images, out), cwd=REPO, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.exists() and any(out.glob("*.tif"))):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = sorted(out.glob("*.tif"))
+    assert 0 < len(done) < 16, "kill the run while it is predicting"
+    # nothing else but, at most, the hidden temporary folder of the write that was cut
+    assert all(p in done or p.name.startswith(".medseg-tmp-") for p in out.iterdir())
+    for path in done:  # every file there is complete and readable
+        assert read(path).array.shape == (1, 64, 64)
+    assert main(["predict", "-m", str(run_dir), "-i", *images, "-o", str(out), "--no-progress"]) == 0
+    assert sorted(p.name for p in out.glob("*.tif")) == [f"case{i:02d}.tif" for i in range(16)]
+    clean = tmp_path / "clean"
+    assert main(["predict", "-m", str(run_dir), "-i", *images[-2:], "-o", str(clean), "--no-progress"]) == 0
+    for name in ("case14.tif", "case15.tif"):
+        np.testing.assert_array_equal(read(out / name).array, read(clean / name).array)
+
+
+def test_torchrun_with_two_ranks_writes_every_case_exactly_once(run_dir, tmp_path):
+    images = _images(tmp_path / "in", [f"c{i}.tif" for i in range(5)])
+    out = tmp_path / "out"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [
+        str(torchrun),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "0",
+        *_predict_command(run_dir, images, out)[1:],
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if ": cases " in line]
+    per_rank = {line.split(":")[0]: line.split(": cases ")[1].split(", ") for line in lines}
+    assert sorted(per_rank) == ["rank 0 of 2", "rank 1 of 2"]
+    cases = [c for names in per_rank.values() for c in names]
+    assert sorted(cases) == [f"c{i}" for i in range(5)]  # each case by exactly one rank
+    assert sorted(p.name for p in out.iterdir()) == [f"c{i}.tif" for i in range(5)]
