@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from medseg.device import resolve_device
 from medseg.errors import ConfigError, DataValueError, ShapeError
 from medseg.infer.tiling import BlendMode, aligned_size, importance_map, window_starts
 from medseg.models.constraints import mirror_pad
@@ -139,7 +140,9 @@ class SlidingWindow:
     @property
     def compute_device(self) -> torch.device:
         """The device the network runs on."""
-        return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return resolve_device(
+            None if self.device is None else str(self.device), option="infer.device / --device"
+        )
 
     def __call__(self, model: torch.nn.Module, image: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Blend the model's logits over the whole image.

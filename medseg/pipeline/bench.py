@@ -31,6 +31,7 @@ import torch
 from monai.inferers import sliding_window_inference
 from monai.networks.nets import BasicUNet
 
+from medseg.device import resolve_device
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.infer.tiling import importance_map
 
@@ -177,7 +178,7 @@ def bench_sliding_window(
     names : tuple of str
         Only the cases whose name starts with one of these.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device, option="--device")
     cases = cases if cases is not None else (GPU_CASES if device.type == "cuda" else CPU_CASES)
     cases = [c for c in cases if not names or c.name.startswith(names)]
     label = (

@@ -24,6 +24,7 @@ from medseg.config import InferConfig, PipelineConfig
 from medseg.data import Sample
 from medseg.data.dataset import PatchDataset, TrainingTargets
 from medseg.data.weight_map import WeightMap
+from medseg.device import resolve_device
 from medseg.errors import ConfigError
 from medseg.eval.overlap import overlap_metrics
 from medseg.infer.normalize import ZScore
@@ -238,7 +239,7 @@ def train_from_config(
     }
     if init is not None:
         metadata["init"] = {"checkpoint": str(config.train.init), **init.to_dict(), "frozen": frozen}
-    device = torch.device(config.train.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(config.train.device, option="train.device")
     distributed = Distributed.from_environment(device.type)
     dataset = build_dataset(config, train_samples, normalization)
     if config.train.pretrain == "layerwise" and previous is None:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from medseg.device import resolve_device
 from medseg.errors import ConfigError, DataValueError
 from medseg.train.checkpoint import load_checkpoint, save_checkpoint
 from medseg.train.distributed import Distributed
@@ -164,7 +165,7 @@ class Trainer:
                 f"validate_every and checkpoint_every must be >= 1, got {validate_every}, {checkpoint_every}"
             )
         self.distributed = distributed or Distributed()
-        device_ = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device_ = resolve_device(None if device is None else str(device), option="train.device")
         self.device = self.distributed.device(device_)
         self.network = model.to(self.device)
         self.model = self.distributed.wrap(self.network)
