@@ -189,22 +189,35 @@ def synthetic_overrides(config: PipelineConfig, root: str | Path) -> list[str]:
     return overrides
 
 
-#: Model parameters of a smoke run per model name (tiny networks; shapes kept valid).
+#: Model parameters of a smoke run per model name (tiny networks).
 _SMOKE_MODELS: dict[str, dict[str, object]] = {
     "unet": {"features": 4, "depth": 2},
+    "unet-paper": {"features": 4, "depth": 2},
     "fcn8s": {"features": 2, "fc_features": 8},
-    "sdae": {"hidden_features": [16, 8]},
+    "sdae": {"hidden_features": [16, 8], "patch_size": 9},
 }
 
 
-def smoke_overrides(config: PipelineConfig) -> list[str]:
-    """``--set`` overrides that shrink a pipeline to a CI-sized run (a handful of iterations, tiny model).
+def _smallest_valid_patch(name: str, params: dict[str, object], dims: int, start: int) -> int:
+    """The smallest cubic patch edge >= ``start`` that the model accepts (valid convolutions need more)."""
+    import torch
 
-    The patch becomes 32 px (2D) or 8 x 16 x 16 (3D); models with valid convolutions keep
-    their own patch sizes.
+    from medseg.models import build_model
+
+    with torch.device("meta"):
+        constraints = build_model(name, **params).constraints
+    size = start
+    while not constraints.is_valid((size,) * dims):
+        size += 1
+    return size
+
+
+def smoke_overrides(config: PipelineConfig) -> list[str]:
+    """``--set`` overrides that shrink a pipeline to a CI-sized run (3 iterations, tiny model and patches).
+
+    2D patches become the smallest size from 32 px that the shrunk model accepts; 3D
+    patches 8 x 16 x 16.
     """
-    dims = len(config.data.patch_shape)
-    patch = "[32, 32]" if dims == 2 else "[8, 16, 16]"
     out = [
         "train.iterations=3",
         "train.validate_every=3",
@@ -214,7 +227,13 @@ def smoke_overrides(config: PipelineConfig) -> list[str]:
         "infer.mirror_axes=[]",
         "infer.batch_size=4",
     ]
-    if config.model.name in _SMOKE_MODELS:
-        out += [f"data.patch_shape={patch}", f"infer.roi_size={patch}"]
-        out += [f"model.params.{k}={v}" for k, v in _SMOKE_MODELS[config.model.name].items()]
+    small = _SMOKE_MODELS.get(config.model.name, {})
+    out += [f"model.params.{k}={v}" for k, v in small.items()]
+    dims = len(config.data.patch_shape)
+    if dims == 3:
+        patch = [8, 16, 16]
+    else:
+        params = {**config.model.params, **small}
+        patch = [_smallest_valid_patch(config.model.name, params, dims, 32)] * dims
+    out += [f"data.patch_shape={patch}", f"infer.roi_size={patch}"]
     return out

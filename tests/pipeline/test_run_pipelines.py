@@ -1,0 +1,86 @@
+"""Every shipped pipeline end to end on synthetic data at smoke size (CPU): ``medseg run NAME --data synthetic --smoke``.
+
+Pipelines that need settings or behaviour from other branches (the training
+helper's config keys and instance targets) are strict xfails naming what they need.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from medseg.cli.main import main
+from medseg.errors import ConfigError
+from medseg.eval.formats import get_format, read_submission
+from medseg.resources import list_pipelines
+
+RUNS_HERE = {"isbi2012", "dental_isbi2015", "nnunet_3d"}
+NEEDS_TRAIN_KEYS = {
+    "isbi2012_unet_paper": "train.loss: unet_weighted_ce",
+    "ctc_phc_u373": "train.loss: unet_weighted_ce",
+    "ctc_dic_hela": "train.loss: unet_weighted_ce",
+    "monuseg_sdae": "train.pretrain: layerwise",
+    "finetune_lab": "train.init, train.label_map, train.freeze_encoder_stages",
+}
+NEEDS_INSTANCE_TARGETS = {"monuseg_unet", "glas_fcn8s", "glas_unet", "cremi", "lab_folder"}
+
+
+def _cases():
+    for name in sorted(list_pipelines()):
+        if name in NEEDS_TRAIN_KEYS:
+            mark = pytest.mark.xfail(
+                strict=True, raises=ConfigError, reason=f"needs h-train keys: {NEEDS_TRAIN_KEYS[name]}"
+            )
+        elif name in NEEDS_INSTANCE_TARGETS:
+            mark = pytest.mark.xfail(
+                strict=True,
+                raises=RuntimeError,
+                reason="needs h-train instance targets (boundary classes) and h-infer instance separation",
+            )
+        else:
+            mark = ()
+        yield pytest.param(name, marks=mark, id=name)
+
+
+def test_every_shipped_pipeline_is_classified():
+    assert set(list_pipelines()) == RUNS_HERE | set(NEEDS_TRAIN_KEYS) | NEEDS_INSTANCE_TARGETS
+
+
+@pytest.mark.parametrize("name", list(_cases()))
+def test_pipeline_runs_on_synthetic_data_at_smoke_size(name, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", name, "--data", "synthetic", "--smoke", "--out", str(out), "--no-progress"]) == 0
+    assert "report" in capsys.readouterr().out
+
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["iterations"] == 3 and summary["data"] == "synthetic" and summary["smoke"]
+    dice = summary["validation_foreground_mean"]["dice"]
+    assert 0.0 <= dice <= 1.0
+    fmt = summary["challenge_format"]
+    files = [*summary["submission"]]
+    held_out = out / "challenge" / "held_out" / "predictions"
+    if fmt != "labelmap":
+        files += [str(p) for p in held_out.iterdir()]
+        assert summary["challenge_held_out_mean"], "challenge metrics missing"
+    for path in files:  # every challenge file reads back under the challenge's own format rules
+        _check_challenge_file(fmt, path)
+
+    report = (out / "report.md").read_text()
+    assert f"| dice | {dice:.4g} |" in report  # the measured number, as measured
+    assert "## Measured beside published" in report and "Synthetic data" in report
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
+        assert (out / image).is_file()
+
+
+def _check_challenge_file(fmt: str, path: str) -> None:
+    array = read_submission(fmt, path)
+    kind = get_format(fmt).kind
+    if fmt == "isbi2012":
+        assert array.dtype == np.float32 and array.min() >= 0.0 and array.max() <= 1.0
+    elif kind == "instances":
+        assert np.issubdtype(array.dtype, np.integer) and array.min() >= 0
+    else:
+        assert np.issubdtype(array.dtype, np.integer) and array.max() < 256
