@@ -15,6 +15,7 @@ import pytest
 from medseg.cli.main import main
 from medseg.errors import ConfigError
 from medseg.eval.formats import get_format, read_submission
+from medseg.pipeline.run import load_run_config
 from medseg.resources import list_pipelines
 
 RUNS_HERE = {"isbi2012", "dental_isbi2015", "nnunet_3d"}
@@ -25,7 +26,8 @@ NEEDS_TRAIN_KEYS = {
     "monuseg_sdae": "train.pretrain: layerwise",
     "finetune_lab": "train.init, train.label_map, train.freeze_encoder_stages",
 }
-NEEDS_INSTANCE_TARGETS = {"monuseg_unet", "glas_fcn8s", "glas_unet", "cremi", "lab_folder"}
+NEEDS_INSTANCE_TARGETS = {"monuseg_unet", "glas_fcn8s", "glas_unet", "lab_folder"}
+NEEDS_LAZY_DATASET = {"cremi"}
 
 
 def _cases():
@@ -40,18 +42,28 @@ def _cases():
                 raises=RuntimeError,
                 reason="needs h-train instance targets (boundary classes) and h-infer instance separation",
             )
+        elif name in NEEDS_LAZY_DATASET:
+            mark = pytest.mark.xfail(
+                strict=True,
+                raises=AttributeError,
+                reason="needs h-train's lazy training Dataset (CREMI samples are LazyArrays) and instance targets",
+            )
         else:
             mark = ()
         yield pytest.param(name, marks=mark, id=name)
 
 
 def test_every_shipped_pipeline_is_classified():
-    assert set(list_pipelines()) == RUNS_HERE | set(NEEDS_TRAIN_KEYS) | NEEDS_INSTANCE_TARGETS
+    assert (
+        set(list_pipelines())
+        == RUNS_HERE | set(NEEDS_TRAIN_KEYS) | NEEDS_INSTANCE_TARGETS | NEEDS_LAZY_DATASET
+    )
 
 
 @pytest.mark.parametrize("name", list(_cases()))
 def test_pipeline_runs_on_synthetic_data_at_smoke_size(name, tmp_path, capsys):
     out = tmp_path / "run"
+    load_run_config(name, [], data="synthetic", smoke=True, out=out)  # a config error raises here, not exit 2
     assert main(["run", name, "--data", "synthetic", "--smoke", "--out", str(out), "--no-progress"]) == 0
     assert "report" in capsys.readouterr().out
 
