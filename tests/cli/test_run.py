@@ -40,3 +40,10 @@ infer: {{roi_size: [32, 32], mirror_axes: []}}
     assert submission.min() >= 0.0 and submission.max() <= 1.0
     run_summary = json.loads((out / "run_summary.json").read_text())
     assert run_summary["iterations"] == 2 and len(run_summary["submission"]) == 1
+
+
+def test_run_by_an_unknown_pipeline_name_lists_the_shipped_ones(tmp_path, capsys):
+    assert main(["run", "no_such_pipeline", "--out", str(tmp_path / "run"), "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "no shipped pipeline 'no_such_pipeline'" in err and "isbi2012_unet_paper" in err
+    assert not (tmp_path / "run").exists()  # nothing written before the config is valid
