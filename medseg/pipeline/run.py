@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -191,9 +192,10 @@ def run_pipeline(
     skipped: list[str] = []
     write_yaml(out / "config.yaml", config.model_dump(mode="json"))
 
-    folder = _fetch(config, log, data=data, smoke=smoke, skipped=skipped, progress=progress)
+    folder, (train_samples, val_samples) = _fetch(
+        config, log, data=data, smoke=smoke, skipped=skipped, progress=progress
+    )
     fingerprint = _data_fingerprint(folder)
-    train_samples, val_samples = load_training_samples(config.data)
 
     train_digest = _digest(config.data, config.model, config.train, fingerprint)
     best = out / "checkpoints" / "best.pt"
@@ -240,6 +242,7 @@ def run_pipeline(
             else None
         ),
         out / "validation" / "evaluation" / "summary.json",
+        clear=[out / "validation"],
         writes_result=True,
     )
     fmt = challenge_format(config.data.dataset)
@@ -250,6 +253,7 @@ def run_pipeline(
         skipped,
         lambda: _challenge(config, get_predictor(), val_samples, out, fmt, progress),
         out / "challenge" / "files.json",
+        clear=[out / "challenge", out / "submission"],
     )
     challenge = challenge_files["held_out"] if challenge_files else None
     submission = [Path(p) for p in (challenge_files or {}).get("submission", [])]
@@ -304,12 +308,14 @@ def _stage(
     work: Callable[[], Any],
     result_file: Path,
     *,
+    clear: Iterable[Path] = (),
     writes_result: bool = False,
 ) -> Any:
     """Run ``work`` unless the stage is fresh; its JSON-able result is kept in ``result_file``.
 
-    ``writes_result``: ``work`` writes ``result_file`` itself (``medseg evaluate``'s
-    ``summary.json``) whenever it returns a result.
+    ``clear``: the stage's output folders, emptied before it runs again (no stale case
+    files from an earlier run). ``writes_result``: ``work`` writes ``result_file``
+    itself (``medseg evaluate``'s ``summary.json``) whenever it returns a result.
     """
     if log.fresh(stage, digest):
         skipped.append(stage)
@@ -317,6 +323,9 @@ def _stage(
         text = result_file.read_text()
         return json.loads(text) if text.strip() != "null" else None
     log.begin(stage, digest)
+    for folder in clear:
+        if folder.is_dir():
+            shutil.rmtree(folder)
     started = time.perf_counter()
     result = work()
     if result is None or not writes_result:
@@ -327,8 +336,8 @@ def _stage(
 
 def _fetch(
     config: PipelineConfig, log: StageLog, *, data: str, smoke: bool, skipped: list[str], progress: bool
-) -> Path:
-    """Make the dataset available under ``data.root``; the dataset folder."""
+) -> tuple[Path, tuple[list[Sample], list[Sample]]]:
+    """Make the dataset available under ``data.root``: its folder and its (training, held-out) samples."""
     entry = get_dataset(config.data.dataset)
     root = Path(config.data.root) if config.data.root is not None else None
     if data == "synthetic":
@@ -336,13 +345,22 @@ def _fetch(
         if log.fresh("fetch", digest):
             skipped.append("fetch")
             logger.info("fetch: synthetic %s already written under %s", entry.name, root)
-            return dataset_folder(entry, root)
-        log.begin("fetch", digest)
-        folder = write_synthetic(entry.name, root, smoke=smoke, seed=config.data.seed)
-        log.finish("fetch", digest, [folder], {"synthetic": True, "smoke": smoke})
-        return folder
+        else:
+            log.begin("fetch", digest)
+            previous = root / entry.folder if root is not None else None
+            if (
+                previous is not None
+                and previous.is_dir()
+                and previous.resolve().is_relative_to(log.out_dir.resolve())
+            ):
+                shutil.rmtree(
+                    previous
+                )  # synthetic data of another size or seed, written by an earlier run here
+            folder = write_synthetic(entry.name, root, smoke=smoke, seed=config.data.seed)
+            log.finish("fetch", digest, [folder], {"synthetic": True, "smoke": smoke})
+        return dataset_folder(entry, root), load_training_samples(config.data)
     try:
-        load_training_samples(config.data)
+        samples = load_training_samples(config.data)
         skipped.append("fetch")
         logger.info("fetch: %s is already under %s; nothing fetched", entry.name, root)
     except DataNotFoundError:
@@ -350,7 +368,8 @@ def _fetch(
 
         logger.info("fetch: %s not found under %s; fetching it", entry.name, root)
         fetch_dataset(entry.name, root, progress=progress)
-    return dataset_folder(entry, root)
+        samples = load_training_samples(config.data)
+    return dataset_folder(entry, root), samples
 
 
 def _evaluate_held_out(
