@@ -40,9 +40,11 @@ def _fmt(value: Any) -> str:
 
 
 def _measured(summaries: list[dict[str, Any] | None], metric: str) -> float | None:
+    """The foreground mean of ``metric`` in the first summary that has it (nnU-Net writes ``Dice``, ``IoU``)."""
     for summary in summaries:
-        if summary and metric in (summary.get("foreground_mean") or {}):
-            return summary["foreground_mean"][metric]
+        values = {k.lower(): v for k, v in ((summary or {}).get("foreground_mean") or {}).items()}
+        if metric.lower() in values:
+            return values[metric.lower()]
     return None
 
 
