@@ -53,8 +53,11 @@ def run(args: argparse.Namespace) -> int:
         config, args.out, resume=args.resume, progress=not args.no_progress, data=args.data, smoke=args.smoke
     )
     print(f"pipeline {config.name} finished; outputs in {result.out_dir.resolve()}")
-    if result.skipped:
-        print(f"  stages unchanged since the last run (skipped): {', '.join(result.skipped)}")
+    reused = [s for s in result.skipped if not (s == "fetch" and args.data == "real")]
+    if args.data == "real" and "fetch" in result.skipped:
+        print(f"  data already under {config.data.root}: nothing fetched")
+    if reused:
+        print(f"  stages whose inputs are unchanged since the last run (skipped): {', '.join(reused)}")
     if result.validation is not None:
         for metric, value in sorted(result.validation["foreground_mean"].items()):
             print(f"  held-out foreground mean {metric:<12} {value:.4f}")
