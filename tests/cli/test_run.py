@@ -40,3 +40,28 @@ infer: {{roi_size: [32, 32], mirror_axes: []}}
     assert submission.min() >= 0.0 and submission.max() <= 1.0
     run_summary = json.loads((out / "run_summary.json").read_text())
     assert run_summary["iterations"] == 2 and len(run_summary["submission"]) == 1
+
+
+def test_run_by_an_unknown_pipeline_name_lists_the_shipped_ones(tmp_path, capsys):
+    assert main(["run", "no_such_pipeline", "--out", str(tmp_path / "run"), "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "no shipped pipeline 'no_such_pipeline'" in err and "isbi2012_unet_paper" in err
+    assert not (tmp_path / "run").exists()  # nothing written before the config is valid
+
+
+def test_run_on_data_already_in_place_says_nothing_was_fetched_and_reruns_nothing(tmp_path, capsys):
+    write_isbi2012(tmp_path / "data", shape=(3, 48, 48), seed=0, write_test_labels=False)
+    args = [
+        "run",
+        "isbi2012",
+        "--smoke",
+        "--set",
+        f"data.root={tmp_path / 'data'}",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    assert main([*args, "--no-progress"]) == 0
+    first = capsys.readouterr().out
+    assert f"data already under {tmp_path / 'data'}: nothing fetched" in first and "(skipped)" not in first
+    assert main([*args, "--no-progress"]) == 0
+    assert "(skipped): train, evaluate, challenge, report" in capsys.readouterr().out

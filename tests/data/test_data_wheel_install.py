@@ -95,7 +95,21 @@ def test_wheel_install_lists_manifests_and_fetches(tmp_path, http_server):
         "monuseg2018",
         "nnunet_raw",
     ]
-    assert shipped[1].split() == ["isbi2012", "lab_folder", "nnunet_3d"]
+    assert shipped[1].split() == [
+        "cremi",
+        "ctc_dic_hela",
+        "ctc_phc_u373",
+        "dental_isbi2015",
+        "finetune_lab",
+        "glas_fcn8s",
+        "glas_unet",
+        "isbi2012",
+        "isbi2012_unet_paper",
+        "lab_folder",
+        "monuseg_sdae",
+        "monuseg_unet",
+        "nnunet_3d",
+    ]
     help_text = _run(venv / "bin" / "medseg", "fetch", "--help", cwd=tmp_path, env=env)
     assert "isbi2012" in help_text and "known names are []" not in help_text
 
