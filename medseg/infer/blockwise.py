@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,8 @@ def predict_blockwise(
     halo: Sequence[int],
     instances: bool | None = None,
     overwrite: bool = False,
+    shard: tuple[int, int] = (0, 1),
+    barrier: Callable[[], None] | None = None,
     progress: bool = False,
 ) -> Path:
     """Predict a lazily-read image block by block into a ``.zarr`` label map.
@@ -113,6 +115,12 @@ def predict_blockwise(
     overwrite : bool
         Start again when ``<output>.incomplete`` is left from another job (default:
         refuse with the differences named).
+    shard : (int, int)
+        ``(rank, world_size)``: this process predicts the blocks ``i % world_size == rank``
+        (class labels only; instance ids are stitched in one process). Rank 0 creates the
+        store and moves it into place once every rank has written its blocks.
+    barrier : callable, optional
+        Waits for all processes (``torch.distributed.barrier``); needed when ``world_size > 1``.
     progress : bool
         Progress bar over blocks.
 
@@ -131,19 +139,36 @@ def predict_blockwise(
     if min(block_shape) < 1 or min(halo) < 0:
         raise ConfigError(f"block_shape must be positive and halo >= 0, got {block_shape} and {halo}")
     instances = predictor.is_instance_model if instances is None else instances
-    out = BlockOutput(
-        output,
-        shape=spatial,
-        dtype=np.uint32 if instances else label_dtype(predictor.num_classes),
-        spacing=getattr(image, "spacing", None),
-        origin=getattr(image, "origin", None),
-        direction=getattr(image, "direction", None),
-        settings=_job_settings(predictor, block_shape, halo, instances),
-        overwrite=overwrite,
-    )
+    rank, world = shard
+    if world > 1 and (instances or barrier is None):
+        raise ConfigError(
+            "block-wise prediction across processes needs a barrier and class labels; "
+            "instance ids are stitched in one process (run it without torchrun)"
+        )
+
+    def output_store(overwrite: bool) -> BlockOutput:
+        return BlockOutput(
+            output,
+            shape=spatial,
+            dtype=np.uint32 if instances else label_dtype(predictor.num_classes),
+            spacing=getattr(image, "spacing", None),
+            origin=getattr(image, "origin", None),
+            direction=getattr(image, "direction", None),
+            settings=_job_settings(predictor, block_shape, halo, instances),
+            overwrite=overwrite,
+            chunks=block_shape,  # one block = whole chunks: concurrent writers never share one
+        )
+
+    if world > 1:  # rank 0 creates (or checks) the store, the others open it
+        if rank == 0:
+            output_store(overwrite)
+        barrier()
+        out = output_store(False)
+    else:
+        out = output_store(overwrite)
     all_blocks = iter_blocks(spatial, block_shape)
     done = out.done
-    todo = [i for i in range(len(all_blocks)) if i not in done]
+    todo = [i for i in range(len(all_blocks)) if i % world == rank and i not in done]
     logger.info("%d of %d blocks to predict into %s", len(todo), len(all_blocks), output)
     state = out.state
     sets = UnionFind({int(k): v for k, v in state.get("parents", {}).items()})
@@ -166,6 +191,14 @@ def predict_blockwise(
         _join_with_written(ids, outer, all_blocks, done, out, sets)
         out.write_block(index, block, ids[inner], state={"next_id": next_id, "parents": sets.parent})
         done = done | {index}
+    if world > 1:
+        barrier()
+        if rank != 0:
+            barrier()  # rank 0 moves the store into place
+            return out.path
+        path = out.finish()
+        barrier()
+        return path
     if instances:
         _relabel(out, all_blocks, sets)
     return out.finish()

@@ -29,7 +29,9 @@ __all__ = ["BlockOutput"]
 
 logger = logging.getLogger(__name__)
 
-_DONE_ATTR = "medseg_done_blocks"
+#: Folder inside the incomplete store with one empty file per finished block: processes
+#: writing different blocks of one store (torchrun) never rewrite a shared attribute.
+_DONE_DIR = "medseg_done_blocks"
 _SETTINGS_ATTR = "medseg_job"
 _STATE_ATTR = "medseg_state"
 
@@ -47,6 +49,13 @@ class BlockOutput:
         Output dtype (e.g. uint8 labels).
     spacing, origin, direction
         Geometry in array axis order, as in :class:`~medseg.io.Volume`.
+    settings : dict, optional
+        What defines the job (JSON-serialisable); a resume must have the same.
+    overwrite : bool
+        Start again instead of resuming (or refusing) an incomplete store.
+    chunks : tuple of int, optional
+        Chunk shape; pass the block shape when several processes write blocks at once, so
+        that no two of them ever write to one chunk.
     """
 
     def __init__(
@@ -60,6 +69,7 @@ class BlockOutput:
         direction: np.ndarray | None = None,
         settings: dict[str, Any] | None = None,
         overwrite: bool = False,
+        chunks: tuple[int, ...] | None = None,
     ) -> None:
         self.path = Path(path)
         if self.path.suffix != ".zarr":
@@ -88,9 +98,9 @@ class BlockOutput:
             mode="w",
             shape=self.shape,
             dtype=self.dtype,
-            chunks=chunks_for(self.shape, axes),
+            chunks=tuple(chunks) if chunks is not None else chunks_for(self.shape, axes),
         )
-        attrs = {**attrs_for(geometry, axes), _DONE_ATTR: [], _SETTINGS_ATTR: self.settings, _STATE_ATTR: {}}
+        attrs = {**attrs_for(geometry, axes), _SETTINGS_ATTR: self.settings, _STATE_ATTR: {}}
         self.array.attrs.update(json.loads(json.dumps(attrs)))
 
     def _check_resumable(self) -> None:
@@ -127,17 +137,19 @@ class BlockOutput:
     @property
     def done(self) -> set[int]:
         """Indices of the blocks already written."""
-        return set(self.array.attrs.get(_DONE_ATTR, []))
+        folder = self.partial / _DONE_DIR
+        return {int(p.name) for p in folder.iterdir()} if folder.is_dir() else set()
 
     def write_block(
         self, index: int, where: tuple[slice, ...], data: np.ndarray, *, state: dict[str, Any] | None = None
     ) -> None:
         """Write block number ``index`` at ``where`` and record it (and ``state``) as done."""
         self.array[where] = data
-        update = {_DONE_ATTR: sorted(self.done | {int(index)})}
         if state is not None:
-            update[_STATE_ATTR] = json.loads(json.dumps(state))
-        self.array.attrs.update(update)
+            self.array.attrs[_STATE_ATTR] = json.loads(json.dumps(state))
+        folder = self.partial / _DONE_DIR
+        folder.mkdir(exist_ok=True)
+        (folder / str(int(index))).touch()
 
     def save_state(self, state: dict[str, Any]) -> None:
         """Replace the saved :attr:`state`."""
@@ -146,10 +158,10 @@ class BlockOutput:
     def finish(self) -> Path:
         """Move the completed array into place (replacing an older ``path``)."""
         attrs = dict(self.array.attrs)
-        for key in (_DONE_ATTR, _STATE_ATTR):
-            attrs.pop(key, None)
+        attrs.pop(_STATE_ATTR, None)
         self.array.attrs.clear()
         self.array.attrs.update(attrs)
+        shutil.rmtree(self.partial / _DONE_DIR, ignore_errors=True)
         if self.path.exists():
             shutil.rmtree(self.path)
         self.partial.rename(self.path)

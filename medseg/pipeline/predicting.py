@@ -2,7 +2,9 @@
 
 Under ``torchrun`` (``RANK``/``WORLD_SIZE`` in the environment) each process predicts the
 cases ``i`` with ``i % WORLD_SIZE == RANK``: every case is written once, by one process,
-and no bookkeeping is shared. Each case's files are written atomically, the label map
+and no bookkeeping is shared. Block-wise (``block_shape``), the processes share the blocks
+of each case instead (``i % WORLD_SIZE == RANK`` over the blocks, a gloo barrier around
+each store), so one large volume is predicted by all of them. Each case's files are written atomically, the label map
 last: a case counts as done when its label map exists, so a killed run, started again,
 predicts exactly the cases that are missing (and leaves no half-written file).
 """
@@ -145,7 +147,13 @@ def predict_files(
     predictor = Predictor.from_checkpoint(
         state, window, identity={"checkpoint_sha256": file_sha256(checkpoint)}
     )
-    mine = [(p, n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if i % world == rank]
+    barrier = None
+    if world > 1 and block_shape is not None:
+        barrier = _barrier()
+    by_case = world > 1 and block_shape is None
+    mine = [
+        (p, n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if not by_case or i % world == rank
+    ]
     if world > 1:
         logger.info("rank %d of %d: %d of %d case(s)", rank, world, len(mine), len(paths))
     results = []
@@ -163,7 +171,14 @@ def predict_files(
             )
             with open_array(path) as image:
                 labels = predict_blockwise(
-                    predictor, image, target, block_shape=block_shape, halo=context, overwrite=overwrite
+                    predictor,
+                    image,
+                    target,
+                    block_shape=block_shape,
+                    halo=context,
+                    overwrite=overwrite,
+                    shard=(rank, world),
+                    barrier=barrier,
                 )
             results.append(PredictedCase(name, labels, None, skipped=False))
             continue
@@ -180,6 +195,15 @@ def predict_files(
         # the label map last: its existence marks the case as done
         results.append(PredictedCase(name, write(prediction.labels, target), submission, skipped=False))
     return results
+
+
+def _barrier():
+    """``torch.distributed.barrier`` of a gloo group started from torchrun's environment."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return dist.barrier
 
 
 def _full_roi(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]:

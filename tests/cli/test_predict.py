@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -99,6 +100,17 @@ def test_predictions_are_named_by_case_id_and_probabilities_only_on_request(run_
     np.testing.assert_array_equal(probabilities.argmax(axis=0), labels[0])
 
 
+def _torchrun(run_dir: Path, images: list[str], out: Path, *extra: str) -> subprocess.CompletedProcess:
+    with socket.socket() as free:  # a port for torchrun's rendezvous and the gloo group
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port)]
+    command += [*_predict_command(run_dir, images, out)[1:], *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+
+
 def _predict_command(run_dir: Path, images: list[str], out: Path) -> list[str]:
     return [
         sys.executable,
@@ -141,17 +153,7 @@ def test_killed_predict_resumes_without_partial_outputs(run_dir, tmp_path):
 def test_torchrun_with_two_ranks_writes_every_case_exactly_once(run_dir, tmp_path):
     images = _images(tmp_path / "in", [f"c{i}.tif" for i in range(5)])
     out = tmp_path / "out"
-    torchrun = Path(sys.executable).with_name("torchrun")
-    command = [
-        str(torchrun),
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "0",
-        *_predict_command(run_dir, images, out)[1:],
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    result = _torchrun(run_dir, images, out)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stdout.splitlines() if ": cases " in line]
     per_rank = {line.split(":")[0]: line.split(": cases ")[1].split(", ") for line in lines}
@@ -159,3 +161,18 @@ def test_torchrun_with_two_ranks_writes_every_case_exactly_once(run_dir, tmp_pat
     cases = [c for names in per_rank.values() for c in names]
     assert sorted(cases) == [f"c{i}" for i in range(5)]  # each case by exactly one rank
     assert sorted(p.name for p in out.iterdir()) == [f"c{i}.tif" for i in range(5)]
+
+
+def test_torchrun_shares_the_blocks_of_one_volume(run_dir, tmp_path):
+    rng = np.random.default_rng(1)
+    stack = str(write(Volume(rng.random((1, 3, 40, 48), dtype=np.float32)), tmp_path / "stack.zarr"))
+    blocks = ["--block-shape", "1", "32", "32", "--halo", "0", "8", "8"]
+    single = tmp_path / "single"
+    assert (
+        main(["predict", "-m", str(run_dir), "-i", stack, "-o", str(single), "--no-progress", *blocks]) == 0
+    )
+    out = tmp_path / "out"
+    result = _torchrun(run_dir, [stack], out, *blocks)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["stack.zarr"]  # finished, no .incomplete left
+    np.testing.assert_array_equal(read(out / "stack.zarr").array, read(single / "stack.zarr").array)
