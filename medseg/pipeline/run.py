@@ -382,7 +382,7 @@ def _evaluate_held_out(
     a prediction that is not on the reference grid.
     """
     for sample in samples:
-        labels = predictor.predict(sample.image).labels
+        labels = predictor.predict(_as_volume(sample.image)).labels
         geometry = {"spacing": labels.spacing, "origin": labels.origin, "direction": labels.direction}
         write_submission(
             "labelmap", labels.array[0].astype(np.int64), folder / "predictions", sample.case_id, **geometry
@@ -406,6 +406,15 @@ def _evaluate_held_out(
         workers=1,
         labels=None if classes is None else range(1, len(classes)),
         progress=progress,
+    )
+
+
+def _as_volume(image: Volume | LazyArray) -> Volume:
+    """``image`` in memory with its geometry: a held-out case is predicted whole, like a file."""
+    if isinstance(image, Volume):
+        return image
+    return Volume(
+        image.read(), spacing=image.spacing, origin=image.origin, direction=image.direction, meta=dict(image.meta)
     )
 
 
