@@ -13,8 +13,20 @@ from medseg.eval.formats import get_format, read_submission
 from medseg.pipeline.run import load_run_config
 from medseg.resources import list_pipelines
 
+#: Known defects, left open in issue 12: each must be fixed, not skipped for good.
+KNOWN_BROKEN = {
+    "finetune_lab": "train.init points at runs/pretrained/checkpoints/best.pt, which a smoke run never trains",
+    "isbi2012_unet_paper": "unet_weighted_ce does not crop the target to a valid-convolution model's smaller output",
+}
 
-@pytest.mark.parametrize("name", sorted(list_pipelines()))
+
+def _cases():
+    for name in sorted(list_pipelines()):
+        reason = KNOWN_BROKEN.get(name)
+        yield pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason) if reason else (), id=name)
+
+
+@pytest.mark.parametrize("name", list(_cases()))
 def test_pipeline_runs_on_synthetic_data_at_smoke_size(name, tmp_path, capsys):
     out = tmp_path / "run"
     load_run_config(name, [], data="synthetic", smoke=True, out=out)  # a config error raises here, not exit 2

@@ -29,7 +29,8 @@ def test_synthetic_dataset_loads_through_its_real_loader(name, tmp_path):
         data |= {"label_kind": "instances", "classes": ["background", "inside", "boundary"]}
     else:
         data["classes"] = CLASSES[name]
-    train, val = load_training_samples(config_from_dict({"data": data}).data)
+    model = {"params": {"out_channels": len(data["classes"])}}  # cross-field validation: one output per class
+    train, val = load_training_samples(config_from_dict({"data": data, "model": model}).data)
     shape, n = SYNTHETIC_DATASETS[name].smoke
     assert len(train) + len(val) == CASES.get(name, n) and len(val) == 1
     image = train[0].image
