@@ -12,10 +12,18 @@ from __future__ import annotations
 import copy
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from medseg.errors import ConfigError, DataNotFoundError
@@ -38,6 +46,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _not_empty(shape: tuple[int, ...]) -> tuple[int, ...]:
+    if not shape:
+        raise ValueError("needs one size per spatial axis, got none")
+    return shape
+
+
+#: A patch or window size: at least one axis, every size a whole number >= 1.
+Shape = Annotated[tuple[PositiveInt, ...], AfterValidator(_not_empty)]
+
 class DataConfig(_Section):
     """Where the images are, what their labels mean and how patches are drawn from them.
 
@@ -56,7 +73,7 @@ class DataConfig(_Section):
     label_kind: Literal["classes", "instances"] = "classes"
     instance_target: Literal["boundary", "distance"] = "boundary"
     nonfinite: Literal["error", "zero", "min"] = "error"
-    patch_shape: tuple[int, ...] = (128, 128)
+    patch_shape: Shape = (128, 128)
     batch_size: int = Field(8, ge=1)
     validation_slices: int = Field(2, ge=0)
     seed: int = 0
@@ -111,7 +128,7 @@ class TrainConfig(_Section):
 class InferConfig(_Section):
     """Sliding-window settings (see :class:`medseg.infer.SlidingWindow`)."""
 
-    roi_size: tuple[int, ...] = (128, 128)
+    roi_size: Shape = (128, 128)
     overlap: float = Field(0.5, ge=0, lt=1)
     blending: Literal["gaussian", "constant"] = "gaussian"
     batch_size: int = Field(8, ge=1)

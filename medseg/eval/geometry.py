@@ -88,7 +88,13 @@ def scoring_spacing(
     own = tuple(float(s) for s in reference.spacing)
     if spacing is None:
         return own
-    given = check_spacing(spacing, reference.ndim)
+    given = tuple(float(s) for s in np.atleast_1d(spacing))
+    if len(given) not in (1, reference.ndim):
+        raise ConfigError(
+            f"--spacing {_fmt(given)} has {len(given)} values but reference {ref_path} has {reference.ndim} "
+            f"axes; give one value or {reference.ndim} (array axis order)"
+        )
+    given = check_spacing(given if len(given) > 1 else given[0], reference.ndim)
     if has_geometry(reference) and not _close(given, own, np.abs(np.asarray(own))):
         raise ConfigError(
             f"--spacing {_fmt(given)} contradicts the spacing {_fmt(own)} stored in reference {ref_path}; "

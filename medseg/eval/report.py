@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 import platform
 from collections.abc import Sequence
@@ -284,6 +285,21 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(type(obj))
 
 
+def _check_options(workers: int | None, tolerance: float, spacing: Sequence[float] | None) -> None:
+    """Refuse option values that would silently change what is scored (before any file is read)."""
+    if spacing is not None and not all(math.isfinite(float(v)) and float(v) > 0 for v in spacing):
+        raise ConfigError(
+            f"--spacing must be positive voxel sizes (array axis order), got {list(spacing)}; e.g. --spacing 1 1"
+        )
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"--workers must be a whole number >= 1, got {workers!r}; e.g. --workers 2")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0 <= tolerance < math.inf:
+        raise ConfigError(
+            f"--tolerance must be a finite distance >= 0 in the reference's physical units, got {tolerance!r}; "
+            "e.g. --tolerance 1.0"
+        )
+
+
 def evaluate_folders(
     pred_dir: str | Path,
     gt_dir: str | Path,
@@ -314,10 +330,11 @@ def evaluate_folders(
     written for every case (Dice ``nan`` when absent from both maps). Default: every
     label > 0 found in a reference file.
     """
+    _check_options(workers, tolerance, spacing)
     cases = match_cases(Path(pred_dir), Path(gt_dir), format_name)
     if labels is None:
         labels = dataset_labels(format_name, [g for _, g in cases.values()], [p for p, _ in cases.values()])
-    workers = default_workers() if workers is None else max(1, int(workers))
+    workers = default_workers() if workers is None else workers
     names = list(cases)
     args = [(format_name, cases[c][0], cases[c][1]) for c in names]
     kwargs = {
@@ -332,20 +349,22 @@ def evaluate_folders(
         from tqdm import tqdm
 
         bar = tqdm(total=len(names), desc="evaluate", unit="case")
-    if workers == 1 or len(names) == 1:
-        for a in args:
-            results.append(score_case(*a, **kwargs))
-            if bar:
-                bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(score_case, *a, **kwargs) for a in args]
-            for f in futures:
-                results.append(f.result())
+    try:
+        if workers == 1 or len(names) == 1:
+            for a in args:
+                results.append(score_case(*a, **kwargs))
                 if bar:
                     bar.update()
-    if bar:
-        bar.close()
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(score_case, *a, **kwargs) for a in args]
+                for f in futures:
+                    results.append(f.result())
+                    if bar:
+                        bar.update()
+    finally:
+        if bar:
+            bar.close()
     per_case = dict(zip(names, results, strict=True))
     summary = {
         "metric_per_case": [

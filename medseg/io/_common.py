@@ -25,6 +25,7 @@ from medseg.io.volume import Volume
 __all__ = [
     "atomic_output",
     "clean_stale_temporaries",
+    "output_errors",
     "geometry_from_attrs",
     "geometry_to_attrs",
     "make_volume",
@@ -117,6 +118,19 @@ def _output_error(err: OSError, path: Path, tmp_dir: Path) -> OutputError:
 
 def _renamed(text: str, path: Path, tmp_dir: Path) -> str:
     return text.replace(str(tmp_dir / path.name), str(path)).replace(str(tmp_dir), str(path.parent))
+
+
+@contextlib.contextmanager
+def output_errors(path: Path) -> Iterator[None]:
+    """Turn an :class:`OSError` raised while writing ``path`` in place into an :class:`OutputError`.
+
+    For outputs written piece by piece where they stand (a resumable block-wise
+    store); the message names ``path`` and says when the disk is full.
+    """
+    try:
+        yield
+    except OSError as err:
+        raise _output_error(err, Path(path), Path(path).parent) from err
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ import numpy as np
 import zarr
 
 from medseg.errors import ConfigError, FormatError
+from medseg.io._common import output_errors
 from medseg.io._container import attrs_for, chunks_for, layout_for
 from medseg.io.volume import Volume
 
@@ -92,16 +93,17 @@ class BlockOutput:
             logger.info("resuming %s: %d block(s) already done", self.partial, len(self.done))
             return
         shutil.rmtree(self.partial, ignore_errors=True)
-        self.partial.parent.mkdir(parents=True, exist_ok=True)
-        self.array = zarr.open_array(
-            str(self.partial),
-            mode="w",
-            shape=self.shape,
-            dtype=self.dtype,
-            chunks=tuple(chunks) if chunks is not None else chunks_for(self.shape, axes),
-        )
-        attrs = {**attrs_for(geometry, axes), _SETTINGS_ATTR: self.settings, _STATE_ATTR: {}}
-        self.array.attrs.update(json.loads(json.dumps(attrs)))
+        with output_errors(self.path):
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            self.array = zarr.open_array(
+                str(self.partial),
+                mode="w",
+                shape=self.shape,
+                dtype=self.dtype,
+                chunks=tuple(chunks) if chunks is not None else chunks_for(self.shape, axes),
+            )
+            attrs = {**attrs_for(geometry, axes), _SETTINGS_ATTR: self.settings, _STATE_ATTR: {}}
+            self.array.attrs.update(json.loads(json.dumps(attrs)))
 
     def _check_resumable(self) -> None:
         """Raise ConfigError naming every difference between the interrupted job and this one."""
@@ -144,16 +146,18 @@ class BlockOutput:
         self, index: int, where: tuple[slice, ...], data: np.ndarray, *, state: dict[str, Any] | None = None
     ) -> None:
         """Write block number ``index`` at ``where`` and record it (and ``state``) as done."""
-        self.array[where] = data
-        if state is not None:
-            self.array.attrs[_STATE_ATTR] = json.loads(json.dumps(state))
-        folder = self.partial / _DONE_DIR
-        folder.mkdir(exist_ok=True)
-        (folder / str(int(index))).touch()
+        with output_errors(self.path):
+            self.array[where] = data
+            if state is not None:
+                self.array.attrs[_STATE_ATTR] = json.loads(json.dumps(state))
+            folder = self.partial / _DONE_DIR
+            folder.mkdir(exist_ok=True)
+            (folder / str(int(index))).touch()
 
     def save_state(self, state: dict[str, Any]) -> None:
         """Replace the saved :attr:`state`."""
-        self.array.attrs[_STATE_ATTR] = json.loads(json.dumps(state))
+        with output_errors(self.path):
+            self.array.attrs[_STATE_ATTR] = json.loads(json.dumps(state))
 
     def finish(self) -> Path:
         """Move the completed array into place (replacing an older ``path``)."""

@@ -32,6 +32,7 @@ from monai.inferers import sliding_window_inference
 from monai.networks.nets import BasicUNet
 
 from medseg.device import resolve_device
+from medseg.errors import ConfigError
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.infer.tiling import importance_map
 
@@ -178,9 +179,14 @@ def bench_sliding_window(
     names : tuple of str
         Only the cases whose name starts with one of these.
     """
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ConfigError(f"--repeat must be a whole number >= 1 (timed runs per engine), got {repeat!r}")
     device = resolve_device(device, option="--device")
     cases = cases if cases is not None else (GPU_CASES if device.type == "cuda" else CPU_CASES)
+    known = [c.name for c in cases]
     cases = [c for c in cases if not names or c.name.startswith(names)]
+    if not cases:
+        raise ConfigError(f"--case {' '.join(names)} matches no case; known cases: {', '.join(known)}")
     label = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"

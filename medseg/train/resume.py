@@ -3,7 +3,8 @@
 A resumed run must continue the run it resumes: the model, the data and the
 optimisation settings stay as they were, except for the keys in
 :data:`RESUMABLE_KEYS` (budgets, intervals, device, workers, inference settings used
-for validation). A changed ``train.learning_rate`` is applied from the resume point
+for validation, and ``data.root``: a dataset folder that was moved; which files are
+read there is still fixed by the other data keys). A changed ``train.learning_rate`` is applied from the resume point
 on (:func:`apply_learning_rate`), never only recorded.
 """
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 RESUMABLE_KEYS: tuple[str, ...] = (
     "name",
     "infer.",
+    "data.root",
     "data.num_workers",
     "train.iterations",
     "train.validate_every",

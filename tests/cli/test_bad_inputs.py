@@ -122,6 +122,9 @@ def world(tmp_path_factory) -> Path:
         np.random.default_rng(0).random((4, 40, 48), dtype=np.float32),
         photometric="minisblack",
     )
+    for name in ("ev_pred", "ev_gt"):
+        (w / name).mkdir()
+        tifffile.imwrite(w / name / "a.tif", (image[0] > 128).astype(np.uint8))
     # fetch: a decompression bomb and an archive overwriting the manifest's other file, both via --from
     have = w / "have"
     have.mkdir()
@@ -261,6 +264,12 @@ CASES = [
         2,
         r"model\.params",
     ),
+    _case(
+        "train-patch-shape-zero",
+        "train {w}/tiny.yaml --out {out} --set data.patch_shape=[0,0]",
+        2,
+        r"'data\.patch_shape\.0': Input should be greater than 0 \(got 0\)",
+    ),
     # predict
     _case(
         "predict-overlap-1.5",
@@ -348,6 +357,30 @@ CASES = [
     _case(
         "evaluate-pred-missing", "evaluate --pred {w}/none --gt {w} --format isbi2012 -o {out}", 2, r"none"
     ),
+    _case(
+        "evaluate-workers-0",
+        "evaluate --pred {w}/ev_pred --gt {w}/ev_gt --format labelmap -o {out} --workers 0",
+        2,
+        r"--workers must be a whole number >= 1, got 0",
+    ),
+    _case(
+        "evaluate-tolerance-negative",
+        "evaluate --pred {w}/ev_pred --gt {w}/ev_gt --format labelmap -o {out} --tolerance -1",
+        2,
+        r"--tolerance must be a finite distance >= 0",
+    ),
+    _case(
+        "evaluate-spacing-negative",
+        "evaluate --pred {w}/ev_pred --gt {w}/ev_gt --format labelmap -o {out} --spacing -1 1",
+        2,
+        r"--spacing must be positive voxel sizes .*got \[-1\.0, 1\.0\]",
+    ),
+    _case(
+        "evaluate-spacing-wrong-length",
+        "evaluate --pred {w}/ev_pred --gt {w}/ev_gt --format labelmap -o {out} --spacing 1 1 1",
+        2,
+        r"--spacing \(1, 1, 1\) has 3 values but reference .*a\.tif has 2 axes",
+    ),
     # run
     _case("run-out-is-file", "run {w}/tiny.yaml --out {w}/afile", 2, r"--out: .*afile is an existing file"),
     _case("run-config-duplicate-key", "run {w}/dup.yaml --out {out}", 2, r"duplicate key 'seed'"),
@@ -357,7 +390,15 @@ CASES = [
         2,
         r"infer\.device: unknown",
     ),
+    _case(
+        "run-roi-size-empty",
+        "run {w}/tiny.yaml --out {out} --set infer.roi_size=[]",
+        2,
+        r"infer\.roi_size': .*needs one size per spatial axis, got none",
+    ),
     # bench
+    _case("bench-repeat-0", "bench --repeat 0", 2, r"--repeat must be a whole number >= 1"),
+    _case("bench-case-unknown", "bench --case zzz", 2, r"--case zzz matches no case; known cases: 2D"),
     _case("bench-device-bogus", "bench --device bogus", 2, r"--device: unknown device 'bogus'"),
     _case(
         "bench-device-cuda",

@@ -17,6 +17,7 @@ from medseg.errors import MedsegError, MemoryLimitError, OutputError
 from medseg.io import Volume, open_array, read, write
 from medseg.io import _common as common
 from medseg.io._limits import check_fits_in_memory, format_bytes
+from medseg.io.zarr_output import BlockOutput
 
 
 def _tiff_claiming(path, width: int, length: int) -> None:
@@ -117,20 +118,35 @@ def test_hdf5_refuses_before_writing_when_the_disk_lacks_space(tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny tmpfs needs root")
-def test_a_real_full_disk_gives_one_clear_error_for_every_format(tmp_path):
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs: a disk that really fills up."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tiny tmpfs needs root")
     disk = tmp_path / "disk"
     disk.mkdir()
     if subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], check=False
     ).returncode:
         pytest.skip("cannot mount a tmpfs here")
-    try:
-        volume = Volume(np.random.default_rng(0).random((1, 48, 48, 48), dtype=np.float32))
-        for name in ("a.h5", "b.nii.gz", "c.tif", "d.zarr"):
-            with pytest.raises(MedsegError) as info:
-                write(volume, disk / name)
-            assert str(disk / name) in str(info.value) and ".medseg-tmp" not in str(info.value)
-            assert list(disk.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
+    yield disk
+    subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_real_full_disk_gives_one_clear_error_for_every_format(tiny_disk):
+    volume = Volume(np.random.default_rng(0).random((1, 48, 48, 48), dtype=np.float32))
+    for name in ("a.h5", "b.nii.gz", "c.tif", "d.zarr"):
+        with pytest.raises(MedsegError) as info:
+            write(volume, tiny_disk / name)
+        assert str(tiny_disk / name) in str(info.value) and ".medseg-tmp" not in str(info.value)
+        assert list(tiny_disk.iterdir()) == []
+
+
+def test_a_block_wise_store_filling_the_disk_names_it(tiny_disk):
+    target = tiny_disk / "pred.zarr"
+    output = BlockOutput(target, shape=(64, 64, 64), dtype=np.float32, chunks=(16, 64, 64))
+    noise = np.random.default_rng(0).random((16, 64, 64), dtype=np.float32)  # incompressible
+    with pytest.raises(OutputError) as info:
+        for index in range(4):
+            output.write_block(index, (slice(16 * index, 16 * (index + 1)),), noise)
+    assert str(info.value).startswith(f"cannot write {target}: no space left")

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -37,3 +40,19 @@ def test_missing_and_corrupt_checkpoints_raise(tmp_path):
     torch.save({"weights": torch.zeros(1)}, other)
     with pytest.raises(FormatError, match="is not a medseg checkpoint"):
         load_checkpoint(other)
+
+
+def test_temporaries_of_a_killed_save_are_removed_by_the_next_save(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = folder / f".latest.pt.medseg-tmp-{int(dead.stdout)}-abc123"  # what a kill -9 mid-save leaves
+    stale.mkdir()
+    (stale / "latest.pt").write_bytes(b"half a checkpoint")
+    other = folder / f".best.pt.medseg-tmp-{int(dead.stdout)}-def456"  # another target's: not touched
+    other.mkdir()
+
+    save_checkpoint(folder / "latest.pt", model=nn.Conv2d(1, 2, 3), iteration=3)
+
+    assert sorted(p.name for p in folder.iterdir()) == [other.name, "latest.pt"]
+    assert load_checkpoint(folder / "latest.pt")["iteration"] == 3
