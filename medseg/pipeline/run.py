@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from medseg.config import PipelineConfig, load_config
+from medseg.config import PipelineConfig, config_from_dict, load_config
 from medseg.data import Sample
 from medseg.data.registry import dataset_folder, get_dataset
 from medseg.errors import ConfigError, DataNotFoundError
@@ -157,7 +157,32 @@ def load_run_config(
         if out is None:
             raise ConfigError("--data synthetic needs an output folder to write the synthetic data into")
         extra += synthetic_overrides(config, Path(out) / "data")
+        if config.train.init is not None:  # fine-tuning: the source model is trained first (run_pipeline)
+            extra.append(f"train.init={Path(out) / 'source' / 'checkpoints' / 'best.pt'}")
     return load_config(path, [*extra, *overrides]) if extra else config
+
+
+def _train_synthetic_source(
+    config: PipelineConfig, train_samples: list[Sample], val_samples: list[Sample], progress: bool
+) -> None:
+    """Train the checkpoint a fine-tuning run starts from, when synthetic data stands in for a real source.
+
+    The source run is the same model and data without ``train.init`` (no frozen stages,
+    full learning rate), written to the folder two levels above ``train.init``
+    (``OUT/source``), so the fine-tuning recipe runs end to end without a user's checkpoint.
+    """
+    source = Path(config.train.init)
+    raw = config.model_dump(mode="json")
+    raw["name"] = f"{config.name}-source"
+    raw["train"].update(init=None, label_map={}, freeze_encoder_stages=0, pretrained_lr_factor=1.0)
+    logger.info("train: no source checkpoint %s yet; training it on the synthetic data first", source)
+    train_from_config(
+        config_from_dict(raw, source="synthetic source run"),
+        train_samples,
+        val_samples,
+        source.parents[1],
+        progress=progress,
+    )
 
 
 def run_pipeline(
@@ -207,6 +232,8 @@ def run_pipeline(
             log.started("train", train_digest) and (out / "checkpoints" / "latest.pt").is_file()
         )
         log.begin("train", train_digest)
+        if data == "synthetic" and config.train.init is not None and not Path(config.train.init).is_file():
+            _train_synthetic_source(config, train_samples, val_samples, progress)
         trained = train_from_config(config, train_samples, val_samples, out, resume=cont, progress=progress)
         curve = plot_training(out / "training_curve.png", trained.result.losses, trained.result.validation)
         log.finish(

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from medseg.device import resolve_device
 from medseg.errors import ConfigError, DataValueError
+from medseg.models.blocks import center_crop
 from medseg.train.checkpoint import load_checkpoint, save_checkpoint
 from medseg.train.distributed import Distributed
 from medseg.train.precision import Precision
@@ -291,7 +292,9 @@ class Trainer:
         tensors = [t.to(self.device, non_blocking=True) for t in batch]
         with self.precision.autocast():
             logits = self.model(tensors[0])
-        loss = self.loss(logits.float(), *tensors[1:])
+        # valid convolutions (overlap-tile): the targets are the centre the output covers
+        targets = [center_crop(t, logits.shape[2:]) for t in tensors[1:]]
+        loss = self.loss(logits.float(), *targets)
         if not torch.isfinite(loss):
             raise DataValueError(
                 f"training loss became {loss.item()} at iteration {self.iteration + 1}; "

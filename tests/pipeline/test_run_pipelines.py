@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +13,10 @@ from medseg.cli.main import main
 from medseg.eval.formats import get_format, read_submission
 from medseg.pipeline.run import load_run_config
 from medseg.resources import list_pipelines
+from medseg.train.checkpoint import load_checkpoint
 
 #: Known defects, left open in issue 12: each must be fixed, not skipped for good.
-KNOWN_BROKEN = {
-    "finetune_lab": "train.init points at runs/pretrained/checkpoints/best.pt, which a smoke run never trains",
-    "isbi2012_unet_paper": "unet_weighted_ce does not crop the target to a valid-convolution model's smaller output",
-}
+KNOWN_BROKEN: dict[str, str] = {}
 
 
 def _cases():
@@ -45,6 +44,11 @@ def test_pipeline_runs_on_synthetic_data_at_smoke_size(name, tmp_path, capsys):
         assert summary["challenge_held_out_mean"], "challenge metrics missing"
     for path in files:  # every challenge file reads back under the challenge's own format rules
         _check_challenge_file(fmt, path)
+
+    if name == "finetune_lab":  # the synthetic source model was trained, then fine-tuned from
+        init = load_checkpoint(out / "checkpoints" / "best.pt")["metadata"]["init"]
+        assert Path(init["checkpoint"]) == out / "source" / "checkpoints" / "best.pt"
+        assert "head.weight" in init["loaded"] and init["frozen"]
 
     report = (out / "report.md").read_text()
     assert f"| {key} | {dice:.4g} |" in report  # the measured number, as measured
