@@ -40,11 +40,17 @@ def _fmt(value: Any) -> str:
 
 
 def _measured(summaries: list[dict[str, Any] | None], metric: str) -> float | None:
-    """The foreground mean of ``metric`` in the first summary that has it (nnU-Net writes ``Dice``, ``IoU``)."""
+    """``metric`` from the first summary that has it, as the challenge aggregates it.
+
+    A summary's ``pooled`` value (the challenge's own aggregation: CTC SEG pools the
+    objects of a sequence, GlaS the objects of a test part) comes before its foreground
+    mean of per-case values (nnU-Net writes ``Dice``, ``IoU``).
+    """
     for summary in summaries:
-        values = {k.lower(): v for k, v in ((summary or {}).get("foreground_mean") or {}).items()}
-        if metric.lower() in values:
-            return values[metric.lower()]
+        for part in ("pooled", "foreground_mean"):
+            values = {k.lower(): v for k, v in ((summary or {}).get(part) or {}).items()}
+            if metric.lower() in values:
+                return values[metric.lower()]
     return None
 
 
@@ -52,8 +58,10 @@ def _metric_table(title: str, summary: dict[str, Any] | None) -> list[str]:
     if not summary:
         return []
     values = summary.get("foreground_mean") or {}
+    pooled = summary.get("pooled") or {}
     lines = [f"### {title}", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(values.items())]
+    lines += [f"| {k} (pooled, as the challenge scores it) | {_fmt(v)} |" for k, v in sorted(pooled.items())]
     return [*lines, ""]
 
 
@@ -112,6 +120,10 @@ def write_report(
         ("Training loss and validation Dice", "training_curve.png"),
         ("Held-out class metrics", "validation/evaluation/metrics.png"),
         ("Held-out challenge metrics", "challenge/held_out/evaluation/metrics.png"),
+        *(
+            (f"Held-out challenge metrics, sequence {p.parent.name}", str(p.relative_to(out)))
+            for p in sorted((out / "challenge" / "held_out" / "evaluation").glob("*/metrics.png"))
+        ),
     ):
         if (out / rel).is_file():
             lines += [f"![{title}]({rel})", ""]

@@ -441,7 +441,11 @@ def _as_volume(image: Volume | LazyArray) -> Volume:
     if isinstance(image, Volume):
         return image
     return Volume(
-        image.read(), spacing=image.spacing, origin=image.origin, direction=image.direction, meta=dict(image.meta)
+        image.read(),
+        spacing=image.spacing,
+        origin=image.origin,
+        direction=image.direction,
+        meta=dict(image.meta),
     )
 
 
@@ -468,7 +472,9 @@ def _challenge(
 ) -> dict[str, Any]:
     """Held-out cases in the challenge format scored with its metrics, and the test-split submission."""
     held_out = None
-    if samples and fmt != "labelmap":  # labelmap scoring is the evaluate stage already
+    if samples and fmt == "ctc":
+        held_out = _ctc_held_out(predictor, samples, out / "challenge" / "held_out", progress)
+    elif samples and fmt != "labelmap":  # labelmap scoring is the evaluate stage already
         folder = out / "challenge" / "held_out"
         for sample in samples:
             prediction = predictor.predict(sample.image, probabilities=fmt == "isbi2012")
@@ -486,14 +492,55 @@ def _challenge(
     return {"held_out": held_out, "submission": [str(p) for p in submission]}
 
 
+def _ctc_held_out(
+    predictor: Predictor, samples: list[Sample], folder: Path, progress: bool
+) -> dict[str, Any]:
+    """Held-out CTC frames in the challenge's own layout, scored per sequence as the challenge does.
 
-def _write_reference(fmt: str, sample: Sample, folder: Path) -> Path:
+    Case ids are ``<sequence>_t<frame>``: predictions go to ``<sequence>_RES/mask<frame>.tif``
+    and references to ``<sequence>_GT/SEG/man_seg<frame>.tif``, and each sequence is
+    scored on its own (``evaluation/<sequence>``; SEG pools the objects of one sequence).
+    With several sequences the returned summary averages their foreground means and
+    pooled values over the sequences and keeps each under ``sequences``.
+    """
+    by_sequence: dict[str, list[Sample]] = {}
+    for sample in samples:
+        sequence, _, frame = sample.case_id.rpartition("_")
+        if not sequence or not frame.lstrip("t").isdigit():
+            raise ConfigError(f"CTC case id {sample.case_id!r} is not '<sequence>_t<frame>'")
+        by_sequence.setdefault(sequence, []).append(sample)
+    summaries = {}
+    for sequence, members in sorted(by_sequence.items()):
+        res, gt = folder / f"{sequence}_RES", folder / f"{sequence}_GT"
+        for sample in members:
+            frame = int(sample.case_id.rpartition("_")[2].lstrip("t"))
+            write_case_submission("ctc", predictor.predict(sample.image), res, frame, predictor)
+            _write_reference("ctc", sample, gt / "SEG", case_id=frame)
+        summaries[sequence] = evaluate_folders(
+            res, gt, "ctc", folder / "evaluation" / sequence, workers=1, progress=progress
+        )
+    if len(summaries) == 1:
+        return next(iter(summaries.values()))
+
+    def mean_of(part: str) -> dict[str, float]:
+        keys = set.intersection(*(set(s.get(part) or {}) for s in summaries.values()))
+        return {k: float(np.mean([s[part][k] for s in summaries.values()])) for k in sorted(keys)}
+
+    return {
+        "foreground_mean": mean_of("foreground_mean"),
+        "pooled": mean_of("pooled"),
+        "sequences": summaries,
+    }
+
+
+def _write_reference(fmt: str, sample: Sample, folder: Path, case_id: str | int | None = None) -> Path:
     """A held-out label in the challenge's file format (CTC: ``man_segTTT.tif``)."""
     label = sample.label
     array = np.asarray(label.read() if hasattr(label, "read") else label.array)[0]
+    case_id = sample.case_id if case_id is None else case_id
     if fmt == "isbi2012":  # class 0 = cell -> 1.0, membrane -> 0.0 (the challenge's polarity)
-        return write_submission(fmt, (array == 0).astype(np.float32), folder, sample.case_id)
-    path = write_submission(fmt, array.astype(np.int64), folder, sample.case_id)
+        return write_submission(fmt, (array == 0).astype(np.float32), folder, case_id)
+    path = write_submission(fmt, array.astype(np.int64), folder, case_id)
     if fmt == "ctc":
         path = path.rename(path.with_name(path.name.replace("mask", "man_seg", 1)))
     return path

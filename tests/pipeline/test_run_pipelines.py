@@ -22,7 +22,9 @@ KNOWN_BROKEN: dict[str, str] = {}
 def _cases():
     for name in sorted(list_pipelines()):
         reason = KNOWN_BROKEN.get(name)
-        yield pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason) if reason else (), id=name)
+        yield pytest.param(
+            name, marks=pytest.mark.xfail(strict=True, reason=reason) if reason else (), id=name
+        )
 
 
 @pytest.mark.parametrize("name", list(_cases()))
@@ -38,9 +40,16 @@ def test_pipeline_runs_on_synthetic_data_at_smoke_size(name, tmp_path, capsys):
     assert 0.0 <= dice <= 1.0
     fmt = summary["challenge_format"]
     files = [*summary["submission"]]
-    held_out = out / "challenge" / "held_out" / "predictions"
-    if fmt != "labelmap":
-        files += [str(p) for p in held_out.iterdir()]
+    held_out = out / "challenge" / "held_out"
+    if fmt == "ctc":  # the challenge's layout: XX_RES/maskTTT.tif beside XX_GT/SEG/man_segTTT.tif
+        files += [str(p) for p in held_out.glob("*_RES/mask*.tif")]
+        assert files and all(
+            (Path(p).parent.parent / Path(p).parent.name.replace("_RES", "_GT") / "SEG").is_dir()
+            for p in files
+        )
+        assert "seg" in summary["challenge_held_out_mean"]
+    elif fmt != "labelmap":
+        files += [str(p) for p in (held_out / "predictions").iterdir()]
         assert summary["challenge_held_out_mean"], "challenge metrics missing"
     for path in files:  # every challenge file reads back under the challenge's own format rules
         _check_challenge_file(fmt, path)
