@@ -384,8 +384,9 @@ def _validator(
         predictor = Predictor(model, window, normalization)
         scores = []
         for image, label in cases:
-            prediction = predictor.predict(image)
-            if targets["instance_target"] == "distance":
+            distance = targets["instance_target"] == "distance"
+            prediction = predictor.predict(image, probabilities=distance)
+            if distance:  # channels 0-1 are the foreground classes, channel 2 the distance map
                 labels = prediction.probabilities.array[:2].argmax(0)
             else:
                 labels = prediction.labels.array[0]

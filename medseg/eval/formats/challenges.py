@@ -347,11 +347,11 @@ FORMATS: dict[str, SubmissionFormat] = {
         SubmissionFormat(
             "monuseg",
             "instances",
-            "MoNuSeg: 16-bit PNG nucleus instance maps NAME.png",
+            "MoNuSeg: 16-bit PNG nucleus instance maps NAME.png (references: NAME.png or a lab's NAME.tif)",
             _png16_write,
             _png16_read,
             rf"{_CASE}\.png",
-            rf"{_CASE}\.png",
+            rf"{_CASE}\.(?:png|tiff?)",
         ),
         SubmissionFormat(
             "dental",
