@@ -226,7 +226,10 @@ def split_sections(n_sections: int, val_sections: int) -> tuple[list[int], list[
     on both sides.
     """
     if not 0 <= val_sections < n_sections:
-        raise ConfigError(f"val_sections must be in [0, {n_sections}), got {val_sections}")
+        raise ConfigError(
+            f"data.validation_slices must be in [0, {n_sections}) (held-out cases or sections of the "
+            f"{n_sections} found, leaving at least one to train on), got {val_sections}"
+        )
     cut = n_sections - val_sections
     return list(range(cut)), list(range(cut, n_sections))
 

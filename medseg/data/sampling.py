@@ -87,10 +87,14 @@ class PatchSampler:
     seed : int
         Seed; the same seed gives the same patches.
 
+    On an axis where the patch is larger than the image, the patch holds the whole axis
+    at a random offset and the rest is mirrored (the U-Net overlap-tile extrapolation),
+    so a valid-convolution model's large input tile trains on small images.
+
     Raises
     ------
     ShapeError
-        Image and label grids differ, or the patch is larger than the image.
+        Image and label grids differ.
     ConfigError
         Invalid probability, fraction or attempt count.
     """
@@ -118,11 +122,6 @@ class PatchSampler:
         if max_sampling_attempts < 1:
             raise ConfigError(f"max_sampling_attempts must be >= 1, got {max_sampling_attempts}")
         spatial, self._image_has_channel = _spatial_shape(image, nd, "image")
-        if any(p > s for p, s in zip(patch_shape, spatial, strict=True)):
-            raise ShapeError(
-                f"patch_shape {patch_shape} is larger than the image's spatial shape {spatial}: "
-                "use a smaller patch or pad the image"
-            )
         if label is not None:
             label_spatial, self._label_has_channel = _spatial_shape(label, nd, "label")
             if label_spatial != spatial:
@@ -142,14 +141,23 @@ class PatchSampler:
         self.rng = np.random.default_rng(seed)
 
     def _read(self, array: Any, has_channel: bool, start: tuple[int, ...]) -> np.ndarray:
-        spatial = tuple(slice(s, s + p) for s, p in zip(start, self.patch_shape, strict=True))
+        """The patch at ``start``; where it extends past the image, mirrored (overlap-tile) content."""
+        inside = [
+            (max(b, 0), min(b + p, s)) for b, p, s in zip(start, self.patch_shape, self.spatial_shape, strict=True)
+        ]
+        spatial = tuple(slice(lo, hi) for lo, hi in inside)
         key = ((slice(None), *spatial)) if has_channel else spatial
         block = np.asarray(array[key])
-        return block if has_channel else block[None]
+        block = block if has_channel else block[None]
+        pad = [(lo - b, b + p - hi) for (lo, hi), b, p in zip(inside, start, self.patch_shape, strict=True)]
+        if any(before or after for before, after in pad):
+            block = np.pad(block, [(0, 0), *pad], mode="reflect" if min(block.shape[1:]) > 1 else "edge")
+        return block
 
     def _random_start(self, rng: np.random.Generator) -> tuple[int, ...]:
+        """A patch inside the image, or, on an axis where the patch is larger, one holding the whole axis."""
         return tuple(
-            int(rng.integers(0, s - p + 1))
+            int(rng.integers(0, s - p + 1)) if p <= s else int(rng.integers(s - p, 1))
             for s, p in zip(self.spatial_shape, self.patch_shape, strict=False)
         )
 

@@ -89,10 +89,21 @@ def test_3d_lazy_hdf5(tmp_path):
             assert np.array_equal(p.image[0], data[p.slices])
 
 
+def test_a_patch_larger_than_the_image_mirrors_it():
+    image = np.arange(5 * 6, dtype=np.float32).reshape(1, 5, 6)
+    label = (image > 10).astype(np.uint8)
+    sampler = PatchSampler(image, label, patch_shape=(9, 4), foreground_probability=0.0, seed=0)
+    for patch in sampler.take(10):
+        (y0, x0) = patch.start
+        assert -4 <= y0 <= 0 and 0 <= x0 <= 2  # Y holds the whole axis, X lies inside
+        rows = np.abs(np.arange(y0, y0 + 9))  # reflect: -1 -> 1, ..., and 5 -> 3 past the end
+        rows = np.where(rows > 4, 8 - rows, rows)
+        np.testing.assert_array_equal(patch.image[0], image[0][rows][:, x0 : x0 + 4])
+        np.testing.assert_array_equal(patch.label[0], label[0][rows][:, x0 : x0 + 4])
+
+
 def test_argument_errors():
     image, label = _toy()
-    with pytest.raises(ShapeError, match="larger than the image"):
-        PatchSampler(image, label, patch_shape=(64, 16))
     with pytest.raises(ShapeError, match="label spatial shape"):
         PatchSampler(image, label[:, :-1], patch_shape=(8, 8))
     with pytest.raises(ConfigError, match="foreground_probability must be in"):
