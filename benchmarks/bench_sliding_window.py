@@ -17,8 +17,15 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per engine after a warm-up")
     parser.add_argument("--case", nargs="*", default=[], help="only cases whose name starts with these")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument(
+        "--compile", action="store_true", help="add medseg rows with torch.compile (inductor, frozen weights)"
+    )
     args = parser.parse_args()
     for line in bench_sliding_window(
-        device=args.device, repeat=args.repeat, names=tuple(args.case), precisions=tuple(args.precision)
+        device=args.device,
+        repeat=args.repeat,
+        names=tuple(args.case),
+        precisions=tuple(args.precision),
+        compile=args.compile,
     ):
         print(line, flush=True)

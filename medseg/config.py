@@ -126,7 +126,12 @@ class TrainConfig(_Section):
 
 
 class InferConfig(_Section):
-    """Sliding-window settings (see :class:`medseg.infer.SlidingWindow`)."""
+    """Sliding-window settings (see :class:`medseg.infer.SlidingWindow`).
+
+    ``compile``: ``torch.compile`` the trained model with frozen weights for prediction
+    (faster on many windows; the first prediction compiles; validation during training
+    never compiles).
+    """
 
     roi_size: Shape = (128, 128)
     overlap: float = Field(0.5, ge=0, lt=1)
@@ -135,6 +140,7 @@ class InferConfig(_Section):
     mirror_axes: tuple[int, ...] = (0, 1)
     precision: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str | None = None
+    compile: bool = False
 
 
 class PipelineConfig(_Section):

@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per engine after a warm-up")
     parser.add_argument("--case", nargs="*", default=[], help="only cases whose name starts with these")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument(
+        "--compile", action="store_true", help="add medseg rows with torch.compile (inductor, frozen weights)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -31,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
     from medseg.pipeline.bench import bench_sliding_window
 
     for line in bench_sliding_window(
-        device=args.device, repeat=args.repeat, names=tuple(args.case), precisions=tuple(args.precision)
+        device=args.device,
+        repeat=args.repeat,
+        names=tuple(args.case),
+        precisions=tuple(args.precision),
+        compile=args.compile,
     ):
         print(line, flush=True)
     return 0

@@ -21,11 +21,13 @@ memory are measured, in its favour.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from monai.inferers import sliding_window_inference
@@ -114,10 +116,13 @@ class _Timing:
     wall: float = math.inf
     cpu: float = 0.0
     memory: int = 0
+    first: float = 0.0
     output: torch.Tensor | None = None
 
 
-def _engines(case: Case, device: torch.device, precisions: list[str]) -> dict[tuple[str, str], Callable]:
+def _engines(
+    case: Case, device: torch.device, precisions: list[str], compile: bool = False
+) -> dict[tuple[str, str], Callable]:
     spatial_dims = len(case.roi)
     torch.manual_seed(0)
     model = BasicUNet(
@@ -148,6 +153,9 @@ def _engines(case: Case, device: torch.device, precisions: list[str]) -> dict[tu
 
         engines[("MONAI", precision)] = monai
         engines[("medseg", precision)] = medseg
+        if compile:
+            compiled = dataclasses.replace(window, compile=True)
+            engines[("compiled", precision)] = partial(medseg, window=compiled)
     return engines
 
 
@@ -163,6 +171,7 @@ def bench_sliding_window(
     cases: list[Case] | None = None,
     precisions: tuple[str, ...] = ("fp32", "bf16"),
     names: tuple[str, ...] = (),
+    compile: bool = False,
 ) -> Iterator[str]:
     """Yield the lines of the comparison table, one row per case, engine and precision.
 
@@ -178,6 +187,9 @@ def bench_sliding_window(
         ``fp32`` and/or ``bf16`` (autocast for both engines).
     names : tuple of str
         Only the cases whose name starts with one of these.
+    compile : bool
+        Add ``compiled`` rows: medseg's engine with ``compile=True`` (inductor, frozen
+        weights); its first call, which compiles, is reported below each case's rows.
     """
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
         raise ConfigError(f"--repeat must be a whole number >= 1 (timed runs per engine), got {repeat!r}")
@@ -194,12 +206,14 @@ def bench_sliding_window(
     )
     yield f"device {label}; best of {repeat} interleaved runs after a warm-up"
     yield (
-        f"{'case':<17} {'engine':<7} {'prec':<5} {'wall s':>8} {'cpu s':>8} {'Mvox/s':>8} "
+        f"{'case':<17} {'engine':<8} {'prec':<5} {'wall s':>8} {'cpu s':>8} {'Mvox/s':>8} "
         f"{'speed-up':>9} {'max diff':>9} {'agree %':>8} {'peak MB':>8}"
     )
     for case in cases:
         image = torch.randn(case.shape, device=device)
-        engines = _engines(case, device, list(precisions))
+        if compile:  # a fresh compile cache per case: other cases' graphs must not use up the recompile limit
+            torch._dynamo.reset()
+        engines = _engines(case, device, list(precisions), compile)
         timings = {key: _Timing() for key in engines}
         for run in range(repeat + 1):
             for key, fn in engines.items():
@@ -213,6 +227,8 @@ def bench_sliding_window(
                 timing.memory = max(timing.memory, memory.peak)
                 if run and wall < timing.wall:
                     timing.wall, timing.cpu = wall, cpu
+                if run == 0:
+                    timing.first = wall
                 if run == 0:  # MONAI's labels are taken outside the measurement (in its favour)
                     timing.output = (
                         out.argmax(dim=1).to(torch.uint8)
@@ -233,8 +249,11 @@ def bench_sliding_window(
                     diff = f"{(out.float().cpu() - ref.float().cpu()).abs().max().item():.1e}"
                     agree = f"{(out.argmax(1).cpu() == ref.argmax(1).cpu()).double().mean().item() * 100:.3f}"
             yield (
-                f"{case.name:<17} {engine:<7} {precision:<5} {timing.wall:>8.3f} {timing.cpu:>8.2f} "
+                f"{case.name:<17} {engine:<8} {precision:<5} {timing.wall:>8.3f} {timing.cpu:>8.2f} "
                 f"{voxels / timing.wall / 1e6:>8.2f} {speedup:>8.2f}x {diff:>9} {agree:>8} "
                 f"{timing.memory / 2**20:>8.0f}"
             )
+        for (engine, precision), timing in timings.items():
+            if engine == "compiled":
+                yield f"{'':<17} compiled {precision}: first call {timing.first:.1f} s (compiles), then as above"
         del engines, timings, image

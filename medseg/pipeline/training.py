@@ -82,8 +82,10 @@ def sliding_window_from_config(config: PipelineConfig, *, progress: bool = False
     return sliding_window_from_infer(config.infer, progress=progress)
 
 
-def sliding_window_from_infer(infer: InferConfig, *, progress: bool = False) -> SlidingWindow:
-    """The :class:`SlidingWindow` of an :class:`InferConfig`."""
+def sliding_window_from_infer(
+    infer: InferConfig, *, progress: bool = False, compile: bool | None = None
+) -> SlidingWindow:
+    """The :class:`SlidingWindow` of an :class:`InferConfig` (``compile`` overrides ``infer.compile``)."""
     return SlidingWindow(
         infer.roi_size,
         overlap=infer.overlap,
@@ -92,6 +94,7 @@ def sliding_window_from_infer(infer: InferConfig, *, progress: bool = False) -> 
         device=infer.device,
         precision=infer.precision,
         mirror_axes=infer.mirror_axes,
+        compile=infer.compile if compile is None else compile,
         progress=progress,
     )
 
@@ -268,7 +271,12 @@ def train_from_config(
         device=str(device),
         checkpoint_dir=checkpoint_dir,
         validate=_validator(
-            val_samples, sliding_window_from_config(config), normalization, foreground, config
+            # validation follows the weights as they change: never a compiled (frozen) model
+            val_samples,
+            sliding_window_from_infer(config.infer, compile=False),
+            normalization,
+            foreground,
+            config,
         )
         if val_samples
         else None,

@@ -100,6 +100,17 @@ def test_channels_last_does_not_change_the_output():
     )
 
 
+def test_compiled_model_with_frozen_weights_matches_eager_with_a_partial_last_batch():
+    model = ValidConv()
+    image = torch.randn(1, 1, 40, 29)  # 3 x 2 windows with batch 4: the last batch is padded to 4
+    eager = SlidingWindow((16, 16), batch_size=4)(model, image)
+    compiled = SlidingWindow((16, 16), batch_size=4, compile=True)
+    torch.testing.assert_close(compiled(model, image), eager, rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        compiled(model, image + 1), SlidingWindow((16, 16))(model, image + 1), rtol=0, atol=1e-5
+    )
+
+
 def test_bfloat16_autocast_agrees_with_float32_on_the_labels():
     model = _monai_unet(2)
     image = torch.randn(1, 1, 64, 64)
