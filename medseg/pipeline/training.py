@@ -308,7 +308,9 @@ def train_from_config(
 
     try:
         result = trainer.fit(batches, config.train.iterations)
+        distributed.barrier()
     finally:
+        trainer.release_distributed()
         distributed.close()
     return TrainedModel(
         result=result,

@@ -83,6 +83,11 @@ class Distributed:
     def _reduce_device(self) -> torch.device:
         return torch.device("cuda", self.local_rank) if dist.get_backend() == "nccl" else torch.device("cpu")
 
+    def barrier(self) -> None:
+        """Wait until every rank gets here (a no-op in one process)."""
+        if self.enabled:
+            dist.barrier()
+
     def close(self) -> None:
         """Leave the process group."""
         if self.enabled and dist.is_initialized():

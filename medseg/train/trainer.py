@@ -8,6 +8,7 @@ caller's (a function of the start iteration, see :mod:`medseg.train.stream`).
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import time
@@ -304,6 +305,16 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.step()
         return float(loss.detach())
+
+    def release_distributed(self) -> None:
+        """Drop the DDP wrapper.
+
+        Its reducer holds the process group; the group must end while every rank
+        is still alive (a gloo group torn down after its peer exited can hang), so
+        call this before :meth:`Distributed.close`.
+        """
+        self.model = self.network
+        gc.collect()
 
     def _run_validation(self, result: TrainResult) -> str | None:
         """Validate; return why training should stop (patience exhausted) or ``None``."""

@@ -53,7 +53,10 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path,
     torch.testing.assert_close(
         torch.tensor(ranks[0]["losses"]), torch.tensor(single.result.losses), rtol=1e-4, atol=1e-5
     )
+    # AdamW normalises each gradient, so a near-zero gradient summed in another order can move a
+    # weight differently: allow a hundredth of the largest step (the learning rate), no more
+    step = _config(tiny_config).train.learning_rate
     ddp = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "latest.pt")["model"]
     one = load_checkpoint(tmp_path / "single" / "checkpoints" / "latest.pt")["model"]
     for name, tensor in one.items():
-        torch.testing.assert_close(ddp[name], tensor, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ddp[name], tensor, rtol=1e-4, atol=step / 100)
