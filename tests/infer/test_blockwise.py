@@ -281,3 +281,28 @@ def test_ome_zarr_output_is_an_ngff_label_image_with_geometry_and_resumes(tmp_pa
         )
     np.testing.assert_array_equal(zarr.open_array(str(again / "0"), mode="r")[...], array[...])
     assert 0 < model.calls < fresh.calls
+
+
+@pytest.mark.parametrize(("block_shape", "halo"), [((16, 16), (24, 24)), ((24, 20), (32, 32))])
+def test_valid_convolution_blocks_equal_in_memory_prediction(tmp_path, block_shape, halo):
+    """Paper U-Net (valid convolutions): blocks aligned to the pooling factor with a halo of
+    at least the network's margin give the in-memory labels exactly, and the same logits."""
+    from medseg.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("unet-paper", features=2, depth=2, out_channels=3).eval()
+    roi = model.constraints.required_input_shape((20, 20))
+    predictor = Predictor(model, SlidingWindow(roi, overlap=0.25, device="cpu"), ZScore((0.0,), (1.0,)))
+    image = np.random.default_rng(0).random((1, 70, 53), dtype=np.float32)
+    path = write(Volume(image), tmp_path / "raw.zarr")
+    with open_array(path) as lazy:
+        out = predict_blockwise(predictor, lazy, tmp_path / "labels.zarr", block_shape=block_shape, halo=halo)
+    np.testing.assert_array_equal(read(out).array[0], predictor.predict_label_array(image))
+    full = predictor.predict_logits(image)
+    for block in iter_blocks(image.shape[1:], block_shape):
+        outer = tuple(slice(max(0, s.start - h), s.stop + h) for s, h in zip(block, halo, strict=True))
+        inner = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(block, outer, strict=True))
+        logits = predictor.predict_logits(image[(slice(None), *outer)])
+        torch.testing.assert_close(
+            logits[(slice(None), *inner)], full[(slice(None), *block)], rtol=1e-4, atol=1e-5
+        )
