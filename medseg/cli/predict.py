@@ -60,6 +60,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="context read around each block (default: a quarter of the window per axis)",
     )
     parser.add_argument(
+        "--ome-zarr",
+        action="store_true",
+        help="with --block-shape: write <case>.ome.zarr (OME-Zarr NGFF 0.5 label image) instead of <case>.zarr",
+    )
+    parser.add_argument(
         "--device", type=device_name, default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
     )
     parser.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default=None)
@@ -141,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         submission_format=args.submission_format,
         block_shape=args.block_shape,
         halo=args.halo,
+        ome_zarr=args.ome_zarr,
         save_probabilities=args.save_probabilities,
         overwrite=args.overwrite,
         progress=not args.no_progress,

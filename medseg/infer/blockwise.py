@@ -101,7 +101,7 @@ def predict_blockwise(
         ``(C, [Z,] Y, X)`` with ``spacing``/``origin``/``direction`` attributes
         (:func:`medseg.io.open_array`) or a plain array.
     output : path
-        ``.zarr`` store for the ``([Z,] Y, X)`` labels (uint8 up to 256 classes, wider
+        ``.zarr`` store (``.ome.zarr``: an OME-Zarr NGFF 0.5 label image) for the ``([Z,] Y, X)`` labels (uint8 up to 256 classes, wider
         above; uint32 instance ids), with the image's geometry.
     block_shape : sequence of int
         Spatial size of the blocks written at once.
@@ -154,6 +154,7 @@ def predict_blockwise(
             spacing=getattr(image, "spacing", None),
             origin=getattr(image, "origin", None),
             direction=getattr(image, "direction", None),
+            unit=getattr(image, "unit", None),
             settings=_job_settings(predictor, block_shape, halo, instances),
             overwrite=overwrite,
             chunks=block_shape,  # one block = whole chunks: concurrent writers never share one

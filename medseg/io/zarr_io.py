@@ -33,7 +33,7 @@ __all__ = ["ZARR_SUFFIXES", "list_zarr_arrays", "open_zarr", "read_zarr", "write
 
 logger = logging.getLogger(__name__)
 
-ZARR_SUFFIXES = (".zarr",)
+ZARR_SUFFIXES = (".zarr", ".ome.zarr")  # OME-Zarr label images read as their array "0"
 _ZARR_ERRORS = (ValueError, OSError, TypeError, KeyError)
 
 
@@ -85,6 +85,11 @@ def write_zarr(volume: Volume, path: str | Path, key: str | None = None) -> Path
         The store directory.
     """
     path = Path(path)
+    if path.name.lower().endswith(".ome.zarr"):
+        raise FormatError(
+            f"{path}: OME-Zarr label images are written by block-wise prediction "
+            "(medseg predict --block-shape ... --ome-zarr); name the output .zarr for a plain store"
+        )
     data, axes = layout_for(volume)
     attrs = attrs_for(volume, axes)
     chunks = chunks_for(data.shape, axes)

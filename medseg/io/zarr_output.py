@@ -8,6 +8,14 @@ written into it and recorded as done; :meth:`BlockOutput.finish` renames it to
 ``settings`` (block shape, halo, model, checkpoint hash: whatever the caller records)
 are the same; otherwise it refuses (naming what differs) or, with ``overwrite``, restarts.
 The job's settings stay in the finished store's attributes (``medseg_job``).
+
+A path ending in ``.ome.zarr`` is written as an OME-Zarr label image (NGFF 0.5, the
+version for Zarr format 3 stores): a group whose ``ome`` attributes hold ``multiscales``
+(one level, array ``0``, axes with units, ``scale`` and ``translation`` from the
+geometry) and ``image-label``; the array ``0`` carries medseg's own attributes. The NGFF
+JSON is written through zarr itself: ``ome-zarr`` and ``ngff-zarr`` were not installed
+here, and the metadata of one resolution level is a few keys of the specification
+(https://ngff.openmicroscopy.org/0.5/).
 """
 
 from __future__ import annotations
@@ -35,6 +43,35 @@ logger = logging.getLogger(__name__)
 _DONE_DIR = "medseg_done_blocks"
 _SETTINGS_ATTR = "medseg_job"
 _STATE_ATTR = "medseg_state"
+#: NGFF version written for ``.ome.zarr`` outputs (Zarr format 3 stores).
+NGFF_VERSION = "0.5"
+_NGFF_UNITS = {"nm": "nanometer", "um": "micrometer", "mm": "millimeter"}
+
+
+def ngff_attributes(spacing, origin, unit: str | None, name: str) -> dict[str, Any]:
+    """The ``ome`` group attributes of a one-level NGFF 0.5 label image ``([z,] y, x)``."""
+    names = "zyx"[-len(spacing) :]
+    axes = [{"name": a, "type": "space"} for a in names]
+    if unit is not None:
+        for axis in axes:
+            axis["unit"] = _NGFF_UNITS[unit]
+    transforms = [
+        {"type": "scale", "scale": [float(s) for s in spacing]},
+        {"type": "translation", "translation": [float(o) for o in origin]},
+    ]
+    return {
+        "ome": {
+            "version": NGFF_VERSION,
+            "multiscales": [
+                {
+                    "name": name,
+                    "axes": axes,
+                    "datasets": [{"path": "0", "coordinateTransformations": transforms}],
+                }
+            ],
+            "image-label": {},
+        }
+    }
 
 
 class BlockOutput:
@@ -71,10 +108,14 @@ class BlockOutput:
         settings: dict[str, Any] | None = None,
         overwrite: bool = False,
         chunks: tuple[int, ...] | None = None,
+        unit: str | None = None,
     ) -> None:
         self.path = Path(path)
         if self.path.suffix != ".zarr":
-            raise FormatError(f"block-wise output {self.path} must be a .zarr store")
+            raise FormatError(
+                f"block-wise output {self.path} must be a .zarr store (or .ome.zarr for OME-Zarr)"
+            )
+        self.ome = self.path.name.endswith(".ome.zarr")
         self.partial = self.path.with_name(self.path.name + ".incomplete")
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
@@ -84,31 +125,45 @@ class BlockOutput:
             spacing=spacing,
             origin=origin,
             direction=direction,
+            unit=unit,
         )
         _, axes = layout_for(geometry)
         self._geometry = geometry
         if self.partial.exists() and not overwrite:
             self._check_resumable()
-            self.array = zarr.open_array(str(self.partial), mode="r+")
+            self.array = zarr.open_array(str(self._array_path), mode="r+")
             logger.info("resuming %s: %d block(s) already done", self.partial, len(self.done))
             return
         shutil.rmtree(self.partial, ignore_errors=True)
         with output_errors(self.path):
             self.partial.parent.mkdir(parents=True, exist_ok=True)
+            if self.ome:
+                group = zarr.open_group(str(self.partial), mode="w", zarr_format=3)
+                name = self.path.name[: -len(".ome.zarr")]
+                group.attrs.update(
+                    json.loads(
+                        json.dumps(ngff_attributes(geometry.spacing, geometry.origin, geometry.unit, name))
+                    )
+                )
             self.array = zarr.open_array(
-                str(self.partial),
+                str(self._array_path),
                 mode="w",
                 shape=self.shape,
                 dtype=self.dtype,
                 chunks=tuple(chunks) if chunks is not None else chunks_for(self.shape, axes),
+                **({"zarr_format": 3, "dimension_names": list(axes.lower())} if self.ome else {}),
             )
             attrs = {**attrs_for(geometry, axes), _SETTINGS_ATTR: self.settings, _STATE_ATTR: {}}
             self.array.attrs.update(json.loads(json.dumps(attrs)))
 
+    @property
+    def _array_path(self) -> Path:
+        return self.partial / "0" if self.ome else self.partial
+
     def _check_resumable(self) -> None:
         """Raise ConfigError naming every difference between the interrupted job and this one."""
         try:
-            array = zarr.open_array(str(self.partial), mode="r")
+            array = zarr.open_array(str(self._array_path), mode="r")
         except (ValueError, OSError, KeyError, TypeError) as err:
             raise ConfigError(
                 f"{self.partial} is left from an interrupted run but cannot be opened ({err}); "

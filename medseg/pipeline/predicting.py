@@ -82,6 +82,7 @@ def predict_files(
     submission_format: str | None = None,
     block_shape: Sequence[int] | None = None,
     halo: Sequence[int] | None = None,
+    ome_zarr: bool = False,
     save_probabilities: bool = False,
     overwrite: bool = False,
     progress: bool = False,
@@ -108,7 +109,8 @@ def predict_files(
     block_shape, halo : sequence of int, optional
         Predict out of core: read each image lazily block by block (with ``halo``
         context, default a quarter of the window) and write ``<case>.zarr`` label maps;
-        an interrupted case resumes with its missing blocks. Not combined with
+        an interrupted case resumes with its missing blocks (``ome_zarr``: ``<case>.ome.zarr``,
+        OME-Zarr NGFF 0.5 label images). Not combined with
         ``submission_format``.
     save_probabilities : bool
         Also write ``<case>_probabilities<suffix>`` (float32 softmax, one channel per class);
@@ -138,6 +140,10 @@ def predict_files(
             raise ConfigError(
                 "block-wise prediction writes .zarr label maps; drop the submission format or block_shape"
             )
+    if ome_zarr and block_shape is None:
+        raise ConfigError(
+            "OME-Zarr output is written by block-wise prediction; pass block_shape with ome_zarr"
+        )
     names = [case_name(p) for p in paths]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -159,7 +165,8 @@ def predict_files(
     results = []
     for path, name in tqdm(mine, desc="cases", unit="case", disable=not progress):
         file_suffix = suffix_of(split_key(path)[0])
-        suffix = ".zarr" if block_shape is not None else _LABEL_SUFFIX_FOR.get(file_suffix, file_suffix)
+        block_suffix = ".ome.zarr" if ome_zarr else ".zarr"
+        suffix = block_suffix if block_shape is not None else _LABEL_SUFFIX_FOR.get(file_suffix, file_suffix)
         target = out / f"{name}{suffix}"
         if target.exists() and not overwrite:
             logger.info("skipping %s: %s exists (use overwrite to predict it again)", path, target)

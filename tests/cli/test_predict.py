@@ -176,3 +176,24 @@ def test_torchrun_shares_the_blocks_of_one_volume(run_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["stack.zarr"]  # finished, no .incomplete left
     np.testing.assert_array_equal(read(out / "stack.zarr").array, read(single / "stack.zarr").array)
+
+
+def test_ome_zarr_option_writes_the_same_labels_as_an_ngff_group(run_dir, tmp_path):
+    import zarr
+
+    rng = np.random.default_rng(2)
+    stack = write(
+        Volume(rng.random((1, 3, 40, 48), dtype=np.float32), spacing=(2.0, 1.0, 1.0)), tmp_path / "s.zarr"
+    )
+    blocks = ["--block-shape", "1", "32", "32", "--halo", "0", "8", "8"]
+    base = ["predict", "-m", str(run_dir), "-i", str(stack), "--no-progress", *blocks]
+    assert main([*base, "-o", str(tmp_path / "plain")]) == 0
+    assert main([*base, "-o", str(tmp_path / "ome"), "--ome-zarr"]) == 0
+    group = zarr.open_group(str(tmp_path / "ome" / "s.ome.zarr"), mode="r")
+    (multiscale,) = group.attrs["ome"]["multiscales"]
+    assert multiscale["datasets"][0]["coordinateTransformations"][0]["scale"] == [2.0, 1.0, 1.0]
+    plain = read(tmp_path / "plain" / "s.zarr")
+    np.testing.assert_array_equal(group["0"][...], plain.array[0])
+    again = read(tmp_path / "ome" / "s.ome.zarr")  # medseg reads its OME-Zarr back, geometry included
+    np.testing.assert_array_equal(again.array, plain.array)
+    assert again.spacing == plain.spacing == (2.0, 1.0, 1.0)

@@ -226,3 +226,83 @@ def test_instances_are_continuous_across_block_borders(tmp_path):
     assert len(pairs) == 5 and len({a for a, _ in pairs}) == 5 and len({b for _, b in pairs}) == 5
     for i in range(1, 5):  # every ground-truth ball is one predicted object
         assert len(np.unique(blocks[truth == i])) == 1
+
+
+def _check_ngff_05_label_image(group, ndim):
+    """The NGFF 0.5 rules for a one-level label image (https://ngff.openmicroscopy.org/0.5/)."""
+    ome = group.attrs["ome"]
+    assert ome["version"] == "0.5" and "image-label" in ome
+    (multiscale,) = ome["multiscales"]
+    axes = multiscale["axes"]
+    assert [a["name"] for a in axes] == list("zyx"[-ndim:]) and all(a["type"] == "space" for a in axes)
+    (dataset,) = multiscale["datasets"]
+    scale, translation = dataset["coordinateTransformations"]
+    assert scale["type"] == "scale" and translation["type"] == "translation"
+    assert len(scale["scale"]) == len(translation["translation"]) == ndim
+    array = group[dataset["path"]]
+    assert array.ndim == ndim and list(array.metadata.dimension_names) == [a["name"] for a in axes]
+    return axes, scale["scale"], translation["translation"], array
+
+
+def test_ome_zarr_output_is_an_ngff_label_image_with_geometry_and_resumes(tmp_path):
+    import zarr
+
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(1, 7, 40, 45)).astype(np.float32)
+    path = write(
+        Volume(image, spacing=(40.0, 4.0, 4.0), origin=(1.0, 2.0, 3.0), unit="nm"), tmp_path / "raw.zarr"
+    )
+    expected = (image[0] > 0).astype(np.uint8)
+
+    class Crash(Threshold):
+        def forward(self, x):
+            if self.calls >= 5:
+                raise RuntimeError("simulated crash")
+            return super().forward(x)
+
+    target = tmp_path / "labels.ome.zarr"
+    with open_array(path) as lazy, pytest.raises(RuntimeError, match="simulated crash"):
+        predict_blockwise(_predictor(Crash()), lazy, target, block_shape=(3, 16, 16), halo=(0, 4, 4))
+    assert not target.exists() and (tmp_path / "labels.ome.zarr.incomplete").exists()
+    with open_array(path) as lazy, pytest.raises(ConfigError, match="block_shape"):
+        predict_blockwise(_predictor(Threshold()), lazy, target, block_shape=(2, 16, 16), halo=(0, 4, 4))
+    model = Threshold()
+    with open_array(path) as lazy:
+        out = predict_blockwise(_predictor(model), lazy, target, block_shape=(3, 16, 16), halo=(0, 4, 4))
+    axes, scale, translation, array = _check_ngff_05_label_image(zarr.open_group(str(out), mode="r"), 3)
+    assert [a["unit"] for a in axes] == ["nanometer"] * 3
+    assert scale == [40.0, 4.0, 4.0] and translation == [1.0, 2.0, 3.0]
+    np.testing.assert_array_equal(array[...], expected)
+    assert array.attrs["medseg_job"]["block_shape"] == [3, 16, 16]
+    fresh = Threshold()
+    with open_array(path) as lazy:
+        again = predict_blockwise(
+            _predictor(fresh), lazy, tmp_path / "again.ome.zarr", block_shape=(3, 16, 16), halo=(0, 4, 4)
+        )
+    np.testing.assert_array_equal(zarr.open_array(str(again / "0"), mode="r")[...], array[...])
+    assert 0 < model.calls < fresh.calls
+
+
+@pytest.mark.parametrize(("block_shape", "halo"), [((16, 16), (24, 24)), ((24, 20), (32, 32))])
+def test_valid_convolution_blocks_equal_in_memory_prediction(tmp_path, block_shape, halo):
+    """Paper U-Net (valid convolutions): blocks aligned to the pooling factor with a halo of
+    at least the network's margin give the in-memory labels exactly, and the same logits."""
+    from medseg.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("unet-paper", features=2, depth=2, out_channels=3).eval()
+    roi = model.constraints.required_input_shape((20, 20))
+    predictor = Predictor(model, SlidingWindow(roi, overlap=0.25, device="cpu"), ZScore((0.0,), (1.0,)))
+    image = np.random.default_rng(0).random((1, 70, 53), dtype=np.float32)
+    path = write(Volume(image), tmp_path / "raw.zarr")
+    with open_array(path) as lazy:
+        out = predict_blockwise(predictor, lazy, tmp_path / "labels.zarr", block_shape=block_shape, halo=halo)
+    np.testing.assert_array_equal(read(out).array[0], predictor.predict_label_array(image))
+    full = predictor.predict_logits(image)
+    for block in iter_blocks(image.shape[1:], block_shape):
+        outer = tuple(slice(max(0, s.start - h), s.stop + h) for s, h in zip(block, halo, strict=True))
+        inner = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(block, outer, strict=True))
+        logits = predictor.predict_logits(image[(slice(None), *outer)])
+        torch.testing.assert_close(
+            logits[(slice(None), *inner)], full[(slice(None), *block)], rtol=1e-4, atol=1e-5
+        )

@@ -82,3 +82,16 @@ def test_open_array_reads_blocks(tmp_path):
         assert lazy.shape == (2, 5, 6, 7) and lazy.dtype == np.int16
         assert lazy.spacing == volume.spacing
         np.testing.assert_array_equal(lazy[1, 1:3, :, ::-2], volume.array[1, 1:3, :, ::-2])
+
+
+def test_ome_zarr_is_read_as_its_array_and_named_without_suffix(tmp_path, volume3d):
+    from medseg.io.dispatch import suffix_of
+
+    store = tmp_path / "case.ome.zarr"
+    group = zarr.open_group(str(store), mode="w", zarr_format=3)
+    group.create_array("0", data=np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
+    assert suffix_of(store) == ".ome.zarr"
+    np.testing.assert_array_equal(read(store).array[0], np.arange(24).reshape(2, 3, 4))
+    with pytest.raises(FormatError, match="--ome-zarr"):
+        write(volume3d, tmp_path / "out.ome.zarr")
+    assert not (tmp_path / "out.ome.zarr").exists()
