@@ -223,6 +223,16 @@ def _cross_field_problems(config: PipelineConfig) -> list[tuple[tuple[str, ...],
                     list(shape),
                 )
             )
+    axes = config.infer.mirror_axes
+    if any(not 0 <= a < dims for a in axes) or len(set(axes)) != len(axes):
+        problems.append(
+            (
+                ("infer", "mirror_axes"),
+                f"infer.mirror_axes must be distinct spatial axes in 0..{dims - 1} of the {dims}D model "
+                "(array axis order), or [] for no flip test-time augmentation",
+                list(axes),
+            )
+        )
     if problems:
         return problems
     try:

@@ -284,6 +284,12 @@ CASES = [
         r"--batch-size \(infer\.batch_size\): .*greater than or equal to 1 \(got 0\)",
     ),
     _case(
+        "predict-halo-without-blocks",
+        "predict -m {w}/run -i {w}/stack.tif -o {out} --halo 0 4 4",
+        2,
+        r"--halo applies only to block-wise prediction: add --block-shape",
+    ),
+    _case(
         "predict-device-bogus",
         "predict -m {w}/run -i {w}/stack.tif -o {out} --device bogus",
         2,
@@ -395,6 +401,12 @@ CASES = [
         "run {w}/tiny.yaml --out {out} --set infer.roi_size=[]",
         2,
         r"infer\.roi_size': .*needs one size per spatial axis, got none",
+    ),
+    _case(
+        "run-mirror-axes-out-of-range",
+        "run {w}/tiny.yaml --out {out} --set infer.mirror_axes=[0,2]",
+        2,
+        r"infer\.mirror_axes must be distinct spatial axes in 0\.\.1 of the 2D model",
     ),
     # bench
     _case("bench-repeat-0", "bench --repeat 0", 2, r"--repeat must be a whole number >= 1"),
