@@ -159,7 +159,7 @@ class ZScore:
         Non-finite voxels are replaced by the fitted ``fill``; with ``nonfinite="error"``
         they raise :class:`DataValueError` naming ``source`` (the image's file) and the option.
         """
-        image = np.asarray(image, dtype=np.float32)
+        image = np.array(image, dtype=np.float32)  # one float32 copy, normalised in place below
         if image.shape[channel_axis] != len(self.mean):
             raise DataValueError(
                 f"image has {image.shape[channel_axis]} channels on axis {channel_axis}, the normalisation "
@@ -172,9 +172,9 @@ class ZScore:
             if self.fill is None:
                 raise _nonfinite_error(int(image.size - finite.sum()), image.size, source or "the image")
             image = np.where(finite, image, np.asarray(self.fill, dtype=np.float32).reshape(shape))
-        mean = np.asarray(self.mean, dtype=np.float32).reshape(shape)
-        std = np.asarray(self.std, dtype=np.float32).reshape(shape)
-        return (image - mean) / std
+        image -= np.asarray(self.mean, dtype=np.float32).reshape(shape)
+        image /= np.asarray(self.std, dtype=np.float32).reshape(shape)
+        return image
 
     def to_dict(self) -> dict[str, Any]:
         return {
