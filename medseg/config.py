@@ -55,6 +55,7 @@ def _not_empty(shape: tuple[int, ...]) -> tuple[int, ...]:
 #: A patch or window size: at least one axis, every size a whole number >= 1.
 Shape = Annotated[tuple[PositiveInt, ...], AfterValidator(_not_empty)]
 
+
 class DataConfig(_Section):
     """Where the images are, what their labels mean and how patches are drawn from them.
 

@@ -57,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=None,
         metavar="N",
-        help="context read around each block (default: a quarter of the window per axis)",
+        help="instance models: context read around each block (default: a quarter of the window per axis); "
+        "class labels read what the whole image's windows need and equal in-memory prediction",
     )
     parser.add_argument(
         "--ome-zarr",

@@ -143,7 +143,8 @@ class PatchSampler:
     def _read(self, array: Any, has_channel: bool, start: tuple[int, ...]) -> np.ndarray:
         """The patch at ``start``; where it extends past the image, mirrored (overlap-tile) content."""
         inside = [
-            (max(b, 0), min(b + p, s)) for b, p, s in zip(start, self.patch_shape, self.spatial_shape, strict=True)
+            (max(b, 0), min(b + p, s))
+            for b, p, s in zip(start, self.patch_shape, self.spatial_shape, strict=True)
         ]
         spatial = tuple(slice(lo, hi) for lo, hi in inside)
         key = ((slice(None), *spatial)) if has_channel else spatial

@@ -1,8 +1,11 @@
 """Block-wise prediction of arrays larger than memory (EM stacks, big scans).
 
-Like torch-em's ``predict_with_halo``: the image is read block by block with a halo
-of context, each block is predicted with the sliding window (labels by the engine's
-row-by-row argmax), the halo is cropped and the labels go into an on-disk Zarr array.
+Class labels: each block runs exactly the windows of the whole image's sliding-window grid
+that reach into it, reading only the input they need (mirror padding at the image border
+included), and blends them with the same weights, so the block-wise label map equals
+in-memory prediction voxel for voxel (:meth:`SlidingWindow.predict_labels_region`). Instance
+models are read block by block with a halo of context (like torch-em's
+``predict_with_halo``) and the halo is cropped. The labels go into an on-disk Zarr array.
 Memory stays bounded by the block size; an interrupted run continues with the blocks not
 yet written, and only when it is the same job: block shape, halo, window, model and
 checkpoint hash are recorded in the store's attributes and compared on resume.
@@ -106,9 +109,9 @@ def predict_blockwise(
     block_shape : sequence of int
         Spatial size of the blocks written at once.
     halo : sequence of int
-        Context read around each block on every side, cropped after prediction
-        (use at least half the network's receptive field; for instances, at least the
-        size of the objects' overlap needed to recognise them on both sides).
+        Instance models: context read around each block on every side, cropped after
+        prediction (at least the size of the objects' overlap needed to recognise them on
+        both sides). Class labels need none: each block reads what its windows need.
     instances : bool, optional
         Write seamless instance ids instead of class labels; default: when the
         checkpoint was trained on instances.
@@ -176,16 +179,15 @@ def predict_blockwise(
     next_id = int(state.get("next_id", 1))
     for index in tqdm(todo, desc="blocks", unit="block", disable=not progress):
         block = all_blocks[index]
+        if not instances:  # the whole image's windows that reach the block: equal to in-memory labels
+            out.write_block(index, block, predictor.predict_label_region(image, block))
+            continue
         outer = tuple(
             slice(max(0, s.start - h), min(n, s.stop + h))
             for s, h, n in zip(block, halo, spatial, strict=True)
         )
         data = np.asarray(image[(slice(None), *outer)])
         inner = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(block, outer, strict=True))
-        if not instances:
-            labels = predictor.predict_label_array(data)
-            out.write_block(index, block, labels[inner])
-            continue
         local = predictor.instances_from_logits(predictor.predict_logits(data))
         ids = _global_ids(local, next_id)
         next_id += int(local.max())

@@ -172,6 +172,39 @@ class Predictor:
         labels = self._batched(image, self.window.predict_labels, channel_axis=False, source=source)
         return labels.numpy().astype(label_dtype(self.num_classes), copy=False)
 
+    def predict_label_region(
+        self, image: Any, region: tuple[slice, ...], *, source: str | None = None
+    ) -> np.ndarray:
+        """Class ids of ``region`` of a ``(C, *spatial)`` image, equal to :meth:`predict_label_array`'s there.
+
+        ``image`` is read lazily (only what the region's windows need, mirror padding at the
+        image border included), so a volume larger than memory can be predicted region by
+        region with the same windows, weights and result as one whole-image pass.
+        """
+        if self.is_instance_model:
+            raise FormatError("region-wise labels are for class-label models; instance models predict blocks")
+        window_dims = len(self.window.roi_size)
+        spatial = tuple(int(s) for s in image.shape[1:])
+        if len(spatial) == window_dims:
+
+            def read(box: tuple[slice, ...]) -> np.ndarray:
+                return self.normalization(np.asarray(image[(slice(None), *box)]), source=source)[None]
+
+            labels = self.window.predict_labels_region(self.model, read, spatial, region)[0]
+        elif len(spatial) == 3 and window_dims == 2:  # sections as a batch, as predict_label_array
+
+            def read(box: tuple[slice, ...]) -> np.ndarray:
+                block = np.asarray(image[(slice(None), region[0], *box)])
+                return np.moveaxis(self.normalization(block, source=source), 1, 0)
+
+            labels = self.window.predict_labels_region(self.model, read, spatial[1:], region[1:])
+        else:
+            raise ShapeError(
+                f"image has {len(spatial)} spatial axes but the window has {window_dims} (roi_size "
+                f"{self.window.roi_size}); use a 2D or 3D roi matching the model"
+            )
+        return labels.numpy().astype(label_dtype(self.num_classes), copy=False)
+
     def instances_from_logits(self, logits: torch.Tensor) -> np.ndarray:
         """Instance ids ``(*spatial)`` from the logits of an instance-trained model."""
         if self.instance_target == "boundary":

@@ -217,14 +217,94 @@ class SlidingWindow:
         image = torch.as_tensor(np.ascontiguousarray(image) if isinstance(image, np.ndarray) else image)
         margin, grid, out_roi, align = self._grid(model, image)
         size = tuple(image.shape[2:])
-        device = self.compute_device
         pad = [(m, m + g - s) for s, g, m in zip(size, grid, margin, strict=True)]
-        padded = _to_device(mirror_pad(image.float(), pad), device)
+        padded = _to_device(mirror_pad(image.float(), pad), self.compute_device)
         per_axis = [
             window_starts(g, o, self.overlap, align=a) for g, o, a in zip(grid, out_roi, align, strict=True)
         ]
+        self._blend(model, padded, per_axis, grid, out_roi, sink, keep_all=keep_all)
+        return size
+
+    def predict_labels_region(
+        self,
+        model: torch.nn.Module,
+        read: Callable[[tuple[slice, ...]], np.ndarray],
+        shape: tuple[int, ...],
+        region: tuple[slice, ...],
+    ) -> torch.Tensor:
+        """Labels of ``region`` of an image, equal to :meth:`predict_labels` of the whole image.
+
+        Only the windows of the whole image's grid that reach into ``region`` run, on the
+        same mirror-padded input and with the same blending weights, so every voxel of the
+        region sums the same window outputs in the same order as a whole-image pass: a large
+        image predicted region by region (out of core) equals the in-memory result.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            As for :meth:`__call__`.
+        read : callable
+            ``read(box)`` returns the image ``(N, C, *box-shape)`` inside ``box`` (one slice
+            per spatial axis, within ``shape``); called once, with the box the windows need.
+        shape : tuple of int
+            Spatial shape of the whole image.
+        region : tuple of slice
+            The part of the output to predict (within ``shape``).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, *region-shape)`` class ids on the CPU, as :meth:`predict_labels`.
+        """
+        shape = tuple(int(s) for s in shape)
+        probe = torch.empty((1, 1, *shape), device="meta")
+        margin, grid, out_roi, align = self._grid(model, probe)
+        picked, lows, highs = [], [], []
+        for r, g, o, a in zip(region, grid, out_roi, align, strict=True):
+            starts = [
+                st for st in window_starts(g, o, self.overlap, align=a) if st < r.stop and st + o > r.start
+            ]
+            picked.append([st - starts[0] for st in starts])
+            lows.append(starts[0])
+            highs.append(starts[-1] + o)
+        # padded-image index p holds image index reflect(p - margin): the whole image's mirror padding
+        index = [
+            _reflect(np.arange(lo, hi + 2 * m) - m, size)
+            for lo, hi, m, size in zip(lows, highs, margin, shape, strict=True)
+        ]
+        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in index)
+        data = np.asarray(read(box), dtype=np.float32)
+        for axis, (i, b) in enumerate(zip(index, box, strict=True), start=2):
+            data = np.take(data, i - b.start, axis=axis)
+        padded = _to_device(torch.from_numpy(np.ascontiguousarray(data)), self.compute_device)
+        sub_grid = tuple(hi - lo for lo, hi in zip(lows, highs, strict=True))
+        labels: torch.Tensor | None = None
+
+        def sink(start: int, logits: torch.Tensor) -> None:
+            nonlocal labels
+            if labels is None:
+                dtype = torch.uint8 if logits.shape[1] <= 256 else torch.int32
+                labels = torch.empty((logits.shape[0], *sub_grid), dtype=dtype)
+            labels[:, start : start + logits.shape[2]] = logits.argmax(dim=1)
+
+        self._blend(model, padded, picked, sub_grid, out_roi, sink, keep_all=False)
+        crop = tuple(slice(r.start - lo, r.stop - lo) for r, lo in zip(region, lows, strict=True))
+        return labels[(slice(None), *crop)]
+
+    def _blend(
+        self,
+        model: torch.nn.Module,
+        padded: torch.Tensor,
+        per_axis: list[list[int]],
+        grid: tuple[int, ...],
+        out_roi: tuple[int, ...],
+        sink: _Sink,
+        *,
+        keep_all: bool,
+    ) -> None:
+        """Run the windows ``product(per_axis)`` of ``padded`` and blend them over the output ``grid``."""
         weight_map = torch.from_numpy(importance_map(out_roi, self.blending, sigma_scale=self.sigma_scale))
-        n = image.shape[0]
+        n = padded.shape[0]
         # (image, window start) items in the order of the first axis, so rows finish early
         items = [(k, starts) for starts in itertools.product(*per_axis) for k in range(n)]
         model.eval()
@@ -251,10 +331,11 @@ class SlidingWindow:
             logits = self._predict(net, inputs, out_roi)[: len(batch)]
             if blender is None:
                 rows = grid[0] if keep_all else out_roi[0]
-                blender = _Blender(n, logits.shape[1], grid, rows, self._output_device(device), weight_map)
+                blender = _Blender(
+                    n, logits.shape[1], grid, rows, self._output_device(self.compute_device), weight_map
+                )
             blender.add(batch, logits, sink)
         blender.finish(sink)
-        return size
 
     def _output_device(self, device: torch.device) -> torch.device:
         return torch.device(self.output_device) if self.output_device else device
@@ -363,6 +444,15 @@ def _compiled(model: torch.nn.Module) -> Callable:
     if model not in _COMPILED:
         _COMPILED[model] = torch.compile(model, options={"freezing": True})
     return _COMPILED[model]
+
+
+def _reflect(index: np.ndarray, size: int) -> np.ndarray:
+    """Image index of each padded position: a reflection without repeating the edge, any width."""
+    if size == 1:
+        return np.zeros_like(index)
+    period = 2 * (size - 1)
+    index = np.remainder(index, period)
+    return np.where(index >= size, period - index, index)
 
 
 def _to_device(image: torch.Tensor, device: torch.device) -> torch.Tensor:

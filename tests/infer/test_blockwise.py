@@ -306,3 +306,31 @@ def test_valid_convolution_blocks_equal_in_memory_prediction(tmp_path, block_sha
         torch.testing.assert_close(
             logits[(slice(None), *inner)], full[(slice(None), *block)], rtol=1e-4, atol=1e-5
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "roi", "shape", "block_shape"),
+    [
+        # same convolutions, 3D windows: block-local window grids used to differ on 0.4-4.9 % of labels
+        ("unet", {"spatial_dims": 3, "features": 4, "depth": 2}, (16, 24, 24), (30, 41, 37), (8, 16, 15)),
+        # a 2D model on a 3D stack: sections are the batch, blocks cut them in Y and X
+        ("unet", {"features": 4, "depth": 2}, (24, 24), (5, 50, 61), (2, 17, 23)),
+        # valid convolutions, blocks not aligned to the pooling factor
+        ("unet-paper", {"features": 2, "depth": 2}, None, (70, 53), (17, 21)),
+    ],
+)
+def test_blocks_of_any_shape_equal_in_memory_labels(tmp_path, name, params, roi, shape, block_shape):
+    from medseg.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, out_channels=3, **params).eval()
+    roi = roi or model.constraints.required_input_shape((20, 20))
+    window = SlidingWindow(roi, overlap=0.5, device="cpu", mirror_axes=(0,))
+    predictor = Predictor(model, window, ZScore((0.5,), (2.0,)))
+    image = np.random.default_rng(0).random((1, *shape), dtype=np.float32)
+    path = write(Volume(image), tmp_path / "raw.zarr")
+    with open_array(path) as lazy:
+        out = predict_blockwise(
+            predictor, lazy, tmp_path / "labels.zarr", block_shape=block_shape, halo=[0] * len(shape)
+        )
+    np.testing.assert_array_equal(read(out).array[0], predictor.predict_label_array(image))

@@ -246,3 +246,28 @@ def test_cuda_engine_matches_the_cpu_and_bf16_labels_agree(spatial_dims):
     labels = SlidingWindow(roi, device="cuda", precision="bfloat16").predict_labels(model, image.cuda())
     # a random network has many near-ties; a trained one agrees on >= 99.9 % (see medseg bench)
     assert (labels.long() == cpu.argmax(dim=1)).float().mean() >= 0.98
+
+
+def test_regions_read_only_their_windows_and_equal_the_whole_image_labels():
+    import itertools
+
+    from medseg.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("unet", in_channels=1, out_channels=3, features=4, depth=2).eval()
+    window = SlidingWindow((32, 32), overlap=0.5, batch_size=3, device="cpu")
+    image = np.random.default_rng(3).standard_normal((2, 1, 130, 97)).astype(np.float32)
+    whole = window.predict_labels(model, image)
+    boxes = []
+
+    def read(box):
+        boxes.append(box)
+        return image[(slice(None), slice(None), *box)]
+
+    got = torch.empty_like(whole)
+    for y, x in itertools.product(range(0, 130, 40), range(0, 97, 30)):
+        region = (slice(y, min(y + 40, 130)), slice(x, min(x + 30, 97)))
+        got[(slice(None), *region)] = window.predict_labels_region(model, read, (130, 97), region)
+    torch.testing.assert_close(got, whole, rtol=0, atol=0)
+    # each region reads its windows' extent, not the image: at most region + 2 windows per axis
+    assert all(b.stop - b.start <= r + 2 * 32 for box in boxes for b, r in zip(box, (40, 30), strict=True))
