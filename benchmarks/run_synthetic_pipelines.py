@@ -3,10 +3,10 @@
 Each pipeline runs as a user would run it, ``medseg run NAME --data synthetic``, with its
 own model, loss and recipe; only the training budget is capped for a CPU
 (``--set train.max_minutes=M``, the recipe's iteration count otherwise) and written in
-the table. The foreground Dice is the held-out class Dice (mean over foreground
-classes) for class-label pipelines and the binary object-mask Dice of the challenge
-evaluation for instance pipelines (whose classes are inside/boundary targets, not the
-objects).
+the table. The foreground Dice is the held-out (test split) Dice: the mean over foreground
+classes for class-label pipelines, the binary object-mask Dice of the challenge evaluation
+for instance pipelines (whose classes are inside/boundary targets, not the objects); the
+validation split's where a pipeline has no held-out split.
 
 Usage::
 
@@ -41,8 +41,9 @@ def _children_cpu() -> float:
 
 
 def _foreground_dice(summary: dict) -> float | None:
-    held_out = summary.get("challenge_held_out_mean") or {}
-    if summary.get("challenge_format") in ("ctc", "monuseg", "glas") and "dice" in held_out:
+    """Held-out (test split) foreground Dice; the validation split's when there is no held-out split."""
+    held_out = {k.lower(): v for k, v in (summary.get("challenge_held_out_mean") or {}).items()}
+    if held_out.get("dice") is not None:
         return held_out["dice"]
     values = {k.lower(): v for k, v in (summary.get("validation_foreground_mean") or {}).items()}
     return values.get("dice")
