@@ -49,11 +49,10 @@ def _foreground_dice(summary: dict) -> float | None:
     return values.get("dice")
 
 
-def _headline(out: Path, summary: dict) -> str:
+def _headline(summary: dict) -> str:
     fmt = summary.get("challenge_format")
     metric = _HEADLINE.get(fmt)
-    path = out / "challenge" / "held_out" / "evaluation" / "summary.json"
-    pooled = json.loads(path.read_text()).get("pooled", {}) if path.is_file() else {}
+    pooled = summary.get("challenge_held_out_pooled") or {}
     value = pooled.get(metric, (summary.get("challenge_held_out_mean") or {}).get(metric))
     return "-" if value is None else f"{metric} {value:.3f}"
 
@@ -75,7 +74,7 @@ def run_one(name: str, work: Path, minutes: float) -> dict:
     return {
         **row,
         "foreground_dice": _foreground_dice(summary),
-        "challenge": _headline(out, summary),
+        "challenge": _headline(summary),
         "iterations": summary.get("iterations"),
         "train_s": summary.get("train_seconds"),
     }

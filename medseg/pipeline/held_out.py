@@ -10,6 +10,7 @@ submission where medseg has one.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +130,8 @@ def _ctc_held_out(
     """Held-out CTC frames in the challenge's own layout, scored per sequence as the challenge does.
 
     Case ids are ``<sequence>_t<frame>``: predictions go to ``<sequence>_RES/mask<frame>.tif``
-    and references to ``<sequence>_GT/SEG/man_seg<frame>.tif``, and each sequence is
-    scored on its own (``evaluation/<sequence>``; SEG pools the objects of one sequence).
+    and references to ``<sequence>_GT/SEG/man_seg<frame>.tif`` (with the dataset's
+    tracking markers in ``<sequence>_GT/TRA``, for DET), and each sequence is scored on its own (``evaluation/<sequence>``; SEG pools the objects of one sequence).
     With several sequences the returned summary averages their foreground means and
     pooled values over the sequences and keeps each under ``sequences``.
     """
@@ -147,6 +148,7 @@ def _ctc_held_out(
             frame = int(sample.case_id.rpartition("_")[2].lstrip("t"))
             write_case_submission("ctc", predictor.predict(sample.image), res, frame, predictor)
             _write_reference("ctc", sample, gt / "SEG", case_id=frame)
+            _copy_markers(sample, gt / "TRA")
         summaries[sequence] = evaluate_folders(
             res, gt, "ctc", folder / "evaluation" / sequence, workers=1, progress=progress
         )
@@ -162,6 +164,23 @@ def _ctc_held_out(
         "pooled": mean_of("pooled"),
         "sequences": summaries,
     }
+
+
+def _copy_markers(sample: Sample, folder: Path) -> Path | None:
+    """The dataset's tracking markers of a held-out frame, so DET is scored on the same frames.
+
+    A CTC frame ``<root>/<seq>/tTTT.tif`` has its markers in
+    ``<root>/<seq>_GT/TRA/man_trackTTT.tif``; nothing is copied when there are none.
+    """
+    source = sample.image.meta.get("source") if hasattr(sample.image, "meta") else None
+    if not source:
+        return None
+    frame = Path(source)
+    markers = frame.parent.with_name(f"{frame.parent.name}_GT") / "TRA" / f"man_track{frame.stem[1:]}.tif"
+    if not markers.is_file():
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(markers, folder / markers.name))
 
 
 def _write_reference(fmt: str, sample: Sample, folder: Path, case_id: str | int | None = None) -> Path:

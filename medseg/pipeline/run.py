@@ -289,6 +289,8 @@ def run_pipeline(
         "validation_foreground_mean": None if validation is None else validation["foreground_mean"],
         "challenge_format": fmt,
         "challenge_held_out_mean": None if challenge is None else challenge.get("foreground_mean"),
+        # the values a challenge pools over cases (CTC SEG and DET, GlaS object metrics)
+        "challenge_held_out_pooled": None if challenge is None else challenge.get("pooled"),
         "submission": [str(p) for p in submission],
         "skipped_stages": skipped,
     }

@@ -47,7 +47,12 @@ def test_pipeline_runs_on_synthetic_data_at_smoke_size(name, tmp_path, capsys):
             (Path(p).parent.parent / Path(p).parent.name.replace("_RES", "_GT") / "SEG").is_dir()
             for p in files
         )
-        assert "seg" in summary["challenge_held_out_mean"]
+        # DET on the held-out frames, from the dataset's tracking markers copied beside SEG
+        assert {"seg", "det"} <= set(summary["challenge_held_out_pooled"])
+        assert 0.0 <= summary["challenge_held_out_pooled"]["det"] <= 1.0
+        assert {p.name.replace("mask", "man_track") for p in held_out.glob("*_RES/mask*.tif")} == {
+            p.name for p in held_out.glob("*_GT/TRA/man_track*.tif")
+        }
     elif fmt != "labelmap":
         files += [str(p) for p in (held_out / "predictions").iterdir()]
         assert summary["challenge_held_out_mean"], "challenge metrics missing"
