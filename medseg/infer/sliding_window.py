@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from medseg.device import resolve_device
 from medseg.errors import ConfigError, DataValueError, ShapeError
 from medseg.infer.tiling import BlendMode, aligned_size, importance_map, window_starts
-from medseg.models.constraints import mirror_pad
+from medseg.models.constraints import mirror_pad, reflect_index
 
 __all__ = ["SlidingWindow", "label_dtype", "model_margin"]
 
@@ -269,7 +269,7 @@ class SlidingWindow:
             highs.append(starts[-1] + o)
         # padded-image index p holds image index reflect(p - margin): the whole image's mirror padding
         index = [
-            _reflect(np.arange(lo, hi + 2 * m) - m, size)
+            reflect_index(torch.arange(lo - m, hi + m), size).numpy()
             for lo, hi, m, size in zip(lows, highs, margin, shape, strict=True)
         ]
         box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in index)
@@ -444,15 +444,6 @@ def _compiled(model: torch.nn.Module) -> Callable:
     if model not in _COMPILED:
         _COMPILED[model] = torch.compile(model, options={"freezing": True})
     return _COMPILED[model]
-
-
-def _reflect(index: np.ndarray, size: int) -> np.ndarray:
-    """Image index of each padded position: a reflection without repeating the edge, any width."""
-    if size == 1:
-        return np.zeros_like(index)
-    period = 2 * (size - 1)
-    index = np.remainder(index, period)
-    return np.where(index >= size, period - index, index)
 
 
 def _to_device(image: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch
 
 from medseg.errors import ShapeError
 
-__all__ = ["InputConstraints", "mirror_pad", "overlap_tile_pad"]
+__all__ = ["InputConstraints", "mirror_pad", "overlap_tile_pad", "reflect_index"]
 
 
 def _as_tuple(value: int | Sequence[int], spatial_dims: int, name: str) -> tuple[int, ...]:
@@ -164,14 +164,22 @@ class InputConstraints:
         self._raise_if_invalid(tuple(x.shape[2:]))
 
 
+def reflect_index(index: torch.Tensor, size: int) -> torch.Tensor:
+    """The source index of each position of an axis of length ``size`` mirrored at any width.
+
+    Positions below 0 or from ``size`` on reflect without repeating the edge (as
+    ``mode='reflect'``), again and again for positions further out than the axis is long.
+    """
+    if size == 1:
+        return torch.zeros_like(index)
+    period = 2 * (size - 1)
+    index = index.remainder(period)
+    return torch.where(index >= size, period - index, index)
+
+
 def _mirror_index(size: int, lo: int, hi: int, device: torch.device) -> torch.Tensor:
     """Indices of a reflect ('mirror without repeating the edge') padding of any width."""
-    idx = torch.arange(-lo, size + hi, device=device)
-    if size == 1:
-        return torch.zeros_like(idx)
-    period = 2 * (size - 1)
-    idx = idx.remainder(period)
-    return torch.where(idx >= size, period - idx, idx)
+    return reflect_index(torch.arange(-lo, size + hi, device=device), size)
 
 
 def mirror_pad(x: torch.Tensor, pad: Sequence[tuple[int, int]]) -> torch.Tensor:
