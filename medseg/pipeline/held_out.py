@@ -38,18 +38,24 @@ def evaluate_held_out(
 
     The reference is written with its own geometry and the prediction with the image's,
     so the evaluation measures distances in the reference's physical units and refuses
-    a prediction that is not on the reference grid.
+    a prediction that is not on the reference grid. Instance models are scored on their
+    object masks (predicted instances > 0 against reference instances > 0, label 1): their
+    classes are inside/boundary targets, not the reference's instance ids.
     """
+    objects = predictor.is_instance_model
     for sample in samples:
-        labels = predictor.predict(_as_volume(sample.image)).labels
+        prediction = predictor.predict(_as_volume(sample.image))
+        labels = prediction.labels
+        predicted = prediction.instances.array[0] > 0 if objects else labels.array[0]
         geometry = {"spacing": labels.spacing, "origin": labels.origin, "direction": labels.direction}
         write_submission(
-            "labelmap", labels.array[0].astype(np.int64), folder / "predictions", sample.case_id, **geometry
+            "labelmap", predicted.astype(np.int64), folder / "predictions", sample.case_id, **geometry
         )
         reference = sample.label
+        expected = _label_array(reference)[0]
         write_submission(
             "labelmap",
-            _label_array(reference)[0].astype(np.int64),
+            (expected > 0 if objects else expected).astype(np.int64),
             folder / "reference",
             sample.case_id,
             spacing=reference.spacing,
@@ -57,13 +63,17 @@ def evaluate_held_out(
             direction=reference.direction,
         )
     classes = predictor.classes
+    if objects:
+        scored = [1]
+    else:
+        scored = None if classes is None else range(1, len(classes))
     return evaluate_folders(
         folder / "predictions",
         folder / "reference",
         "labelmap",
         folder / "evaluation",
         workers=1,
-        labels=None if classes is None else range(1, len(classes)),
+        labels=scored,
         progress=progress,
     )
 

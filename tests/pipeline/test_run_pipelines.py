@@ -11,6 +11,7 @@ import pytest
 
 from medseg.cli.main import main
 from medseg.eval.formats import get_format, read_submission
+from medseg.io import read
 from medseg.pipeline.run import load_run_config
 from medseg.resources import list_pipelines
 from medseg.train.checkpoint import load_checkpoint
@@ -30,7 +31,7 @@ def _cases():
 @pytest.mark.parametrize("name", list(_cases()))
 def test_pipeline_runs_on_synthetic_data_at_smoke_size(name, tmp_path, capsys):
     out = tmp_path / "run"
-    load_run_config(name, [], data="synthetic", smoke=True, out=out)  # a config error raises here, not exit 2
+    config = load_run_config(name, [], data="synthetic", smoke=True, out=out)  # a config error raises here
     assert main(["run", name, "--data", "synthetic", "--smoke", "--out", str(out), "--no-progress"]) == 0
     assert "report" in capsys.readouterr().out
 
@@ -38,6 +39,10 @@ def test_pipeline_runs_on_synthetic_data_at_smoke_size(name, tmp_path, capsys):
     assert summary["iterations"] == 3 and summary["data"] == "synthetic" and summary["smoke"]
     key, dice = _dice(summary["validation_foreground_mean"])
     assert 0.0 <= dice <= 1.0
+    if config.data.label_kind == "instances":  # scored as object masks, not instance ids against classes
+        for folder in ("predictions", "reference"):
+            for path in (out / "validation" / folder).iterdir():
+                assert set(np.unique(read(path).array)) <= {0, 1}, path
     fmt = summary["challenge_format"]
     files = [*summary["submission"]]
     held_out = out / "challenge" / "held_out"
