@@ -186,7 +186,7 @@ class SlidingWindow:
             if labels is None:
                 dtype = torch.uint8 if logits.shape[1] <= 256 else torch.int32
                 labels = torch.empty((logits.shape[0], *grid), dtype=dtype)
-            labels[:, start : start + logits.shape[2]] = logits.argmax(dim=1)
+            _argmax_rows(labels, start, logits)
 
         size = self._run(model, image, sink, keep_all=False)
         return labels[(slice(None), *(slice(0, s) for s in size))]
@@ -285,7 +285,7 @@ class SlidingWindow:
             if labels is None:
                 dtype = torch.uint8 if logits.shape[1] <= 256 else torch.int32
                 labels = torch.empty((logits.shape[0], *sub_grid), dtype=dtype)
-            labels[:, start : start + logits.shape[2]] = logits.argmax(dim=1)
+            _argmax_rows(labels, start, logits)
 
         self._blend(model, padded, picked, sub_grid, out_roi, sink, keep_all=False)
         crop = tuple(slice(r.start - lo, r.stop - lo) for r, lo in zip(region, lows, strict=True))
@@ -405,7 +405,8 @@ class _Blender:
         self.window = tuple(weight_map.shape)
 
     def add(self, batch: list[tuple[int, tuple[int, ...]]], logits: torch.Tensor, sink: _Sink) -> None:
-        logits = logits.to(self.values.device, non_blocking=True) * self.weight_map
+        with torch.inference_mode():  # weighted in place: the window outputs are ours (inference tensors)
+            logits = logits.to(self.values.device, non_blocking=True).mul_(self.weight_map)
         for (k, starts), window_logits in zip(batch, logits, strict=True):
             if starts[0] + self.window[0] - self.origin > self.values.shape[2]:
                 self._release(starts[0], sink)
@@ -434,6 +435,17 @@ class _Blender:
         rows = self.grid[0] - self.origin
         self.values[:, :, :rows] /= self.weights[:rows]
         sink(self.origin, self.values[:, :, :rows])
+
+
+def _argmax_rows(labels: torch.Tensor, start: int, logits: torch.Tensor, chunk: int = 4) -> None:
+    """``labels[:, start + i] = argmax`` over the classes of each row ``i`` of ``logits``.
+
+    A few rows at a time: argmax's int64 result for all finished rows would be as large
+    as a quarter of the accumulator.
+    """
+    for first in range(0, logits.shape[2], chunk):
+        last = min(first + chunk, logits.shape[2])
+        labels[:, start + first : start + last] = logits[:, :, first:last].argmax(dim=1)
 
 
 _COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, Callable] = weakref.WeakKeyDictionary()
