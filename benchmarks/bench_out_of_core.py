@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -140,8 +141,7 @@ def main() -> None:
     stack, shape = _stack(args.work, args.gigabytes)
     out = args.work / "pred"
     labels = out / stack.name
-    if labels.exists():
-        subprocess.run(["rm", "-rf", str(labels)], check=True)
+    shutil.rmtree(labels, ignore_errors=True)
     wall, cpu, peak = _predict(run, stack, out, tuple(args.block))
     sections = sorted({0, shape[0] // 2, shape[0] - 1})
     differ = _check(run, stack, labels, args.work, sections)

@@ -178,18 +178,9 @@ class SlidingWindow:
             ``(N, *spatial)`` class ids on the CPU: uint8 up to 256 classes, else int32.
         """
         image = torch.as_tensor(np.ascontiguousarray(image) if isinstance(image, np.ndarray) else image)
-        grid = self._grid(model, image)[1]
-        labels: torch.Tensor | None = None
-
-        def sink(start: int, logits: torch.Tensor) -> None:
-            nonlocal labels
-            if labels is None:
-                dtype = torch.uint8 if logits.shape[1] <= 256 else torch.int32
-                labels = torch.empty((logits.shape[0], *grid), dtype=dtype)
-            _argmax_rows(labels, start, logits)
-
-        size = self._run(model, image, sink, keep_all=False)
-        return labels[(slice(None), *(slice(0, s) for s in size))]
+        labels = _LabelRows(self._grid(model, image)[1])
+        size = self._run(model, image, labels, keep_all=False)
+        return labels.array[(slice(None), *(slice(0, s) for s in size))]
 
     def _grid(
         self, model: torch.nn.Module, image: torch.Tensor
@@ -274,22 +265,12 @@ class SlidingWindow:
         ]
         box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in index)
         data = np.asarray(read(box), dtype=np.float32)
-        for axis, (i, b) in enumerate(zip(index, box, strict=True), start=2):
-            data = np.take(data, i - b.start, axis=axis)
-        padded = _to_device(torch.from_numpy(np.ascontiguousarray(data)), self.compute_device)
-        sub_grid = tuple(hi - lo for lo, hi in zip(lows, highs, strict=True))
-        labels: torch.Tensor | None = None
-
-        def sink(start: int, logits: torch.Tensor) -> None:
-            nonlocal labels
-            if labels is None:
-                dtype = torch.uint8 if logits.shape[1] <= 256 else torch.int32
-                labels = torch.empty((logits.shape[0], *sub_grid), dtype=dtype)
-            _argmax_rows(labels, start, logits)
-
-        self._blend(model, padded, picked, sub_grid, out_roi, sink, keep_all=False)
+        gather = np.ix_(*(i - b.start for i, b in zip(index, box, strict=True)))
+        padded = _to_device(torch.from_numpy(data[(slice(None), slice(None), *gather)]), self.compute_device)
+        labels = _LabelRows(tuple(hi - lo for lo, hi in zip(lows, highs, strict=True)))
+        self._blend(model, padded, picked, labels.grid, out_roi, labels, keep_all=False)
         crop = tuple(slice(r.start - lo, r.stop - lo) for r, lo in zip(region, lows, strict=True))
-        return labels[(slice(None), *crop)]
+        return labels.array[(slice(None), *crop)]
 
     def _blend(
         self,
@@ -437,15 +418,26 @@ class _Blender:
         sink(self.origin, self.values[:, :, :rows])
 
 
-def _argmax_rows(labels: torch.Tensor, start: int, logits: torch.Tensor, chunk: int = 4) -> None:
-    """``labels[:, start + i] = argmax`` over the classes of each row ``i`` of ``logits``.
+class _LabelRows:
+    """A sink that keeps the argmax of each finished row in a class map of the output ``grid``.
 
-    A few rows at a time: argmax's int64 result for all finished rows would be as large
-    as a quarter of the accumulator.
+    The map (uint8 up to 256 classes, else int32) is allocated at the first rows, when the
+    class count is known; rows are reduced a few at a time, because argmax's int64 result
+    for all finished rows at once would be as large as a quarter of the accumulator.
     """
-    for first in range(0, logits.shape[2], chunk):
-        last = min(first + chunk, logits.shape[2])
-        labels[:, start + first : start + last] = logits[:, :, first:last].argmax(dim=1)
+
+    def __init__(self, grid: tuple[int, ...], chunk: int = 4) -> None:
+        self.grid = grid
+        self.chunk = chunk
+        self.array: torch.Tensor | None = None
+
+    def __call__(self, start: int, logits: torch.Tensor) -> None:
+        if self.array is None:
+            dtype = torch.uint8 if logits.shape[1] <= 256 else torch.int32
+            self.array = torch.empty((logits.shape[0], *self.grid), dtype=dtype)
+        for first in range(0, logits.shape[2], self.chunk):
+            last = min(first + self.chunk, logits.shape[2])
+            self.array[:, start + first : start + last] = logits[:, :, first:last].argmax(dim=1)
 
 
 _COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, Callable] = weakref.WeakKeyDictionary()
