@@ -9,11 +9,12 @@ One engine for 2D and 3D, same- and valid-convolution models:
    padded image by slicing, ``batch_size`` at a time across all images of the batch, and run
    through the model (channels-last memory format where it measured faster: CUDA, and 3D on
    the CPU), optionally ``torch.compile``-d, under fp32/bf16/fp16 autocast;
-3. weighted outputs are added into a float32 accumulator that only spans the window rows
-   still open along the first spatial axis. Rows that no later window touches are divided
-   by their summed weights and handed on: kept as logits (:meth:`SlidingWindow.__call__`)
-   or reduced to labels by argmax at once (:meth:`SlidingWindow.predict_labels`), so
-   labels-only prediction never holds a K-class buffer of the full image.
+3. weighted outputs are added into float32 sums. For logits (:meth:`SlidingWindow.__call__`)
+   the sums span the output and are divided by the summed weights at the end. For labels only
+   (:meth:`SlidingWindow.predict_labels`) the output is cut into cells along its first two
+   axes, at every window start and end; a cell's sums exist from its first window to its
+   last and are then reduced by argmax, so the open sums span about one window overlap of
+   the first axis and a band of the second, never a K-class buffer of the image.
 """
 
 from __future__ import annotations
@@ -38,10 +39,6 @@ __all__ = ["SlidingWindow", "label_dtype", "model_margin"]
 logger = logging.getLogger(__name__)
 
 _PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-#: Receives finished output rows: the first row's index along the first spatial axis and the
-#: blended logits ``(N, K, rows, ...)`` (a view of the accumulator, reused after the call).
-_Sink = Callable[[int, torch.Tensor], None]
 
 
 def label_dtype(num_classes: int) -> np.dtype:
@@ -164,23 +161,19 @@ class SlidingWindow:
         torch.Tensor
             ``(N, K, *spatial)`` float32 blended logits.
         """
-        output: list[torch.Tensor] = []
-        size = self._run(model, image, lambda start, logits: output.append(logits), keep_all=True)
-        (logits,) = output
+        logits, size = self._run(model, image, labels_only=False)
         return logits[(slice(None), slice(None), *(slice(0, s) for s in size))]
 
     def predict_labels(self, model: torch.nn.Module, image: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Argmax class map, computed row block by row block (no full-size logits are held).
+        """Argmax class map, computed cell by cell (no full-size logits are held).
 
         Returns
         -------
         torch.Tensor
             ``(N, *spatial)`` class ids on the CPU: uint8 up to 256 classes, else int32.
         """
-        image = torch.as_tensor(np.ascontiguousarray(image) if isinstance(image, np.ndarray) else image)
-        labels = _LabelRows(self._grid(model, image)[1])
-        size = self._run(model, image, labels, keep_all=False)
-        return labels.array[(slice(None), *(slice(0, s) for s in size))]
+        labels, size = self._run(model, image, labels_only=True)
+        return labels[(slice(None), *(slice(0, s) for s in size))]
 
     def _grid(
         self, model: torch.nn.Module, image: torch.Tensor
@@ -204,7 +197,9 @@ class SlidingWindow:
         grid = tuple(aligned_size(s, o, a) for s, o, a in zip(size, out_roi, align, strict=True))
         return margin, grid, out_roi, align
 
-    def _run(self, model: torch.nn.Module, image: torch.Tensor | np.ndarray, sink: _Sink, *, keep_all: bool):
+    def _run(
+        self, model: torch.nn.Module, image: torch.Tensor | np.ndarray, *, labels_only: bool
+    ) -> tuple[torch.Tensor, tuple[int, ...]]:
         image = torch.as_tensor(np.ascontiguousarray(image) if isinstance(image, np.ndarray) else image)
         margin, grid, out_roi, align = self._grid(model, image)
         size = tuple(image.shape[2:])
@@ -213,8 +208,7 @@ class SlidingWindow:
         per_axis = [
             window_starts(g, o, self.overlap, align=a) for g, o, a in zip(grid, out_roi, align, strict=True)
         ]
-        self._blend(model, padded, per_axis, grid, out_roi, sink, keep_all=keep_all)
-        return size
+        return self._blend(model, padded, per_axis, grid, out_roi, labels_only=labels_only), size
 
     def predict_labels_region(
         self,
@@ -267,10 +261,10 @@ class SlidingWindow:
         data = np.asarray(read(box), dtype=np.float32)
         gather = np.ix_(*(i - b.start for i, b in zip(index, box, strict=True)))
         padded = _to_device(torch.from_numpy(data[(slice(None), slice(None), *gather)]), self.compute_device)
-        labels = _LabelRows(tuple(hi - lo for lo, hi in zip(lows, highs, strict=True)))
-        self._blend(model, padded, picked, labels.grid, out_roi, labels, keep_all=False)
+        grid = tuple(hi - lo for lo, hi in zip(lows, highs, strict=True))
+        labels = self._blend(model, padded, picked, grid, out_roi, labels_only=True)
         crop = tuple(slice(r.start - lo, r.stop - lo) for r, lo in zip(region, lows, strict=True))
-        return labels.array[(slice(None), *crop)]
+        return labels[(slice(None), *crop)]
 
     def _blend(
         self,
@@ -279,18 +273,17 @@ class SlidingWindow:
         per_axis: list[list[int]],
         grid: tuple[int, ...],
         out_roi: tuple[int, ...],
-        sink: _Sink,
         *,
-        keep_all: bool,
-    ) -> None:
-        """Run the windows ``product(per_axis)`` of ``padded`` and blend them over the output ``grid``."""
+        labels_only: bool,
+    ) -> torch.Tensor:
+        """Run the windows ``product(per_axis)`` of ``padded``; blended logits or labels of the output ``grid``."""
         weight_map = torch.from_numpy(importance_map(out_roi, self.blending, sigma_scale=self.sigma_scale))
         n = padded.shape[0]
-        # (image, window start) items in the order of the first axis, so rows finish early
+        # (image, window start) items in raster order of the window starts: cells finish early
         items = [(k, starts) for starts in itertools.product(*per_axis) for k in range(n)]
         model.eval()
         net = _compiled(model) if self.compile else model
-        blender: _Blender | None = None
+        sums: _Blender | _LabelCells | None = None
         batches = range(0, len(items), self.batch_size)
         for first in tqdm(batches, desc="predict", unit="batch", disable=not self.progress, leave=False):
             batch = items[first : first + self.batch_size]
@@ -310,13 +303,16 @@ class SlidingWindow:
                 filler = inputs[:1].expand(self.batch_size - len(batch), *inputs.shape[1:])
                 inputs = torch.cat([inputs, filler])
             logits = self._predict(net, inputs, out_roi)[: len(batch)]
-            if blender is None:
-                rows = grid[0] if keep_all else out_roi[0]
-                blender = _Blender(
-                    n, logits.shape[1], grid, rows, self._output_device(self.compute_device), weight_map
+            if sums is None:
+                device = self._output_device(self.compute_device)
+                channels = logits.shape[1]
+                sums = (
+                    _LabelCells(n, channels, grid, per_axis, device, weight_map)
+                    if labels_only
+                    else _Blender(n, channels, grid, device, weight_map)
                 )
-            blender.add(batch, logits, sink)
-        blender.finish(sink)
+            sums.add(batch, logits)
+        return sums.result()
 
     def _output_device(self, device: torch.device) -> torch.device:
         return torch.device(self.output_device) if self.output_device else device
@@ -356,10 +352,44 @@ class SlidingWindow:
 
 
 class _Blender:
-    """Weighted sum of window outputs over the rows ``[origin, origin + rows)`` of the output grid.
+    """Weighted sum of window outputs over the output ``grid``, divided by the summed weights at the end."""
 
-    Rows before the first axis' start of the next window are final: they are divided by
-    their weight sum, handed to the sink and dropped, the rest moves to the front.
+    def __init__(
+        self, n: int, channels: int, grid: tuple[int, ...], device: torch.device, weight_map: torch.Tensor
+    ) -> None:
+        try:
+            self.values = torch.zeros((n, channels, *grid), dtype=torch.float32, device=device)
+            self.weights = torch.zeros(grid, dtype=torch.float32, device=device)
+        except torch.OutOfMemoryError:
+            logger.warning("output of shape %s does not fit on %s; accumulating on the CPU", grid, device)
+            device = torch.device("cpu")
+            self.values = torch.zeros((n, channels, *grid), dtype=torch.float32)
+            self.weights = torch.zeros(grid, dtype=torch.float32)
+        self.weight_map = weight_map.to(device)
+
+    def add(self, batch: list[tuple[int, tuple[int, ...]]], logits: torch.Tensor) -> None:
+        with torch.inference_mode():  # weighted in place: the window outputs are ours (inference tensors)
+            logits = logits.to(self.values.device, non_blocking=True).mul_(self.weight_map)
+        for (k, starts), window_logits in zip(batch, logits, strict=True):
+            where = tuple(slice(s, s + w) for s, w in zip(starts, self.weight_map.shape, strict=True))
+            self.values[(k, slice(None), *where)] += window_logits
+            if k == 0:
+                self.weights[where] += self.weight_map
+
+    def result(self) -> torch.Tensor:
+        return self.values.div_(self.weights)
+
+
+class _LabelCells:
+    """Labels-only blending: weighted window outputs summed per cell, reduced by argmax once complete.
+
+    The output ``grid`` is cut along its first two axes at every window start and end, so
+    every voxel of a cell is covered by the same windows. A cell's float32 sums are
+    allocated when its first window arrives and reduced to class ids when its last one has
+    been added; with windows in raster order, the open cells span about one window overlap
+    of the first axis. Each voxel sums the same window outputs in the same order as
+    :class:`_Blender`. The sums are not divided by the summed weights: that sum is positive
+    and the same for every class, so argmax does not change.
     """
 
     def __init__(
@@ -367,77 +397,83 @@ class _Blender:
         n: int,
         channels: int,
         grid: tuple[int, ...],
-        rows: int,
+        per_axis: list[list[int]],
         device: torch.device,
         weight_map: torch.Tensor,
     ) -> None:
-        shape = (min(rows, grid[0]), *grid[1:])
-        try:
-            self.values = torch.zeros((n, channels, *shape), dtype=torch.float32, device=device)
-            self.weights = torch.zeros(shape, dtype=torch.float32, device=device)
-        except torch.OutOfMemoryError:
-            logger.warning("output rows of shape %s do not fit on %s; accumulating on the CPU", shape, device)
-            device = torch.device("cpu")
-            self.values = torch.zeros((n, channels, *shape), dtype=torch.float32)
-            self.weights = torch.zeros(shape, dtype=torch.float32)
-        self.weight_map = weight_map.to(device)
-        self.grid = grid
-        self.origin = 0
         self.window = tuple(weight_map.shape)
-
-    def add(self, batch: list[tuple[int, tuple[int, ...]]], logits: torch.Tensor, sink: _Sink) -> None:
-        with torch.inference_mode():  # weighted in place: the window outputs are ours (inference tensors)
-            logits = logits.to(self.values.device, non_blocking=True).mul_(self.weight_map)
-        for (k, starts), window_logits in zip(batch, logits, strict=True):
-            if starts[0] + self.window[0] - self.origin > self.values.shape[2]:
-                self._release(starts[0], sink)
-            row = starts[0] - self.origin
-            where = tuple(slice(s, s + w) for s, w in zip((row, *starts[1:]), self.window, strict=True))
-            self.values[(k, slice(None), *where)] += window_logits
-            if k == 0:
-                self.weights[where] += self.weight_map
-
-    def _release(self, upto: int, sink: _Sink) -> None:
-        done = upto - self.origin
-        self.values[:, :, :done] /= self.weights[:done]
-        sink(self.origin, self.values[:, :, :done])
-        # move the open rows to the front in chunks of `done` rows: no chunk overlaps its
-        # source, so no temporary copy of the accumulator is needed
-        rows = self.values.shape[2]
-        for first in range(0, rows - done, done):
-            last = min(first + done, rows - done)
-            self.values[:, :, first:last] = self.values[:, :, first + done : last + done]
-            self.weights[first:last] = self.weights[first + done : last + done]
-        self.values[:, :, rows - done :] = 0
-        self.weights[rows - done :] = 0
-        self.origin = upto
-
-    def finish(self, sink: _Sink) -> None:
-        rows = self.grid[0] - self.origin
-        self.values[:, :, :rows] /= self.weights[:rows]
-        sink(self.origin, self.values[:, :, :rows])
-
-
-class _LabelRows:
-    """A sink that keeps the argmax of each finished row in a class map of the output ``grid``.
-
-    The map (uint8 up to 256 classes, else int32) is allocated at the first rows, when the
-    class count is known; rows are reduced a few at a time, because argmax's int64 result
-    for all finished rows at once would be as large as a quarter of the accumulator.
-    """
-
-    def __init__(self, grid: tuple[int, ...], chunk: int = 4) -> None:
+        self.weight_map = weight_map.to(device)
+        self.device = device
         self.grid = grid
-        self.chunk = chunk
-        self.array: torch.Tensor | None = None
+        self.channels = channels
+        tiled = min(2, len(grid))
+        self.cuts = [
+            sorted(
+                {
+                    0,
+                    grid[d],
+                    *per_axis[d],
+                    *(min(s + self.window[d], grid[d]) for s in per_axis[d]),
+                }
+            )
+            for d in range(tiled)
+        ]
+        cover = [
+            [
+                sum(1 for s in per_axis[d] if s < hi and s + self.window[d] > lo)
+                for lo, hi in itertools.pairwise(cuts)
+            ]
+            for d, cuts in enumerate(self.cuts)
+        ]
+        untiled = n * int(np.prod([len(per_axis[d]) for d in range(tiled, len(grid))], dtype=np.int64))
+        self.remaining = {
+            cell: untiled * int(np.prod([cover[d][i] for d, i in enumerate(cell)]))
+            for cell in itertools.product(*(range(len(c)) for c in cover))
+        }
+        self.sums: dict[tuple[int, ...], torch.Tensor] = {}
+        dtype = torch.uint8 if channels <= 256 else torch.int32
+        self.labels = torch.empty((n, *grid), dtype=dtype)
 
-    def __call__(self, start: int, logits: torch.Tensor) -> None:
-        if self.array is None:
-            dtype = torch.uint8 if logits.shape[1] <= 256 else torch.int32
-            self.array = torch.empty((logits.shape[0], *self.grid), dtype=dtype)
-        for first in range(0, logits.shape[2], self.chunk):
-            last = min(first + self.chunk, logits.shape[2])
-            self.array[:, start + first : start + last] = logits[:, :, first:last].argmax(dim=1)
+    def _box(self, cell: tuple[int, ...]) -> tuple[slice, ...]:
+        return tuple(slice(cuts[i], cuts[i + 1]) for cuts, i in zip(self.cuts, cell, strict=True))
+
+    def _cells(self, starts: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """Cells a window starting at ``starts`` covers (whole cells: windows start and end on cuts)."""
+        ranges = [
+            [i for i in range(len(cuts) - 1) if cuts[i] < s + w and cuts[i + 1] > s]
+            for cuts, s, w in zip(self.cuts, starts, self.window, strict=False)  # the tiled axes
+        ]
+        return list(itertools.product(*ranges))
+
+    def add(self, batch: list[tuple[int, tuple[int, ...]]], logits: torch.Tensor) -> None:
+        with torch.inference_mode():  # weighted in place: the window outputs are ours (inference tensors)
+            logits = logits.to(self.device, non_blocking=True).mul_(self.weight_map)
+        tiled = len(self.cuts)
+        whole = (slice(None),) * tiled  # a cell's sums span exactly the cell on the tiled axes
+        for (k, starts), window_logits in zip(batch, logits, strict=True):
+            rest = tuple(slice(s, s + w) for s, w in zip(starts[tiled:], self.window[tiled:], strict=True))
+            for cell in self._cells(starts):
+                box = self._box(cell)
+                if cell not in self.sums:
+                    shape = (
+                        len(self.labels),
+                        self.channels,
+                        *(b.stop - b.start for b in box),
+                        *self.grid[tiled:],
+                    )
+                    self.sums[cell] = torch.zeros(shape, dtype=torch.float32, device=self.device)
+                inside = tuple(slice(b.start - s, b.stop - s) for b, s in zip(box, starts, strict=False))
+                self.sums[cell][(k, slice(None), *whole, *rest)] += window_logits[(slice(None), *inside)]
+                self.remaining[cell] -= 1
+                if not self.remaining[cell]:
+                    self.labels[(slice(None), *box)] = (
+                        self.sums.pop(cell).argmax(dim=1).to("cpu", self.labels.dtype)
+                    )
+
+    def result(self) -> torch.Tensor:
+        if self.sums or any(self.remaining.values()):
+            raise RuntimeError("windows do not cover the output grid")  # an engine defect, never user input
+        return self.labels
 
 
 _COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, Callable] = weakref.WeakKeyDictionary()

@@ -271,3 +271,27 @@ def test_regions_read_only_their_windows_and_equal_the_whole_image_labels():
     torch.testing.assert_close(got, whole, rtol=0, atol=0)
     # each region reads its windows' extent, not the image: at most region + 2 windows per axis
     assert all(b.stop - b.start <= r + 2 * 32 for box in boxes for b, r in zip(box, (40, 30), strict=True))
+
+
+@pytest.mark.parametrize("overlap", [0.5, 0.25])
+def test_labels_only_holds_sums_for_about_one_window_overlap(monkeypatch, overlap):
+    from medseg.infer import sliding_window
+
+    held = []
+    add = sliding_window._LabelCells.add
+
+    def spy(self, batch, logits):
+        add(self, batch, logits)
+        held.append(sum(t.numel() for t in self.sums.values()))
+
+    monkeypatch.setattr(sliding_window._LabelCells, "add", spy)
+    torch.manual_seed(0)
+    model = Pointwise(out_channels=4, spatial_dims=3)
+    image = torch.randn(2, 1, 48, 40, 24)
+    window = SlidingWindow((8, 8, 8), overlap=overlap, batch_size=5)
+    labels = window.predict_labels(model, image)
+    assert torch.equal(labels.long(), window(model, image).argmax(dim=1))
+    # at most one window depth of rows (the rows shared with the next window row plus the
+    # band being finished), for 2 images x 4 classes: a sixth of the 48 rows' sums
+    assert 0 < max(held) <= 2 * 4 * 8 * 40 * 24
+    assert held[-1] == 0
