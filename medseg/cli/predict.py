@@ -124,8 +124,7 @@ def infer_config(trained: dict, chosen: dict):
 def run(args: argparse.Namespace) -> int:
     from medseg.errors import ConfigError
     from medseg.infer.predictor import checkpoint_path
-    from medseg.pipeline.predicting import predict_files, shard
-    from medseg.pipeline.training import sliding_window_from_infer
+    from medseg.pipeline.predicting import predict_files, shard, sliding_window_from_infer
     from medseg.train.checkpoint import load_checkpoint
 
     if args.halo is not None and args.block_shape is None:

@@ -11,16 +11,18 @@ predicts exactly the cases that are missing (and leaves no half-written file).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from medseg.config import InferConfig
 from medseg.errors import ConfigError, DataNotFoundError
 from medseg.eval.formats import get_format, write_submission
 from medseg.infer.blockwise import predict_blockwise
@@ -30,7 +32,14 @@ from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import open_array, read, split_key, suffix_of, write
 from medseg.train.checkpoint import load_checkpoint
 
-__all__ = ["PredictedCase", "case_name", "predict_files", "shard", "write_case_submission"]
+__all__ = [
+    "PredictedCase",
+    "case_name",
+    "predict_files",
+    "shard",
+    "sliding_window_from_infer",
+    "write_case_submission",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -153,64 +162,95 @@ def predict_files(
     predictor = Predictor.from_checkpoint(
         state, window, identity={"checkpoint_sha256": file_sha256(checkpoint)}
     )
-    barrier = None
-    if world > 1 and block_shape is not None:
-        barrier = _barrier()
     by_case = world > 1 and block_shape is None
     mine = [
         (p, n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if not by_case or i % world == rank
     ]
     if world > 1:
         logger.info("rank %d of %d: %d of %d case(s)", rank, world, len(mine), len(paths))
-    results = []
-    for path, name in tqdm(mine, desc="cases", unit="case", disable=not progress):
-        file_suffix = suffix_of(split_key(path)[0])
-        block_suffix = ".ome.zarr" if ome_zarr else ".zarr"
-        suffix = block_suffix if block_shape is not None else _LABEL_SUFFIX_FOR.get(file_suffix, file_suffix)
-        target = out / f"{name}{suffix}"
-        if target.exists() and not overwrite:
-            logger.info("skipping %s: %s exists (use overwrite to predict it again)", path, target)
-            results.append(PredictedCase(name, target, None, skipped=True))
-            continue
-        if block_shape is not None:
-            context = (
-                halo if halo is not None else tuple(r // 4 for r in _full_roi(window.roi_size, block_shape))
+    together = _ranks_together() if world > 1 and block_shape is not None else contextlib.nullcontext()
+    with together as barrier:
+        results = []
+        for path, name in tqdm(mine, desc="cases", unit="case", disable=not progress):
+            file_suffix = suffix_of(split_key(path)[0])
+            block_suffix = ".ome.zarr" if ome_zarr else ".zarr"
+            suffix = (
+                block_suffix if block_shape is not None else _LABEL_SUFFIX_FOR.get(file_suffix, file_suffix)
             )
-            with open_array(path) as image:
-                labels = predict_blockwise(
-                    predictor,
-                    image,
-                    target,
-                    block_shape=block_shape,
-                    halo=context,
-                    overwrite=overwrite,
-                    shard=(rank, world),
-                    barrier=barrier,
+            target = out / f"{name}{suffix}"
+            if target.exists() and not overwrite:
+                logger.info("skipping %s: %s exists (use overwrite to predict it again)", path, target)
+                results.append(PredictedCase(name, target, None, skipped=True))
+                continue
+            if block_shape is not None:
+                context = (
+                    halo
+                    if halo is not None
+                    else tuple(r // 4 for r in _full_roi(window.roi_size, block_shape))
                 )
-            results.append(PredictedCase(name, labels, None, skipped=False))
-            continue
-        needs_probabilities = save_probabilities or submission_format == "isbi2012"
-        prediction = predictor.predict(read(path), probabilities=needs_probabilities)
-        submission = None
-        if submission_format is not None:
-            submission = write_case_submission(
-                submission_format, prediction, out / submission_format, name, predictor
-            )
-        if save_probabilities:
-            probability_suffix = suffix if suffix in _PROBABILITY_SUFFIXES else ".tif"
-            write(prediction.probabilities, out / f"{name}_probabilities{probability_suffix}")
-        # the label map last: its existence marks the case as done
-        results.append(PredictedCase(name, write(prediction.labels, target), submission, skipped=False))
+                with open_array(path) as image:
+                    labels = predict_blockwise(
+                        predictor,
+                        image,
+                        target,
+                        block_shape=block_shape,
+                        halo=context,
+                        overwrite=overwrite,
+                        shard=(rank, world),
+                        barrier=barrier,
+                    )
+                results.append(PredictedCase(name, labels, None, skipped=False))
+                continue
+            needs_probabilities = save_probabilities or submission_format == "isbi2012"
+            prediction = predictor.predict(read(path), probabilities=needs_probabilities)
+            submission = None
+            if submission_format is not None:
+                submission = write_case_submission(
+                    submission_format, prediction, out / submission_format, name, predictor
+                )
+            if save_probabilities:
+                probability_suffix = suffix if suffix in _PROBABILITY_SUFFIXES else ".tif"
+                write(prediction.probabilities, out / f"{name}_probabilities{probability_suffix}")
+            # the label map last: its existence marks the case as done
+            results.append(PredictedCase(name, write(prediction.labels, target), submission, skipped=False))
     return results
 
 
-def _barrier():
-    """``torch.distributed.barrier`` of a gloo group started from torchrun's environment."""
+@contextlib.contextmanager
+def _ranks_together() -> Iterator[Callable[[], None]]:
+    """``torch.distributed.barrier`` of a gloo group started from torchrun's environment.
+
+    A group started here is destroyed on the way out, after every rank has arrived (on
+    success): a process that exits with a live gloo group can hang its peers at shutdown.
+    """
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    started = not dist.is_initialized()
+    if started:
         dist.init_process_group("gloo")
-    return dist.barrier
+    try:
+        yield dist.barrier
+        dist.barrier()
+    finally:
+        if started:
+            dist.destroy_process_group()
+
+
+def sliding_window_from_infer(
+    infer: InferConfig, *, progress: bool = False, compile: bool | None = None
+) -> SlidingWindow:
+    """The :class:`SlidingWindow` of an :class:`InferConfig` (``compile`` overrides ``infer.compile``)."""
+    return SlidingWindow(
+        infer.roi_size,
+        overlap=infer.overlap,
+        blending=infer.blending,
+        batch_size=infer.batch_size,
+        device=infer.device,
+        precision=infer.precision,
+        mirror_axes=infer.mirror_axes,
+        compile=infer.compile if compile is None else compile,
+        progress=progress,
+    )
 
 
 def _full_roi(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg.config import InferConfig, PipelineConfig
+from medseg.config import PipelineConfig
 from medseg.data import Sample
 from medseg.data.dataset import PatchDataset, TrainingTargets
 from medseg.data.weight_map import WeightMap
@@ -33,6 +33,7 @@ from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import Volume
 from medseg.io.lazy import LazyArray
 from medseg.models import build_model
+from medseg.pipeline.predicting import sliding_window_from_infer
 from medseg.train.checkpoint import load_checkpoint
 from medseg.train.distributed import Distributed
 from medseg.train.finetune import (
@@ -52,7 +53,6 @@ __all__ = [
     "TrainedModel",
     "set_deterministic",
     "sliding_window_from_config",
-    "sliding_window_from_infer",
     "train_from_config",
 ]
 
@@ -80,23 +80,6 @@ class TrainedModel:
 def sliding_window_from_config(config: PipelineConfig, *, progress: bool = False) -> SlidingWindow:
     """The :class:`SlidingWindow` described by ``config.infer``."""
     return sliding_window_from_infer(config.infer, progress=progress)
-
-
-def sliding_window_from_infer(
-    infer: InferConfig, *, progress: bool = False, compile: bool | None = None
-) -> SlidingWindow:
-    """The :class:`SlidingWindow` of an :class:`InferConfig` (``compile`` overrides ``infer.compile``)."""
-    return SlidingWindow(
-        infer.roi_size,
-        overlap=infer.overlap,
-        blending=infer.blending,
-        batch_size=infer.batch_size,
-        device=infer.device,
-        precision=infer.precision,
-        mirror_axes=infer.mirror_axes,
-        compile=infer.compile if compile is None else compile,
-        progress=progress,
-    )
 
 
 def set_deterministic(seed: int) -> None:
