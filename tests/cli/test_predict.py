@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -197,3 +198,13 @@ def test_ome_zarr_option_writes_the_same_labels_as_an_ngff_group(run_dir, tmp_pa
     again = read(tmp_path / "ome" / "s.ome.zarr")  # medseg reads its OME-Zarr back, geometry included
     np.testing.assert_array_equal(again.array, plain.array)
     assert again.spacing == plain.spacing == (2.0, 1.0, 1.0)
+    # both stores are cases of medseg evaluate: scored against a reference TIFF, each is a perfect match
+    write(plain, tmp_path / "gt" / "s.tif")
+    for folder in ("plain", "ome"):
+        report = tmp_path / f"eval-{folder}"
+        pair = ["--pred", str(tmp_path / folder), "--gt", str(tmp_path / "gt")]
+        assert main(["evaluate", *pair, "--format", "labelmap", "-o", str(report), "--no-plot"]) == 0
+        summary = json.loads((report / "summary.json").read_text())
+        assert [case["case"] for case in summary["metric_per_case"]] == ["s"]
+        metrics = summary["metric_per_case"][0]["metrics"]
+        assert metrics and all(m["Dice"] == 1.0 for m in metrics.values())

@@ -365,20 +365,21 @@ FORMATS: dict[str, SubmissionFormat] = {
         SubmissionFormat(
             "instances",
             "instances",
-            "generic instance label maps, 2D or 3D: NAME.tif / NAME.nii.gz / NAME.nii / NAME.zarr",
+            "generic instance label maps, 2D or 3D: NAME.tif / NAME.nii.gz / NAME.nii / NAME.zarr / NAME.ome.zarr",
             _instances_write,
             _instances_read,
-            rf"{_CASE}\.(?:nii\.gz|nii|tiff?|zarr)",
-            rf"{_CASE}\.(?:nii\.gz|nii|tiff?|zarr)",
+            rf"{_CASE}\.(?:nii\.gz|nii|tiff?|ome\.zarr|zarr)",
+            rf"{_CASE}\.(?:nii\.gz|nii|tiff?|ome\.zarr|zarr)",
         ),
         SubmissionFormat(
             "labelmap",
             "classes",
-            "generic class label maps: NAME.nii.gz / NAME.nii / NAME.tif",
+            "generic class label maps: NAME.nii.gz / NAME.nii / NAME.tif; block-wise predictions NAME.zarr / "
+            "NAME.ome.zarr",
             _labelmap_write,
             _labelmap_read,
-            rf"{_CASE}\.(?:nii\.gz|nii|tiff?)",
-            rf"{_CASE}\.(?:nii\.gz|nii|tiff?)",
+            rf"{_CASE}\.(?:nii\.gz|nii|tiff?|ome\.zarr|zarr)",
+            rf"{_CASE}\.(?:nii\.gz|nii|tiff?|ome\.zarr|zarr)",
         ),
     )
 }
