@@ -1,79 +1,66 @@
-"""Metrics (numpy/scipy), challenge file formats and reports. Never imports torch."""
+"""Metrics (numpy/scipy), challenge file formats and reports. Never imports torch.
+
+The names below are imported from their modules on first use, so that importing one
+module of the package (a file format, say) does not load numba and scipy.optimize for the
+metrics that need them.
+"""
 
 from __future__ import annotations
 
-from medseg.eval.contingency import Contingency, contingency_table
-from medseg.eval.em import (
-    adapted_rand_error,
-    cremi_adapted_rand_error,
-    cremi_border_mask,
-    cremi_neuron_scores,
-    cremi_voi,
-    variation_of_information,
-)
-from medseg.eval.formats import FORMATS, get_format, read_submission, write_submission
-from medseg.eval.glas import glas_scores, object_dice, object_f1, object_hausdorff
-from medseg.eval.instance import (
-    aggregated_jaccard_index,
-    aji_plus,
-    ctc_seg,
-    detection_scores,
-    panoptic_quality,
-)
-from medseg.eval.isbi2012 import isbi2012_scores, pixel_error, thin_boundaries
-from medseg.eval.overlap import (
-    dice_score,
-    foreground_mean,
-    iou_score,
-    overlap_metrics,
-    precision_score,
-    recall_score,
-)
-from medseg.eval.surface import (
-    average_symmetric_surface_distance,
-    hausdorff_distance,
-    normalized_surface_dice,
-    surface_distances,
-    surface_metrics,
-)
-from medseg.eval.warping import splits_and_mergers_warping_error, warping_error
+import importlib
+from typing import Any
 
-__all__ = [
-    "Contingency",
-    "contingency_table",
-    "adapted_rand_error",
-    "variation_of_information",
-    "cremi_adapted_rand_error",
-    "cremi_border_mask",
-    "cremi_neuron_scores",
-    "cremi_voi",
-    "FORMATS",
-    "get_format",
-    "read_submission",
-    "write_submission",
-    "glas_scores",
-    "object_dice",
-    "object_f1",
-    "object_hausdorff",
-    "aggregated_jaccard_index",
-    "aji_plus",
-    "ctc_seg",
-    "detection_scores",
-    "panoptic_quality",
-    "isbi2012_scores",
-    "pixel_error",
-    "thin_boundaries",
-    "dice_score",
-    "foreground_mean",
-    "iou_score",
-    "overlap_metrics",
-    "precision_score",
-    "recall_score",
-    "average_symmetric_surface_distance",
-    "hausdorff_distance",
-    "normalized_surface_dice",
-    "surface_distances",
-    "surface_metrics",
-    "warping_error",
-    "splits_and_mergers_warping_error",
-]
+#: Public name -> the module that defines it.
+_EXPORTS = {
+    "Contingency": "medseg.eval.contingency",
+    "contingency_table": "medseg.eval.contingency",
+    "adapted_rand_error": "medseg.eval.em",
+    "variation_of_information": "medseg.eval.em",
+    "cremi_adapted_rand_error": "medseg.eval.em",
+    "cremi_border_mask": "medseg.eval.em",
+    "cremi_neuron_scores": "medseg.eval.em",
+    "cremi_voi": "medseg.eval.em",
+    "FORMATS": "medseg.eval.formats",
+    "get_format": "medseg.eval.formats",
+    "read_submission": "medseg.eval.formats",
+    "write_submission": "medseg.eval.formats",
+    "glas_scores": "medseg.eval.glas",
+    "object_dice": "medseg.eval.glas",
+    "object_f1": "medseg.eval.glas",
+    "object_hausdorff": "medseg.eval.glas",
+    "aggregated_jaccard_index": "medseg.eval.instance",
+    "aji_plus": "medseg.eval.instance",
+    "ctc_seg": "medseg.eval.instance",
+    "detection_scores": "medseg.eval.instance",
+    "panoptic_quality": "medseg.eval.instance",
+    "isbi2012_scores": "medseg.eval.isbi2012",
+    "pixel_error": "medseg.eval.isbi2012",
+    "thin_boundaries": "medseg.eval.isbi2012",
+    "dice_score": "medseg.eval.overlap",
+    "foreground_mean": "medseg.eval.overlap",
+    "iou_score": "medseg.eval.overlap",
+    "overlap_metrics": "medseg.eval.overlap",
+    "precision_score": "medseg.eval.overlap",
+    "recall_score": "medseg.eval.overlap",
+    "average_symmetric_surface_distance": "medseg.eval.surface",
+    "hausdorff_distance": "medseg.eval.surface",
+    "normalized_surface_dice": "medseg.eval.surface",
+    "surface_distances": "medseg.eval.surface",
+    "surface_metrics": "medseg.eval.surface",
+    "warping_error": "medseg.eval.warping",
+    "splits_and_mergers_warping_error": "medseg.eval.warping",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -29,14 +29,17 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import SimpleITK as sitk
 
 from medseg.errors import DataValueError, FormatError
 from medseg.io._common import atomic_output, geometry_to_attrs, make_volume
 from medseg.io.paths import require_file
 from medseg.io.volume import Volume
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 __all__ = ["ITK_SUFFIXES", "read_itk", "write_itk"]
 
@@ -59,6 +62,8 @@ def read_itk(path: str | Path) -> Volume:
     """
     path = Path(path)
     require_file(path)
+    import SimpleITK as sitk  # imported on first use: the library adds about 90 MiB to every process
+
     try:
         image = sitk.ReadImage(str(path))
         array = sitk.GetArrayFromImage(image)
@@ -111,6 +116,8 @@ def write_itk(volume: Volume, path: str | Path) -> Path:
     if array.dtype == np.bool_:
         logger.info("ITK has no boolean pixel type: writing %s as uint8", path)
         array = array.astype(np.uint8)
+    import SimpleITK as sitk  # imported on first use (see read_itk)
+
     if volume.num_channels == 1:
         image = sitk.GetImageFromArray(np.ascontiguousarray(array[0]))
     else:
