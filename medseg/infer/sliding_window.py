@@ -312,6 +312,7 @@ class SlidingWindow:
                     else _Blender(n, channels, grid, device, weight_map)
                 )
             sums.add(batch, logits)
+            del inputs, logits  # not held through the next forward pass
         return sums.result()
 
     def _output_device(self, device: torch.device) -> torch.device:
