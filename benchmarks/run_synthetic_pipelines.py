@@ -32,7 +32,14 @@ import yaml
 from medseg.resources import list_pipelines, shipped_pipeline
 
 #: The challenge metric shown per format (pooled value when the challenge pools).
-_HEADLINE = {"ctc": "seg", "monuseg": "aji", "glas": "f1", "isbi2012": "v_rand", "dental": "dice"}
+_HEADLINE = {
+    "ctc": "seg",
+    "monuseg": "aji",
+    "glas": "f1",
+    "isbi2012": "v_rand",
+    "dental": "dice",
+    "cremi": "cremi_score",
+}
 
 
 def _children_cpu() -> float:

@@ -42,7 +42,9 @@ logger = logging.getLogger(__name__)
 STAGES: tuple[str, ...] = ("fetch", "train", "evaluate", "challenge", "report")
 
 #: Challenge formats of datasets whose registry entry has none (the bitewing class maps).
-_FORMAT_BY_DATASET = {"dental_isbi2015": "dental"}
+#: Datasets whose held-out cases a challenge scores its own way; ``cremi`` is scored in memory
+#: (CREMI neuron-id metrics on the predicted neurons), it has no file format of its own.
+_FORMAT_BY_DATASET = {"dental_isbi2015": "dental", "cremi": "cremi"}
 
 
 @dataclass(frozen=True)

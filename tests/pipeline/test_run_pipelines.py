@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from medseg.cli.main import main
+from medseg.eval.em import cremi_neuron_scores
 from medseg.eval.formats import get_format, read_submission
 from medseg.io import read
 from medseg.pipeline.run import load_run_config
@@ -58,6 +59,18 @@ def test_pipeline_runs_on_synthetic_data_at_smoke_size(name, tmp_path, capsys):
         assert {p.name.replace("mask", "man_track") for p in held_out.glob("*_RES/mask*.tif")} == {
             p.name for p in held_out.glob("*_GT/TRA/man_track*.tif")
         }
+    elif fmt == "cremi":  # neuron ids scored in memory: the summary's numbers are the metric's on the files
+        scored = json.loads((held_out / "evaluation" / "summary.json").read_text())["metric_per_case"]
+        assert scored and set(summary["challenge_held_out_mean"]) == {
+            "voi_split", "voi_merge", "adapted_rand_error", "cremi_score"
+        }  # fmt: skip
+        for case, values in scored.items():
+            (prediction,) = (held_out / "predictions").glob(f"{case}.tif")
+            expected = cremi_neuron_scores(
+                read(held_out / "reference" / f"{case}.tif").array[0], read(prediction).array[0]
+            )
+            assert values["cremi_score"] == pytest.approx(expected.cremi_score)
+            assert values["voi_split"] == pytest.approx(expected.voi_split)
     elif fmt != "labelmap":
         files += [str(p) for p in (held_out / "predictions").iterdir()]
         assert summary["challenge_held_out_mean"], "challenge metrics missing"
