@@ -45,7 +45,7 @@ SYNTHETIC_DATASETS: dict[str, _Sizes] = {
     "monuseg2018": _Sizes(((256, 256), 8), ((48, 48), 3)),
     "glas2015": _Sizes(((192, 256), 16), ((48, 64), 3)),
     "cremi": _Sizes(((192, 192), 16), ((48, 48), 8)),
-    "nnunet_raw": _Sizes(((24, 64, 64), 6), ((8, 24, 24), 3)),
+    "nnunet_raw": _Sizes(((32, 96, 96), 6), ((8, 24, 24), 3)),  # full: the recipe's patch, no padding
     "lab_folder": _Sizes(((192, 192), 8), ((48, 48), 3)),
 }
 
