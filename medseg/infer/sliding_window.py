@@ -389,8 +389,9 @@ class _LabelCells:
     allocated when its first window arrives and reduced to class ids when its last one has
     been added; with windows in raster order, the open cells span about one window overlap
     of the first axis. Each voxel sums the same window outputs in the same order as
-    :class:`_Blender`. The sums are not divided by the summed weights: that sum is positive
-    and the same for every class, so argmax does not change.
+    :class:`_Blender` and is divided by the same weight sum, which is added up when the cell
+    completes (from the windows that cover it, in the same order) instead of being held: the
+    labels equal the argmax of the blended logits, ties included.
     """
 
     def __init__(
@@ -408,6 +409,7 @@ class _LabelCells:
         self.grid = grid
         self.channels = channels
         tiled = min(2, len(grid))
+        self.per_axis = per_axis
         self.cuts = [
             sorted(
                 {
@@ -467,9 +469,24 @@ class _LabelCells:
                 self.sums[cell][(k, slice(None), *whole, *rest)] += window_logits[(slice(None), *inside)]
                 self.remaining[cell] -= 1
                 if not self.remaining[cell]:
-                    self.labels[(slice(None), *box)] = (
-                        self.sums.pop(cell).argmax(dim=1).to("cpu", self.labels.dtype)
-                    )
+                    blended = self.sums.pop(cell).div_(self._weight_sum(box))
+                    self.labels[(slice(None), *box)] = blended.argmax(dim=1).to("cpu", self.labels.dtype)
+
+    def _weight_sum(self, box: tuple[slice, ...]) -> torch.Tensor:
+        """The summed blending weights over a cell, added in the windows' order (as :class:`_Blender`)."""
+        tiled = len(box)
+        covering = [
+            [s for s in starts if s < b.stop and s + w > b.start]
+            for starts, b, w in zip(self.per_axis, box, self.window, strict=False)
+        ]
+        shape = (*(b.stop - b.start for b in box), *self.grid[tiled:])
+        total = torch.zeros(shape, dtype=torch.float32, device=self.device)
+        whole = (slice(None),) * tiled
+        for starts in itertools.product(*covering, *self.per_axis[tiled:]):
+            inside = tuple(slice(b.start - s, b.stop - s) for b, s in zip(box, starts, strict=False))
+            rest = tuple(slice(s, s + w) for s, w in zip(starts[tiled:], self.window[tiled:], strict=True))
+            total[(*whole, *rest)] += self.weight_map[inside]
+        return total
 
     def result(self) -> torch.Tensor:
         if self.sums or any(self.remaining.values()):
