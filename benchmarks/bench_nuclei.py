@@ -88,7 +88,9 @@ def _medseg(lab: Path, test: Path, work: Path, minutes: float, target: str) -> d
     path.write_text(yaml.safe_dump(config))
     run, pred = work / f"run_{target}", work / f"pred_{target}"
     medseg = [sys.executable, "-m", "medseg"]
-    subprocess.run([*medseg, "train", str(path), "--out", str(run), "--no-progress"], check=True, capture_output=True)
+    subprocess.run(
+        [*medseg, "train", str(path), "--out", str(run), "--no-progress"], check=True, capture_output=True
+    )
     images = sorted(str(p) for p in (test / "images").iterdir())
     predict = [*medseg, "predict", "-m", str(run), "-i", *images, "-o", str(pred), "--format", "monuseg"]
     subprocess.run([*predict, "--no-progress"], check=True, capture_output=True)
@@ -147,7 +149,9 @@ def _baseline(lab: Path, test: Path, work: Path, minutes: float) -> dict:
 
 
 def _score(folder: Path, test: Path, work: Path, name: str) -> dict:
-    summary = evaluate_folders(folder, test / "labels", "monuseg", work / f"scores_{name}", workers=1, plot=False)
+    summary = evaluate_folders(
+        folder, test / "labels", "monuseg", work / f"scores_{name}", workers=1, plot=False
+    )
     found = sum(len(np.unique(np.asarray(Image.open(p)))) - 1 for p in sorted(folder.glob("*.png")))
     total = sum(int(tifffile.imread(p).max()) for p in sorted((test / "labels").iterdir()))
     mean = summary["foreground_mean"]
@@ -158,9 +162,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="training minutes per method (default 3)")
     parser.add_argument("--size", type=int, default=256, help="image edge in pixels (default 256)")
-    parser.add_argument("--train-images", type=int, default=5, help="training images (the last validates medseg)")
+    parser.add_argument(
+        "--train-images", type=int, default=5, help="training images (the last validates medseg)"
+    )
     parser.add_argument("--test-images", type=int, default=3)
-    parser.add_argument("--targets", nargs="+", default=["distance", "boundary"], choices=["distance", "boundary"])
+    parser.add_argument(
+        "--targets", nargs="+", default=["distance", "boundary"], choices=["distance", "boundary"]
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -168,8 +176,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-nuclei-") as tmp:
         work = Path(tmp)
         lab, test = _write_data(work, args.size, args.train_images, args.test_images)
-        runs = [(f"medseg ({t} target)", lambda t=t: _medseg(lab, test, work, args.minutes, t)) for t in args.targets]
-        runs.append(("MONAI BasicUNet + distance watershed", lambda: _baseline(lab, test, work, args.minutes)))
+        runs = [
+            (f"medseg ({t} target)", lambda t=t: _medseg(lab, test, work, args.minutes, t))
+            for t in args.targets
+        ]
+        runs.append(
+            ("MONAI BasicUNet + distance watershed", lambda: _baseline(lab, test, work, args.minutes))
+        )
         print(f"{args.train_images} training / {args.test_images} test images of {args.size}², {args.minutes} min "
               f"training each, {args.threads} threads (synthetic nuclei)", flush=True)  # fmt: skip
         print(f"{'method':<38} {'AJI':>6} {'Dice':>6} {'found':>9} {'iters':>6} {'wall s':>7} {'cpu s':>7}")
