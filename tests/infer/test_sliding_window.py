@@ -275,16 +275,16 @@ def test_regions_read_only_their_windows_and_equal_the_whole_image_labels():
 
 @pytest.mark.parametrize("overlap", [0.5, 0.25])
 def test_labels_only_holds_sums_for_about_one_window_overlap(monkeypatch, overlap):
-    from medseg.infer import sliding_window
+    from medseg.infer.blending import LabelCells
 
     held = []
-    add = sliding_window._LabelCells.add
+    add = LabelCells.add
 
     def spy(self, batch, logits):
         add(self, batch, logits)
         held.append(sum(t.numel() for t in self.sums.values()))
 
-    monkeypatch.setattr(sliding_window._LabelCells, "add", spy)
+    monkeypatch.setattr(LabelCells, "add", spy)
     torch.manual_seed(0)
     model = Pointwise(out_channels=4, spatial_dims=3)
     image = torch.randn(2, 1, 48, 40, 24)
