@@ -45,7 +45,9 @@ def test_missing_and_corrupt_checkpoints_raise(tmp_path):
 def test_temporaries_of_a_killed_save_are_removed_by_the_next_save(tmp_path):
     folder = tmp_path / "checkpoints"
     folder.mkdir()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     stale = folder / f".latest.pt.medseg-tmp-{int(dead.stdout)}-abc123"  # what a kill -9 mid-save leaves
     stale.mkdir()
     (stale / "latest.pt").write_bytes(b"half a checkpoint")

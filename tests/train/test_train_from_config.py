@@ -51,7 +51,9 @@ def test_resume_refuses_a_changed_model_or_data_config_naming_the_keys(
 
 
 def test_resume_accepts_a_moved_data_root(tmp_path, samples, disk_samples, tiny_config):
-    train_from_config(tiny_config(data={"root": str(tmp_path / "old")}, train={"iterations": 2}), *samples, tmp_path)
+    train_from_config(
+        tiny_config(data={"root": str(tmp_path / "old")}, train={"iterations": 2}), *samples, tmp_path
+    )
     moved = tiny_config(data={"root": str(tmp_path / "new")}, train={"iterations": 4})
     result = train_from_config(moved, *samples, tmp_path, resume=True).result
     assert result.iterations == 4 and len(result.losses) == 4
