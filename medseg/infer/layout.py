@@ -65,12 +65,16 @@ class LayoutKeepingInstanceNorm(nn.Module):
         self.norm = norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x, dim=tuple(range(2, x.ndim)), keepdim=True, correction=0)
+        # float16 statistics in float32: a float16 variance overflows above 65504
+        stats = x.float() if x.dtype == torch.float16 else x
+        var, mean = torch.var_mean(stats, dim=tuple(range(2, x.ndim)), keepdim=True, correction=0)
         scale = torch.rsqrt(var + self.norm.eps)
         if not self.norm.affine:
-            return (x - mean) * scale
+            return (x - mean.to(x.dtype)) * scale.to(x.dtype)
         shape = (1, -1) + (1,) * (x.ndim - 2)
-        return (x - mean) * (scale * self.norm.weight.view(shape)) + self.norm.bias.view(shape)
+        scale = scale * self.norm.weight.view(shape)
+        # in the input's dtype, as torch's instance norm under autocast: no float32 activations
+        return (x - mean.to(x.dtype)) * scale.to(x.dtype) + self.norm.bias.view(shape).to(x.dtype)
 
 
 def channels_last_view(model: nn.Module) -> nn.Module:

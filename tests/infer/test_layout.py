@@ -100,3 +100,12 @@ def test_norms_with_running_statistics_and_scripted_models_are_left_alone():
         torch.testing.assert_close(view(x), model(x), rtol=0, atol=1e-6)
     scripted = torch.jit.script(nn.Sequential(nn.Conv2d(1, 2, 3)))
     assert channels_last_view(scripted) is scripted
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_layout_keeping_instance_norm_keeps_a_low_precision_dtype(dtype):
+    norm = nn.InstanceNorm3d(4, affine=True)
+    x = (torch.randn(2, 4, 6, 6, 6) * 1000).to(dtype)  # a float16 variance of 1e6 would overflow
+    got = LayoutKeepingInstanceNorm(norm)(x)
+    assert got.dtype == dtype and torch.isfinite(got).all()
+    torch.testing.assert_close(got.float(), norm(x.float()), rtol=0, atol=0.05)
