@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--compile",
         action="store_true",
         default=None,
-        help="torch.compile the model with frozen weights (faster on many windows; the first case compiles)",
+        help="torch.compile the model with frozen weights, in channels-last (1.5-1.8x faster per window on 2 CPU threads; the first case compiles, 15-40 s)",
     )
     parser.add_argument(
         "--save-probabilities",

@@ -101,6 +101,18 @@ def test_predictions_are_named_by_case_id_and_probabilities_only_on_request(run_
     np.testing.assert_array_equal(probabilities.argmax(axis=0), labels[0])
 
 
+def test_compile_option_predicts_the_eager_probabilities(run_dir, tmp_path):
+    images = _images(tmp_path / "in", ["a.tif", "b.tif"], shape=(50, 70))
+    probabilities = {}
+    for flags in ([], ["--compile"]):
+        out = tmp_path / ("compiled" if flags else "eager")
+        args = ["predict", "-m", str(run_dir), "-i", *images, "-o", str(out), "--save-probabilities"]
+        assert main([*args, *flags, "--no-progress"]) == 0
+        probabilities[bool(flags)] = [read(out / f"{c}_probabilities.tif").array for c in "ab"]
+    for eager, compiled in zip(probabilities[False], probabilities[True], strict=True):
+        np.testing.assert_allclose(compiled, eager, rtol=0, atol=1e-5)
+
+
 def _torchrun(run_dir: Path, images: list[str], out: Path, *extra: str) -> subprocess.CompletedProcess:
     with socket.socket() as free:  # a port for torchrun's rendezvous and the gloo group
         free.bind(("127.0.0.1", 0))
