@@ -51,6 +51,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the dataset's foreground labels (ids, or an nnU-Net dataset.json); each is written for "
         "every case, as nnU-Net does (default: the labels found in the references)",
     )
+    p.add_argument(
+        "--border-threshold",
+        type=float,
+        default=None,
+        metavar="NM",
+        help="CREMI only: ignore reference voxels within this distance (nm) of an in-section neuron "
+        "border, as cremi_python's NeuronIds (the official example uses 200; the leaderboard's value "
+        "is not published). Default: score every voxel",
+    )
     p.add_argument("--no-plot", action="store_true", help="skip metrics.png")
     add_progress(p)
     p.set_defaults(func=run)
@@ -88,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         nsd_method=args.nsd_method,
         labels=_labels(args.labels),
+        border_threshold=args.border_threshold,
         plot=not args.no_plot,
         progress=not args.no_progress,
     )

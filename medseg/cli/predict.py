@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--format",
         dest="submission_format",
         default=None,
-        help="also write a challenge submission: isbi2012, ctc, glas, monuseg, dental, labelmap",
+        help="also write a challenge submission: isbi2012, ctc, glas, monuseg, dental, cremi, labelmap, instances",
     )
     parser.add_argument(
         "--roi-size", type=int, nargs="+", default=None, help="window size (default: training's)"

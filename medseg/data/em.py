@@ -32,7 +32,7 @@ from medseg.data.sample import Sample
 from medseg.errors import ConfigError, DataNotFoundError, FormatError, LabelError
 from medseg.io import LazyArray, Volume, open_array, read
 from medseg.io.paths import check_same_grid, require_file
-from medseg.labels import EM_CLASSES, ISBI_ON_DISK
+from medseg.labels import CREMI_NEURON_IDS_KEY, EM_CLASSES, ISBI_ON_DISK
 
 __all__ = [
     "EM_CLASSES",
@@ -72,7 +72,7 @@ ISBI2012_MIRROR_KEYS: tuple[str, str] = ("raw", "labels/membranes")
 CREMI_RAW_KEY = "volumes/raw"
 #: CREMI's published voxel size in nm, ``(Z, Y, X)``, used when a file has no ``resolution``.
 CREMI_SPACING_NM: tuple[float, float, float] = (40.0, 4.0, 4.0)
-CREMI_LABEL_KEY = "volumes/labels/neuron_ids"
+CREMI_LABEL_KEY = CREMI_NEURON_IDS_KEY
 
 
 def isbi_labels_to_classes(labels: np.ndarray, *, source: str | Path = "<array>") -> np.ndarray:

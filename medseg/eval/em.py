@@ -263,6 +263,12 @@ def _cremi_valid(
                 "resolution (z, y, x) is required with border_threshold; CREMI uses (40, 4, 4) nm"
             )
         valid &= ~cremi_border_mask(gt, border_threshold=border_threshold, resolution=resolution)
+        if not valid.any():
+            raise DataValueError(
+                f"border_threshold {border_threshold:g} masks every reference voxel (voxel size "
+                f"{tuple(float(r) for r in resolution)}, sections {gt.shape[1:]}): nothing is left to "
+                "score; lower the threshold"
+            )
     return valid
 
 

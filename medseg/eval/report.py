@@ -18,6 +18,7 @@ import numpy as np
 
 import medseg
 from medseg.errors import ConfigError, DataNotFoundError
+from medseg.eval.em import cremi_neuron_scores
 from medseg.eval.formats import get_format
 from medseg.eval.formats._io import atomic_write
 from medseg.eval.formats.ctc import (
@@ -112,13 +113,16 @@ def score_case(
     tolerance: float = 1.0,
     labels: Sequence[int] | None = None,
     nsd_method: str = "deepmind",
+    border_threshold: float | None = None,
 ) -> dict[str, dict[str, float]]:
     """Metrics of one case: ``label (str) -> {metric: value}``.
 
     Distances use the reference file's spacing; ``spacing`` only fills in for
     references without geometry (see :func:`medseg.eval.geometry.scoring_spacing`).
     ``labels`` are the dataset's foreground classes (class formats); default the
-    labels > 0 present in either map.
+    labels > 0 present in either map. ``border_threshold`` (CREMI only, in the
+    reference's units, nm for CREMI files) ignores reference voxels that close to an
+    in-section neuron border, as ``cremi_python``'s ``NeuronIds``.
     """
     fmt = get_format(format_name)
     pred_volume, gt_volume = read_pair(format_name, pred_path, gt_path)
@@ -131,6 +135,17 @@ def score_case(
                 "v_info": s.v_info,
                 "pixel_error": pixel_error(gt, pred),
                 "warping_error": splits_and_mergers_warping_error(gt, pred),
+            }
+        }
+    if format_name == "cremi":
+        resolution = scoring_spacing(gt_volume, spacing, gt_path) if border_threshold else None
+        c = cremi_neuron_scores(gt, pred, resolution=resolution, border_threshold=border_threshold)
+        return {
+            "all": {
+                "voi_split": c.voi_split,
+                "voi_merge": c.voi_merge,
+                "adapted_rand_error": c.adapted_rand_error,
+                "cremi_score": c.cremi_score,
             }
         }
     if fmt.kind == "instances":
@@ -285,8 +300,24 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(type(obj))
 
 
-def _check_options(workers: int | None, tolerance: float, spacing: Sequence[float] | None) -> None:
+def _check_options(
+    workers: int | None,
+    tolerance: float,
+    spacing: Sequence[float] | None,
+    format_name: str,
+    border_threshold: float | None,
+) -> None:
     """Refuse option values that would silently change what is scored (before any file is read)."""
+    if border_threshold is not None:
+        if format_name != "cremi":
+            raise ConfigError(
+                f"--border-threshold applies to --format cremi only, not {format_name!r}; drop it"
+            )
+        if isinstance(border_threshold, bool) or not 0 < float(border_threshold) < math.inf:
+            raise ConfigError(
+                f"--border-threshold must be a positive distance in nm, got {border_threshold!r}; "
+                "e.g. --border-threshold 200"
+            )
     if spacing is not None and not all(math.isfinite(float(v)) and float(v) > 0 for v in spacing):
         raise ConfigError(
             f"--spacing must be positive voxel sizes (array axis order), got {list(spacing)}; e.g. --spacing 1 1"
@@ -311,6 +342,7 @@ def evaluate_folders(
     tolerance: float = 1.0,
     labels: Sequence[int] | None = None,
     nsd_method: str = "deepmind",
+    border_threshold: float | None = None,
     plot: bool = True,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -328,9 +360,9 @@ def evaluate_folders(
 
     ``labels`` is the dataset's foreground label set (class formats): every label is
     written for every case (Dice ``nan`` when absent from both maps). Default: every
-    label > 0 found in a reference file.
+    label > 0 found in a reference file. ``border_threshold``: see :func:`score_case` (CREMI).
     """
-    _check_options(workers, tolerance, spacing)
+    _check_options(workers, tolerance, spacing, format_name, border_threshold)
     cases = match_cases(Path(pred_dir), Path(gt_dir), format_name)
     if labels is None:
         labels = dataset_labels(format_name, [g for _, g in cases.values()], [p for p, _ in cases.values()])
@@ -342,6 +374,7 @@ def evaluate_folders(
         "tolerance": tolerance,
         "labels": None if labels is None else list(labels),
         "nsd_method": nsd_method,
+        "border_threshold": border_threshold,
     }
     results: list[dict] = []
     bar = None
@@ -385,6 +418,7 @@ def evaluate_folders(
             "spacing": list(spacing) if spacing else None,
             "tolerance": tolerance,
             "nsd_method": nsd_method,
+            "border_threshold": border_threshold,
             "labels": None if labels is None else list(labels),
             "workers": workers,
         },

@@ -19,14 +19,12 @@ import numpy as np
 from medseg.config import PipelineConfig
 from medseg.data import Sample
 from medseg.errors import ConfigError
-from medseg.eval.em import cremi_neuron_scores
 from medseg.eval.formats import write_submission
 from medseg.eval.report import evaluate_folders
 from medseg.infer.predictor import Predictor
 from medseg.io import LazyArray, Volume
 from medseg.pipeline.datasets import TEST_SPLITS
 from medseg.pipeline.predicting import write_case_submission
-from medseg.pipeline.results import write_json
 
 __all__ = ["challenge_files", "evaluate_held_out"]
 
@@ -118,12 +116,14 @@ def challenge_files(
     held_out = None
     if samples and fmt == "ctc":
         held_out = _ctc_held_out(predictor, samples, out / "challenge" / "held_out", progress)
-    elif samples and fmt == "cremi":
-        held_out = _cremi_held_out(predictor, samples, out / "challenge" / "held_out")
     elif samples and fmt != "labelmap":  # labelmap scoring is the evaluate stage already
+        if fmt == "cremi" and not predictor.is_instance_model:
+            raise ConfigError(
+                "CREMI scores neuron ids: set data.label_kind: instances (and data.instance_target) for cremi"
+            )
         folder = out / "challenge" / "held_out"
         for sample in samples:
-            prediction = predictor.predict(sample.image, probabilities=fmt == "isbi2012")
+            prediction = predictor.predict(_as_volume(sample.image), probabilities=fmt == "isbi2012")
             write_case_submission(fmt, prediction, folder / "predictions", sample.case_id, predictor)
             _write_reference(fmt, sample, folder / "reference")
         held_out = evaluate_folders(
@@ -136,40 +136,6 @@ def challenge_files(
         )
     submission = _test_submission(config, predictor, out / "submission")
     return {"held_out": held_out, "submission": [str(p) for p in submission]}
-
-
-def _cremi_held_out(predictor: Predictor, samples: list[Sample], folder: Path) -> dict[str, Any]:
-    """Predicted neurons of each held-out volume scored with the CREMI neuron-id metrics.
-
-    VOI split/merge, adapted Rand error and CREMI score = sqrt(VOI x ARAND) as ``cremi_python``'s
-    ``NeuronIds`` computes them, without its border mask (the leaderboard's threshold is not
-    published; :func:`medseg.eval.em.cremi_neuron_scores` takes one). The predicted neuron ids
-    and the reference's are written to ``folder/predictions`` and ``folder/reference`` (TIFF), the
-    scores to ``folder/evaluation/summary.json``.
-    """
-    if not predictor.is_instance_model:
-        raise ConfigError(
-            "CREMI scores neuron ids: set data.label_kind: instances (and data.instance_target) for cremi"
-        )
-    per_case = {}
-    for sample in samples:
-        prediction = predictor.predict(_as_volume(sample.image))
-        neurons = prediction.instances.array[0]
-        reference = _label_array(sample.label)[0]
-        write_submission("instances", neurons, folder / "predictions", sample.case_id)
-        write_submission("instances", reference, folder / "reference", sample.case_id)
-        scores = cremi_neuron_scores(reference, neurons)
-        per_case[str(sample.case_id)] = {
-            "voi_split": scores.voi_split,
-            "voi_merge": scores.voi_merge,
-            "adapted_rand_error": scores.adapted_rand_error,
-            "cremi_score": scores.cremi_score,
-        }
-    metrics = next(iter(per_case.values()))
-    mean = {k: float(np.mean([case[k] for case in per_case.values()])) for k in metrics}
-    summary = {"metric_per_case": per_case, "foreground_mean": mean, "border_threshold": None}
-    write_json(folder / "evaluation" / "summary.json", summary)
-    return summary
 
 
 def _ctc_held_out(
@@ -238,6 +204,9 @@ def _write_reference(fmt: str, sample: Sample, folder: Path, case_id: str | int 
     case_id = sample.case_id if case_id is None else case_id
     if fmt == "isbi2012":  # class 0 = cell -> 1.0, membrane -> 0.0 (the challenge's polarity)
         return write_submission(fmt, (array == 0).astype(np.float32), folder, case_id)
+    if fmt == "cremi":  # neuron ids as stored (uint64), with the volume's resolution as the prediction's
+        geometry = {"spacing": label.spacing, "origin": label.origin, "direction": label.direction}
+        return write_submission(fmt, array, folder, case_id, **geometry)
     path = write_submission(fmt, array.astype(np.int64), folder, case_id)
     if fmt == "ctc":
         path = path.rename(path.with_name(path.name.replace("mask", "man_seg", 1)))

@@ -44,7 +44,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Formats whose files hold instance ids: predictions are split into connected components.
-_INSTANCE_FORMATS = {"ctc", "glas", "monuseg", "instances"}
+_INSTANCE_FORMATS = {"ctc", "glas", "monuseg", "cremi", "instances"}
 #: Lossy or geometry-less inputs get their labels written as TIFF instead.
 _LABEL_SUFFIX_FOR = {".jpg": ".tif", ".jpeg": ".tif", ".bmp": ".png"}
 #: Suffixes that hold float multi-channel probabilities; others get theirs as TIFF.
@@ -273,7 +273,7 @@ def write_case_submission(
         membrane = prediction.probabilities.array[classes.index("membrane")]
         return write_submission(fmt, 1.0 - membrane, out_dir, case)
     geometry = {}
-    if fmt in ("labelmap", "instances"):  # the generic maps keep the image's geometry
+    if fmt in ("labelmap", "instances", "cremi"):  # these formats keep the image's geometry
         volume = prediction.labels
         geometry = {"spacing": volume.spacing, "origin": volume.origin, "direction": volume.direction}
     if fmt in _INSTANCE_FORMATS:

@@ -89,3 +89,32 @@ def test_prediction_of_another_shape_is_a_shape_error(tmp_path, capsys):
     assert main([*args, "--format", "labelmap", "-o", str(tmp_path / "out"), "--workers", "1"]) == 2
     err = capsys.readouterr().err
     assert "shape (12, 8, 9)" in err and "(12, 8, 8)" in err and str(tmp_path / "gt" / "case.nii.gz") in err
+
+
+def test_cremi_format_scores_neuron_ids_with_the_border_mask_in_nm(tmp_path, capsys):
+    from medseg.eval.em import cremi_neuron_scores
+
+    rng = np.random.default_rng(3)
+    gt = np.repeat(np.repeat(rng.integers(1, 6, (4, 6, 6)), 4, axis=1), 4, axis=2).astype(np.uint64)
+    pred = gt.copy()
+    pred[:, :12] += 10  # the top half of every section split off from its neuron
+    pred[1, 12:20, 12:20] = 99  # a false merge
+    for folder, ids in (("gt", gt), ("pred", pred)):
+        write_submission("cremi", ids, tmp_path / folder, "A", spacing=(40.0, 4.0, 4.0))
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--format", "cremi"]
+    scores = {}
+    for threshold in (None, 8.0):
+        out = tmp_path / f"out{threshold}"
+        extra = [] if threshold is None else ["--border-threshold", str(threshold)]
+        assert main([*args, *extra, "-o", str(out), "--no-plot", "--workers", "1", "--no-progress"]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["config"]["border_threshold"] == threshold
+        scores[threshold] = summary["foreground_mean"]
+        expected = cremi_neuron_scores(gt, pred, resolution=(40.0, 4.0, 4.0), border_threshold=threshold)
+        assert scores[threshold]["cremi_score"] == pytest.approx(expected.cremi_score)
+        assert scores[threshold]["voi_merge"] == pytest.approx(expected.voi_merge)
+        assert scores[threshold]["adapted_rand_error"] == pytest.approx(expected.adapted_rand_error)
+    assert "cremi_score" in capsys.readouterr().out
+    assert scores[8.0]["cremi_score"] != pytest.approx(scores[None]["cremi_score"])  # the mask matters
+    code = main([*args[:-1], "instances", "--border-threshold", "200", "-o", str(tmp_path / "x")])
+    assert code == 2 and "--format cremi only" in capsys.readouterr().err

@@ -5,6 +5,7 @@ import pytest
 from skimage.metrics import adapted_rand_error as sk_are
 from skimage.metrics import variation_of_information as sk_voi
 
+from medseg.errors import DataValueError
 from medseg.eval.em import (
     adapted_rand_error,
     cremi_adapted_rand_error,
@@ -66,3 +67,9 @@ def test_nothing_to_count_is_nan_as_skimage():
     ours = adapted_rand_error(background, np.ones_like(background))
     assert all(np.isnan(v) for v in ours)
     assert all(np.isnan(v) for v in sk_are(background, np.ones_like(background)))
+
+
+def test_cremi_border_threshold_that_masks_everything_is_an_error():
+    gt = np.arange(4 * 6 * 6).reshape(4, 6, 6) % 3  # borders everywhere
+    with pytest.raises(DataValueError, match="masks every reference voxel"):
+        cremi_neuron_scores(gt, gt, resolution=(40, 4, 4), border_threshold=200)

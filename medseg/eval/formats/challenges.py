@@ -1,4 +1,4 @@
-"""Challenge submission formats: ISBI 2012, CTC, GlaS, MoNuSeg, dental, generic label and instance maps.
+"""Challenge submission formats: ISBI 2012, CTC, GlaS, MoNuSeg, dental, CREMI, generic label and instance maps.
 
 Each format is a :class:`SubmissionFormat` with ``write`` (validating, atomic),
 ``read`` and ``case_files`` (case id -> file in a prediction or reference folder).
@@ -16,7 +16,7 @@ import numpy as np
 from medseg.errors import FormatError
 from medseg.eval.formats._io import atomic_write, read_volume, stored_array
 from medseg.io import Volume, write
-from medseg.labels import DENTAL_CLASSES
+from medseg.labels import CREMI_NEURON_IDS_KEY, DENTAL_CLASSES
 
 __all__ = ["DENTAL_CLASSES", "SubmissionFormat", "FORMATS"]
 
@@ -313,6 +313,35 @@ def _instances_read(path: Path) -> Volume:
     return volume
 
 
+# ----------------------------------------------------------------- CREMI neuron ids (HDF5)
+
+
+def _cremi_write(
+    array: np.ndarray, out_dir: Path, case_id: str, *, spacing=None, origin=None, direction=None
+) -> Path:
+    """``NAME.hdf`` with ``volumes/labels/neuron_ids`` (uint64) and ``resolution`` (nm), as CREMI's files."""
+    arr = _check_integer(
+        array,
+        f"neuron ids {case_id!r}",
+        max_value=np.iinfo(np.uint64).max,
+        what="CREMI neuron ids",
+        fix="pass one id per neuron (uint64)",
+    )
+    if arr.ndim != 3:
+        raise FormatError(f"CREMI neuron ids {case_id!r} must be (Z, Y, X), got shape {arr.shape}")
+    path = Path(out_dir) / f"{_safe_case(case_id)}.hdf"
+    if path.exists():  # a fresh file: writing a key into an existing one would keep its other datasets
+        path.unlink()
+    volume = Volume(arr.astype(np.uint64)[None], spacing=spacing, origin=origin, direction=direction)
+    write(volume, f"{path}:{CREMI_NEURON_IDS_KEY}")
+    return path
+
+
+def _cremi_read(path: Path) -> Volume:
+    """The neuron ids of a CREMI file (a submission, or a sample file that also holds raw and clefts)."""
+    return _read_single_channel(Path(f"{path}:{CREMI_NEURON_IDS_KEY}"), "CREMI neuron-id volume")
+
+
 _CASE = r"(?P<case>.+?)"
 FORMATS: dict[str, SubmissionFormat] = {
     f.name: f
@@ -361,6 +390,15 @@ FORMATS: dict[str, SubmissionFormat] = {
             _dental_read,
             rf"{_CASE}\.png",
             rf"{_CASE}\.png",
+        ),
+        SubmissionFormat(
+            "cremi",
+            "instances",
+            f"CREMI: HDF5 NAME.hdf / NAME.h5 with {CREMI_NEURON_IDS_KEY} (uint64, resolution in nm)",
+            _cremi_write,
+            _cremi_read,
+            rf"{_CASE}\.(?:hdf|h5|hdf5)",
+            rf"{_CASE}\.(?:hdf|h5|hdf5)",
         ),
         SubmissionFormat(
             "instances",
