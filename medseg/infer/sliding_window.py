@@ -7,8 +7,8 @@ One engine for 2D and 3D, same- and valid-convolution models:
    and moved to the compute device when it fits;
 2. the window grid and the importance map are computed once; windows are taken from the
    padded image by slicing, ``batch_size`` at a time across all images of the batch, and run
-   through the model (in channels-last memory format on CUDA and when compiled, see
-   :mod:`medseg.infer.layout`), optionally ``torch.compile``-d, under fp32/bf16/fp16 autocast;
+   through the model, optionally ``torch.compile``-d (then in channels-last memory format, see
+   :mod:`medseg.infer.layout`), under fp32/bf16/fp16 autocast;
 3. weighted outputs are added into float32 sums. For logits (:meth:`SlidingWindow.__call__`)
    the sums span the output and are divided by the summed weights at the end. For labels only
    (:meth:`SlidingWindow.predict_labels`) the output is cut into cells along its first two
@@ -99,9 +99,10 @@ class SlidingWindow:
     channels_last : bool or None
         Run the model in channels-last memory format through
         :func:`medseg.infer.layout.channels_last_view` (channels-last convolution weights,
-        instance norms that keep the layout). ``None`` (automatic): on CUDA, and on the CPU
-        when compiling, where the compiled 3D ``BasicUNet`` measured 1.5x faster with it than
-        without (1.8x MONAI); not for eager CPU runs, where it measured no faster.
+        instance norms that keep the layout). ``None`` (automatic): when compiling, where
+        the compiled 3D ``BasicUNet`` measured 1.5x faster on the CPU with it than without
+        (1.8x MONAI). Eager CPU runs measured no faster with it; eager CUDA runs have not
+        been measured either way, so they keep the model's own layout unless asked.
     compile : bool
         ``torch.compile`` the model with inductor, weights frozen as constants (oneDNN weight
         prepacking and fused convolutions on the CPU). The first call compiles (tens of
@@ -319,9 +320,7 @@ class SlidingWindow:
         return sums.result()
 
     def _channels_last(self) -> bool:
-        if self.channels_last is not None:
-            return self.channels_last
-        return self.compile or self.compute_device.type == "cuda"
+        return self.compile if self.channels_last is None else self.channels_last
 
     def _network(self, model: torch.nn.Module) -> Callable:
         """What runs the windows: the model, its channels-last view, compiled or not."""
