@@ -233,17 +233,19 @@ def test_paper_unet_overlap_tile_equals_one_mirrored_whole_image_pass(shape, out
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-def test_cuda_engine_matches_the_cpu_and_bf16_labels_agree(spatial_dims):
+def test_cuda_engine_matches_the_cpu_and_bf16_labels_agree(spatial_dims, channels_last):
     model = _monai_unet(spatial_dims)
     shape = (1, 1, 96, 80) if spatial_dims == 2 else (1, 1, 48, 64, 48)
     roi = (32,) * spatial_dims
     image = torch.randn(shape)
     cpu = SlidingWindow(roi, device="cpu")(model, image)
-    gpu = SlidingWindow(roi, device="cuda")(model.cuda(), image.cuda())
+    gpu = SlidingWindow(roi, device="cuda", channels_last=channels_last)(model.cuda(), image.cuda())
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-4)
-    labels = SlidingWindow(roi, device="cuda", precision="bfloat16").predict_labels(model, image.cuda())
+    window = SlidingWindow(roi, device="cuda", precision="bfloat16", channels_last=channels_last)
+    labels = window.predict_labels(model, image.cuda())
     # a random network has many near-ties; a trained one agrees on >= 99.9 % (see medseg bench)
     assert (labels.long() == cpu.argmax(dim=1)).float().mean() >= 0.98
 
