@@ -159,6 +159,9 @@ def _engines(
 
         engines[("MONAI", precision)] = monai
         engines[("medseg", precision)] = medseg
+        if device.type == "cuda" and not case.labels_only:  # eager channels-last: measured here only
+            channels_last = dataclasses.replace(window, channels_last=True)
+            engines[("medseg-cl", precision)] = partial(medseg, window=channels_last)
         if compile:
             compiled = dataclasses.replace(window, compile=True)
             engines[("compiled", precision)] = partial(medseg, window=compiled)
@@ -240,6 +243,9 @@ def bench_sliding_window(
     compile : bool
         Add ``compiled`` rows: medseg's engine with ``compile=True`` (inductor, frozen
         weights); its first call, which compiles, is reported below each case's rows.
+
+    On CUDA, ``medseg-cl`` rows run the uncompiled engine with ``channels_last=True``
+    (:func:`medseg.infer.layout.channels_last_view`), whose default there waits on this number.
     """
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
         raise ConfigError(f"--repeat must be a whole number >= 1 (timed runs per engine), got {repeat!r}")
@@ -256,7 +262,7 @@ def bench_sliding_window(
     )
     yield f"device {label}; best of {repeat} interleaved runs after a warm-up"
     yield (
-        f"{'case':<17} {'engine':<8} {'prec':<5} {'wall s':>8} {'cpu s':>8} {'Mvox/s':>8} "
+        f"{'case':<17} {'engine':<9} {'prec':<5} {'wall s':>8} {'cpu s':>8} {'Mvox/s':>8} "
         f"{'speed-up':>9} {'max diff':>9} {'agree %':>8} {'peak MB':>8}"
     )
     for case in cases:
@@ -294,7 +300,7 @@ def _rows(case: Case, timings: dict[tuple[str, str], _Timing]) -> Iterator[str]:
                 diff = f"{(out.float().cpu() - ref.float().cpu()).abs().max().item():.1e}"
                 agree = f"{(out.argmax(1).cpu() == ref.argmax(1).cpu()).double().mean().item() * 100:.3f}"
         yield (
-            f"{case.name:<17} {engine:<8} {precision:<5} {timing.wall:>8.3f} {timing.cpu:>8.2f} "
+            f"{case.name:<17} {engine:<9} {precision:<5} {timing.wall:>8.3f} {timing.cpu:>8.2f} "
             f"{voxels / timing.wall / 1e6:>8.2f} {speedup:>8.2f}x {diff:>9} {agree:>8} "
             f"{timing.memory / 2**20:>8.0f}"
         )
