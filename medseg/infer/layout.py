@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.instancenorm import _InstanceNorm
+from torch.nn.utils import parametrize
 
 __all__ = ["ChannelsLastConv", "LayoutKeepingInstanceNorm", "channels_last_format", "channels_last_view"]
 
@@ -84,7 +85,8 @@ def channels_last_view(model: nn.Module) -> nn.Module:
     weights of 2D/3D convolutions: those are channels-last copies taken now, so build a new
     view after the weights change. Convolutions are wrapped in :class:`ChannelsLastConv`,
     instance norms that use the input's statistics (the default, ``track_running_stats=False``)
-    are replaced by :class:`LayoutKeepingInstanceNorm`; TorchScript modules are returned
+    are replaced by :class:`LayoutKeepingInstanceNorm`. Parametrized modules (weight norm ...)
+    are used as they are (wrapped when they are convolutions), TorchScript modules returned
     unchanged. Build the view after ``model.eval()``: it copies each module's ``training`` flag.
     """
     if isinstance(model, torch.jit.ScriptModule):
@@ -95,6 +97,12 @@ def channels_last_view(model: nn.Module) -> nn.Module:
 def _view(module: nn.Module) -> nn.Module:
     if isinstance(module, _InstanceNorm) and not module.track_running_stats:
         return LayoutKeepingInstanceNorm(module)
+    if parametrize.is_parametrized(module):  # cannot be copied; its weight is computed anyway
+        return (
+            ChannelsLastConv(module)
+            if isinstance(module, _ConvNd) and module.weight.ndim in (4, 5)
+            else module
+        )
     clone = copy.copy(module)
     clone._modules = {
         name: None if child is None else _view(child) for name, child in module._modules.items()
@@ -104,8 +112,9 @@ def _view(module: nn.Module) -> nn.Module:
     fmt = channels_last_format(module.weight.ndim)
     if fmt is None:
         return clone
-    clone._parameters = dict(module._parameters)
-    clone._parameters["weight"] = nn.Parameter(
-        module.weight.detach().contiguous(memory_format=fmt), requires_grad=False
-    )
+    if isinstance(module._parameters.get("weight"), nn.Parameter):  # not computed by a hook
+        clone._parameters = dict(module._parameters)
+        clone._parameters["weight"] = nn.Parameter(
+            module.weight.detach().contiguous(memory_format=fmt), requires_grad=False
+        )
     return ChannelsLastConv(clone)

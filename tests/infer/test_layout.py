@@ -109,3 +109,17 @@ def test_layout_keeping_instance_norm_keeps_a_low_precision_dtype(dtype):
     got = LayoutKeepingInstanceNorm(norm)(x)
     assert got.dtype == dtype and torch.isfinite(got).all()
     torch.testing.assert_close(got.float(), norm(x.float()), rtol=0, atol=0.05)
+
+
+def test_parametrized_convolution_weights_are_left_to_their_parametrization():
+    torch.manual_seed(0)
+    conv = nn.utils.parametrizations.weight_norm(nn.Conv2d(3, 4, 3))
+    model = nn.Sequential(conv, nn.InstanceNorm2d(4, affine=True), nn.Conv2d(4, 2, 1)).eval()
+    x = torch.randn(2, 3, 12, 12)
+    with torch.inference_mode():
+        torch.testing.assert_close(
+            channels_last_view(model)(x.contiguous(memory_format=torch.channels_last)),
+            model(x),
+            rtol=0,
+            atol=1e-5,
+        )
