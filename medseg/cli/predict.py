@@ -101,6 +101,22 @@ _OPTIONS = {
 }
 
 
+def trained_config(metadata: dict) -> dict:
+    """The training config a checkpoint stores, completed from its own model and classes.
+
+    A checkpoint written outside ``medseg train`` may store only part of the config; the
+    sections prediction is checked against then come from what the checkpoint builds
+    (``metadata["model"]``, ``metadata["classes"]``), not from config defaults (a 2D U-Net
+    with two classes), which would refuse a 3D model's window for the wrong reason.
+    """
+    trained = dict(metadata.get("config") or {})
+    if "model" not in trained and "model" in metadata:
+        trained["model"] = metadata["model"]
+    if "data" not in trained and metadata.get("classes"):
+        trained["data"] = {"classes": list(metadata["classes"])}
+    return trained
+
+
 def infer_config(trained: dict, chosen: dict):
     """The ``infer`` section: training's, with the options given, validated by :mod:`medseg.config`.
 
@@ -113,7 +129,12 @@ def infer_config(trained: dict, chosen: dict):
     given = {k: v for k, v in chosen.items() if v is not None}
     try:
         infer = {**trained.get("infer", {}), **given}
-        return config_from_dict({**trained, "infer": infer}, source="medseg predict").infer
+        data = dict(trained.get("data", {}))
+        if (
+            "patch_shape" not in data and "roi_size" in infer
+        ):  # not stored: training's patches are not checked
+            data["patch_shape"] = infer["roi_size"]
+        return config_from_dict({**trained, "data": data, "infer": infer}, source="medseg predict").infer
     except ConfigError as err:
         message = str(err).removeprefix("medseg predict: ")
         for key, option in _OPTIONS.items():
@@ -130,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if args.halo is not None and args.block_shape is None:
         raise ConfigError("--halo applies only to block-wise prediction: add --block-shape or drop --halo")
     checkpoint = checkpoint_path(args.model)
-    trained = load_checkpoint(checkpoint)["metadata"].get("config", {})
+    trained = trained_config(load_checkpoint(checkpoint)["metadata"])
     chosen = {
         "roi_size": args.roi_size,
         "overlap": args.overlap,

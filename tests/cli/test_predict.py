@@ -113,6 +113,26 @@ def test_compile_option_predicts_the_eager_probabilities(run_dir, tmp_path):
         np.testing.assert_allclose(compiled, eager, rtol=0, atol=1e-5)
 
 
+def test_checkpoint_with_a_partial_config_is_checked_against_its_own_model(tmp_path):
+    # written outside `medseg train`: the config holds only the window; the model is 3D with 3 classes
+    torch.manual_seed(0)
+    params = {"in_channels": 1, "out_channels": 3, "spatial_dims": 3, "features": 4, "depth": 1}
+    metadata = {
+        "model": {"name": "unet", "params": params},
+        "normalization": {"mean": [0.5], "std": [0.25]},
+        "classes": ["background", "a", "b"],
+        "config": {"infer": {"roi_size": [8, 16, 16], "mirror_axes": []}},
+    }
+    save_checkpoint(
+        tmp_path / "run" / "checkpoints" / "best.pt", model=build_model("unet", **params), metadata=metadata
+    )
+    (image,) = _images(tmp_path / "in", ["v.tif"], shape=(10, 20, 18))
+    args = ["predict", "-m", str(tmp_path / "run"), "-i", image, "-o", str(tmp_path / "out"), "--no-progress"]
+    assert main(args) == 0
+    assert read(tmp_path / "out" / "v.tif").array.shape == (1, 10, 20, 18)
+    assert main([*args[:-1], "--roi-size", "8", "16", "--overwrite"]) == 2  # a 2D window for a 3D model
+
+
 def _torchrun(run_dir: Path, images: list[str], out: Path, *extra: str) -> subprocess.CompletedProcess:
     with socket.socket() as free:  # a port for torchrun's rendezvous and the gloo group
         free.bind(("127.0.0.1", 0))
