@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--format",
         dest="submission_format",
         default=None,
-        help="also write a challenge submission: isbi2012, ctc, glas, monuseg, dental, cremi, labelmap, instances",
+        help="also write a challenge submission: isbi2012, ctc, glas, monuseg, dental, cremi, labelmap, "
+        "instances",
     )
     parser.add_argument(
         "--roi-size", type=int, nargs="+", default=None, help="window size (default: training's)"
@@ -73,7 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--compile",
         action="store_true",
         default=None,
-        help="torch.compile the model with frozen weights, in channels-last (1.5-1.8x faster per window on 2 CPU threads; the first case compiles, 15-40 s)",
+        help="torch.compile the model with frozen weights, in channels-last: 1.5-1.8x faster per window "
+        "on 2 CPU threads; the first case compiles (15-40 s)",
     )
     parser.add_argument(
         "--save-probabilities",
@@ -130,10 +132,8 @@ def infer_config(trained: dict, chosen: dict):
     try:
         infer = {**trained.get("infer", {}), **given}
         data = dict(trained.get("data", {}))
-        if (
-            "patch_shape" not in data and "roi_size" in infer
-        ):  # not stored: training's patches are not checked
-            data["patch_shape"] = infer["roi_size"]
+        if "patch_shape" not in data and "roi_size" in infer:
+            data["patch_shape"] = infer["roi_size"]  # not stored: there are no training patches to check
         return config_from_dict({**trained, "data": data, "infer": infer}, source="medseg predict").infer
     except ConfigError as err:
         message = str(err).removeprefix("medseg predict: ")
