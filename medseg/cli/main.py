@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "medseg.cli.evaluate",
     "run": "medseg.cli.pipeline",
     "bench": "medseg.cli.bench",
+    "export": "medseg.cli.export",
 }
 
 
