@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="submission_format",
         default=None,
         help="also write a challenge submission: isbi2012, ctc, glas, monuseg, dental, cremi, labelmap, "
-        "instances",
+        "instances; or geojson (2D objects as QuPath detections). Objects also get <case>_objects.csv",
     )
     parser.add_argument(
         "--roi-size", type=int, nargs="+", default=None, help="window size (default: training's)"
@@ -181,6 +181,11 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{where}predicted {len(done)} case(s), skipped {len(results) - len(done)} existing; labels in {args.output}"
     )
+    counted = [r.objects for r in results if r.objects is not None]
+    if counted:
+        print(
+            f"{where}{sum(counted)} object(s) in {len(counted)} case(s); measurements in <case>_objects.csv"
+        )
     if world > 1:
         print(f"{where}cases {', '.join(done) if done else '-'}")
     if args.submission_format:

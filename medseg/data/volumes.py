@@ -33,6 +33,7 @@ import numpy as np
 from medseg.data.sample import Sample
 from medseg.errors import ConfigError, DataNotFoundError, FormatError, LabelError, ShapeError
 from medseg.io import open_array, read, suffix_of
+from medseg.io.geojson import GEOJSON_SUFFIXES, read_geojson_labels
 from medseg.io.hdf5 import HDF5_SUFFIXES
 from medseg.io.paths import natural_key, require_dir, require_file
 from medseg.io.zarr_io import ZARR_SUFFIXES
@@ -271,8 +272,15 @@ def load_case(
     array = np.concatenate([v.array for v in volumes], axis=0) if len(volumes) > 1 else first.array
     image = first.with_array(array, source=[str(p) for p in case.images])
     label = None
-    if case.label is not None:
+    if case.label is not None and case.label.name.lower().endswith(GEOJSON_SUFFIXES):
+        if len(image.spatial_shape) != 2:
+            raise ShapeError(
+                f"GeoJSON label {case.label} is 2D, image {case.images[0]} is {image.spatial_shape}"
+            )
+        label = image.with_array(read_geojson_labels(case.label, image.spatial_shape, classes=classes)[None])
+    elif case.label is not None:
         label = read(case.label)
+    if case.label is not None:
         if label.spatial_shape != image.spatial_shape:
             raise ShapeError(
                 f"label {case.label} has shape {label.spatial_shape} but image {case.images[0]} has "
@@ -356,6 +364,9 @@ def get_folder_paths(
     if labels is not None:
         labels_dir = require_dir(root / labels, "label folder", "pass labels=None for unlabelled data")
         for p in labels_dir.iterdir():
+            if p.name.lower().endswith(GEOJSON_SUFFIXES):  # QuPath annotations, rasterised on load
+                label_index[p.name[: -len(".geojson")]] = p
+                continue
             try:
                 label_index[p.name[: -len(suffix_of(p))]] = p
             except FormatError:

@@ -25,11 +25,12 @@ from tqdm.auto import tqdm
 from medseg.config import InferConfig
 from medseg.errors import ConfigError, DataNotFoundError
 from medseg.eval.formats import get_format, write_submission
+from medseg.exchange.objects import EXCHANGE_FORMATS, write_object_outputs
 from medseg.infer.blockwise import predict_blockwise
 from medseg.infer.postprocess import label_instances
 from medseg.infer.predictor import Prediction, Predictor, checkpoint_path, file_sha256
 from medseg.infer.sliding_window import SlidingWindow
-from medseg.io import open_array, read, split_key, suffix_of, write
+from medseg.io import Volume, open_array, read, split_key, suffix_of, write
 from medseg.train.checkpoint import load_checkpoint
 
 __all__ = [
@@ -59,6 +60,7 @@ class PredictedCase:
     labels: Path
     submission: Path | None
     skipped: bool
+    objects: int | None = None
 
 
 def case_name(path: str | Path) -> str:
@@ -144,7 +146,8 @@ def predict_files(
     if missing:
         raise DataNotFoundError(f"input file(s) not found: {', '.join(missing[:5])}; check the paths")
     if submission_format is not None:
-        get_format(submission_format)
+        if submission_format not in EXCHANGE_FORMATS:
+            get_format(submission_format)
         if block_shape is not None:
             raise ConfigError(
                 "block-wise prediction writes .zarr label maps; drop the submission format or block_shape"
@@ -202,9 +205,23 @@ def predict_files(
                 results.append(PredictedCase(name, labels, None, skipped=False))
                 continue
             needs_probabilities = save_probabilities or submission_format == "isbi2012"
-            prediction = predictor.predict(read(path), probabilities=needs_probabilities)
-            submission = None
-            if submission_format is not None:
+            image = read(path)
+            prediction = predictor.predict(image, probabilities=needs_probabilities)
+            submission, objects = None, None
+            instances = _instances_of(prediction, submission_format)
+            if instances is not None:  # per-object CSV, and GeoJSON polygons when asked for
+                geojson = submission_format in EXCHANGE_FORMATS
+                objects = write_object_outputs(
+                    instances,
+                    prediction.labels,
+                    image,
+                    out,
+                    name,
+                    geojson=geojson,
+                    class_names=predictor.classes,
+                )
+                submission = out / "geojson" / f"{name}.geojson" if geojson else None
+            if submission_format is not None and submission_format not in EXCHANGE_FORMATS:
                 submission = write_case_submission(
                     submission_format, prediction, out / submission_format, name, predictor
                 )
@@ -212,7 +229,8 @@ def predict_files(
                 probability_suffix = suffix if suffix in _PROBABILITY_SUFFIXES else ".tif"
                 write(prediction.probabilities, out / f"{name}_probabilities{probability_suffix}")
             # the label map last: its existence marks the case as done
-            results.append(PredictedCase(name, write(prediction.labels, target), submission, skipped=False))
+            labels_file = write(prediction.labels, target)
+            results.append(PredictedCase(name, labels_file, submission, skipped=False, objects=objects))
     return results
 
 
@@ -259,6 +277,15 @@ def _full_roi(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]
     return (0,) * (len(block_shape) - len(roi)) + roi
 
 
+def _instances_of(prediction: Prediction, fmt: str | None) -> Volume | None:
+    """The objects of a prediction: an instance model's, else, for an object format, the connected components."""
+    if prediction.instances is not None:
+        return prediction.instances
+    if fmt in _INSTANCE_FORMATS or fmt in EXCHANGE_FORMATS:
+        return prediction.labels.with_array(label_instances(prediction.labels.array[0])[None])
+    return None
+
+
 def write_case_submission(
     fmt: str, prediction: Prediction, out_dir: Path, case: str, predictor: Predictor
 ) -> Path:
@@ -277,8 +304,5 @@ def write_case_submission(
         volume = prediction.labels
         geometry = {"spacing": volume.spacing, "origin": volume.origin, "direction": volume.direction}
     if fmt in _INSTANCE_FORMATS:
-        instances = (
-            prediction.instances.array[0] if prediction.instances is not None else label_instances(labels)
-        )
-        return write_submission(fmt, instances, out_dir, case, **geometry)
+        return write_submission(fmt, _instances_of(prediction, fmt).array[0], out_dir, case, **geometry)
     return write_submission(fmt, labels.astype(np.int64), out_dir, case, **geometry)

@@ -55,7 +55,9 @@ def test_package_describes_the_run(packages, runs):
         ("y", "micrometer", 0.5),
         ("x", "micrometer", 0.5),
     ]
-    assert [p["id"] for p in rdf["outputs"][0]["postprocessing"]] == ["ensure_dtype"]  # the watershed is medseg's, described in the README
+    assert [p["id"] for p in rdf["outputs"][0]["postprocessing"]] == [
+        "ensure_dtype"
+    ]  # the watershed is medseg's, described in the README
     assert rdf["config"]["medseg"]["targets"]["instance_target"] == "distance"
     assert rdf["weights"]["pytorch_state_dict"]["architecture"]["import_from"] == "medseg.models"
     assert {c["doi"] for c in rdf["cite"]} == {"10.1007/978-3-319-24574-4_28"}
