@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         type=Path,
         required=True,
-        help="checkpoint: the training run folder, its checkpoints/ folder (best.pt) or a .pt file",
+        help="checkpoint: the training run folder, its checkpoints/ folder (best.pt) or a .pt file; or a "
+        "bioimage.io model package (.zip, its rdf.yaml or folder) with PyTorch weights",
     )
     parser.add_argument("-i", "--input", type=Path, nargs="+", required=True, help="image files")
     parser.add_argument("-o", "--output", type=output_path, required=True, help="output folder")
@@ -144,14 +145,18 @@ def infer_config(trained: dict, chosen: dict):
 
 def run(args: argparse.Namespace) -> int:
     from medseg.errors import ConfigError
+    from medseg.exchange.bioimageio_import import is_bioimageio_package
     from medseg.infer.predictor import checkpoint_path
-    from medseg.pipeline.predicting import predict_files, shard, sliding_window_from_infer
+    from medseg.pipeline.predicting import (
+        package_infer_config,
+        predict_files,
+        shard,
+        sliding_window_from_infer,
+    )
     from medseg.train.checkpoint import load_checkpoint
 
     if args.halo is not None and args.block_shape is None:
         raise ConfigError("--halo applies only to block-wise prediction: add --block-shape or drop --halo")
-    checkpoint = checkpoint_path(args.model)
-    trained = trained_config(load_checkpoint(checkpoint)["metadata"])
     chosen = {
         "roi_size": args.roi_size,
         "overlap": args.overlap,
@@ -161,7 +166,12 @@ def run(args: argparse.Namespace) -> int:
         "mirror_axes": [] if args.no_tta else None,
         "compile": args.compile,
     }
-    window = sliding_window_from_infer(infer_config(trained, chosen), progress=False)
+    if is_bioimageio_package(args.model):
+        checkpoint, infer = args.model, package_infer_config(args.model, chosen)
+    else:
+        checkpoint = checkpoint_path(args.model)
+        infer = infer_config(trained_config(load_checkpoint(checkpoint)["metadata"]), chosen)
+    window = sliding_window_from_infer(infer, progress=False)
     results = predict_files(
         checkpoint,
         args.input,

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from medseg.config import InferConfig
 from medseg.errors import ConfigError, DataNotFoundError
 from medseg.eval.formats import get_format, write_submission
+from medseg.exchange.bioimageio_import import is_bioimageio_package, load_package
 from medseg.exchange.objects import EXCHANGE_FORMATS, write_object_outputs
 from medseg.infer.blockwise import predict_blockwise
 from medseg.infer.postprocess import label_instances
@@ -36,6 +37,7 @@ from medseg.train.checkpoint import load_checkpoint
 __all__ = [
     "PredictedCase",
     "case_name",
+    "package_infer_config",
     "predict_files",
     "shard",
     "sliding_window_from_infer",
@@ -137,7 +139,7 @@ def predict_files(
     list of PredictedCase
         The cases of this process (all of them, unless run under ``torchrun``).
     """
-    checkpoint = checkpoint_path(checkpoint)
+    checkpoint = Path(checkpoint) if is_bioimageio_package(checkpoint) else checkpoint_path(checkpoint)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output folder {out} is an existing file; pass a folder to -o/--output")
@@ -161,10 +163,7 @@ def predict_files(
     if duplicates:
         raise ConfigError(f"inputs share case names {duplicates[:5]}; predict them into separate folders")
     rank, world = shard()
-    state = load_checkpoint(checkpoint)
-    predictor = Predictor.from_checkpoint(
-        state, window, identity={"checkpoint_sha256": file_sha256(checkpoint)}
-    )
+    predictor = _predictor(checkpoint, window)
     by_case = world > 1 and block_shape is None
     mine = [
         (p, n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if not by_case or i % world == rank
@@ -234,6 +233,25 @@ def predict_files(
     return results
 
 
+def _predictor(checkpoint: Path, window: SlidingWindow) -> Predictor:
+    """The predictor of a medseg checkpoint or of a bioimage.io package (its network, pre/post-processing)."""
+    if is_bioimageio_package(checkpoint):
+        package = load_package(checkpoint)
+        identity = (
+            {"package_sha256": file_sha256(checkpoint)} if checkpoint.is_file() else {"package": package.name}
+        )
+        return Predictor(
+            package.model,
+            window,
+            package.normalization,
+            classes=package.classes,
+            targets=package.targets,
+            identity=identity,
+        )
+    state = load_checkpoint(checkpoint)
+    return Predictor.from_checkpoint(state, window, identity={"checkpoint_sha256": file_sha256(checkpoint)})
+
+
 @contextlib.contextmanager
 def _ranks_together() -> Iterator[Callable[[], None]]:
     """``torch.distributed.barrier`` of a gloo group started from torchrun's environment.
@@ -269,6 +287,19 @@ def sliding_window_from_infer(
         compile=infer.compile if compile is None else compile,
         progress=progress,
     )
+
+
+def package_infer_config(package: str | Path, chosen: dict) -> InferConfig:
+    """Sliding-window settings for a bioimage.io package: its tile (or test input size), no TTA, the options given.
+
+    Flip TTA is off unless asked for, so that the output is the package's own.
+    """
+    given = {k: v for k, v in chosen.items() if v is not None}
+    infer = {"roi_size": load_package(package).roi_size, "mirror_axes": [], **given}
+    try:
+        return InferConfig(**infer)
+    except ValueError as err:
+        raise ConfigError(f"medseg predict with package {package}: {err}") from None
 
 
 def _full_roi(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]:
