@@ -137,7 +137,9 @@ def _core_output(package, image: np.ndarray) -> np.ndarray:
 
 def test_foreign_package_is_a_valid_model(monai_package):
     summary = core.test_model(str(monai_package), devices=["cpu"])
-    assert summary.status == "passed", [(d.name, [e.msg for e in d.errors]) for d in summary.details if d.errors]
+    assert summary.status == "passed", [
+        (d.name, [e.msg for e in d.errors]) for d in summary.details if d.errors
+    ]
 
 
 def test_foreign_package_output_equals_its_weights_run_directly(monai_package, tmp_path):
