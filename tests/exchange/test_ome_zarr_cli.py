@@ -43,7 +43,9 @@ def test_blockwise_ome_zarr_output_is_accepted_by_ome_zarr_models_and_ome_zarr(r
     (multiscale,) = label_image.attributes.ome.multiscales
     # NIfTI keeps nm as micron (spacing / 1000): the store says what the file says
     assert [a.unit for a in multiscale.axes] == ["micrometer"] * 3
-    assert list(multiscale.datasets[0].coordinateTransformations[0].scale) == pytest.approx([0.05, 0.004, 0.004])
+    assert list(multiscale.datasets[0].coordinateTransformations[0].scale) == pytest.approx(
+        [0.05, 0.004, 0.004]
+    )
     nodes = [n for n in Reader(parse_url(str(store)))() if n.data]
     np.testing.assert_array_equal(np.asarray(nodes[0].data[0]), read(store).array[0])
     assert nodes[0].data[0].shape == stack.spatial_shape
