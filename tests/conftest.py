@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+from _trained_runs import runs  # noqa: F401 - the fixture of tests/exchange and tests/napari
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)

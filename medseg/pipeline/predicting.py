@@ -38,6 +38,7 @@ __all__ = [
     "PredictedCase",
     "case_name",
     "package_infer_config",
+    "predictor_for",
     "predict_files",
     "shard",
     "sliding_window_from_infer",
@@ -163,7 +164,7 @@ def predict_files(
     if duplicates:
         raise ConfigError(f"inputs share case names {duplicates[:5]}; predict them into separate folders")
     rank, world = shard()
-    predictor = _predictor(checkpoint, window)
+    predictor = predictor_for(checkpoint, window)
     by_case = world > 1 and block_shape is None
     mine = [
         (p, n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if not by_case or i % world == rank
@@ -233,7 +234,7 @@ def predict_files(
     return results
 
 
-def _predictor(checkpoint: Path, window: SlidingWindow) -> Predictor:
+def predictor_for(checkpoint: Path, window: SlidingWindow) -> Predictor:
     """The predictor of a medseg checkpoint or of a bioimage.io package (its network, pre/post-processing)."""
     if is_bioimageio_package(checkpoint):
         package = load_package(checkpoint)

@@ -1,4 +1,8 @@
-"""Tiny trained runs (one or two CPU iterations) of the four model kinds a package is exported from."""
+"""Tiny trained runs (one CPU iteration) of four model kinds: the ``runs`` fixture of the exchange and napari tests.
+
+Registered for the whole suite by ``tests/conftest.py``; session-scoped, so the four
+runs are trained once per test process, and only when a test asks for them.
+"""
 
 from __future__ import annotations
 
