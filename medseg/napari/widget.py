@@ -7,12 +7,10 @@ Progress goes through napari's progress bar when napari is there (windows of the
 window, as the CLI's ``--progress`` does).
 """
 
-from __future__ import annotations
-
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -23,9 +21,6 @@ from medseg.infer.predictor import checkpoint_path
 from medseg.io import Volume
 from medseg.pipeline.predicting import package_infer_config, predictor_for, sliding_window_from_infer
 from medseg.train.checkpoint import load_checkpoint
-
-if TYPE_CHECKING:
-    import napari
 
 __all__ = ["predict_array", "predict_image_layer"]
 
@@ -101,9 +96,15 @@ def predict_array(
 
 
 def predict_image_layer(
-    image: napari.layers.Image, model: Path = Path("."), device: str = ""
-) -> napari.types.LayerDataTuple:
-    """Predict ``image`` with a medseg run folder or a bioimage.io package into a labels layer."""
+    image: "napari.layers.Image",  # noqa: F821 - resolved by magicgui; napari is imported only by napari
+    model: Path = Path("."),
+    device: str = "",
+) -> "napari.types.LayerDataTuple":  # noqa: F821
+    """Predict ``image`` with a medseg run folder or a bioimage.io package into a labels layer.
+
+    No ``from __future__ import annotations`` in this module: magicgui builds the form
+    from these annotations and must resolve ``Path`` itself.
+    """
     from napari.utils import progress
 
     with progress(total=0, desc=f"medseg: predicting {image.name}"):
