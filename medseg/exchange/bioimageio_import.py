@@ -198,10 +198,12 @@ class PackageModel(torch.nn.Module):
         self._medseg_in = ("batch", "channel", *[a for a in _SPACE if a in in_order])
         self._medseg_out = ("batch", "channel", *[a for a in _SPACE if a in out_order])
         # a trailing softmax over channels is left to the Predictor, which applies one itself
+        # (ensure_dtype float32, which bioimageio.spec appends, changes nothing here)
+        steps = [op for op in self.post if op[0] != "ensure_dtype"]
         softmax_last = (
-            bool(post) and post[-1][0] == "softmax" and post[-1][1].get("axis", "channel") == "channel"
+            bool(steps) and steps[-1][0] == "softmax" and steps[-1][1].get("axis", "channel") == "channel"
         )
-        self._window_post = self.post[:-1] if softmax_last else self.post
+        self._window_post = tuple(steps[:-1]) if softmax_last else self.post
 
     def _to(self, x: torch.Tensor, src: Sequence[str], dst: Sequence[str]) -> torch.Tensor:
         present = list(src)

@@ -17,15 +17,15 @@ def test_version_and_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for name in ("demo", "fetch", "train", "predict", "evaluate", "run", "bench"):
+    for name in ("demo", "fetch", "train", "predict", "evaluate", "run", "bench", "export"):
         assert name in out
 
 
 def test_every_subcommand_has_help():
     parser = build_parser()
-    for name in ("demo", "fetch", "train", "predict", "evaluate", "run", "bench"):
+    for name in ("demo", "fetch", "train", "predict", "evaluate", "run", "bench", "export"):
         assert name in parser._subparsers._group_actions[0].choices
-    assert len(SUBCOMMANDS) == 7
+    assert len(SUBCOMMANDS) == 8
 
 
 def test_medseg_errors_exit_2_with_a_message(tmp_path, capsys):

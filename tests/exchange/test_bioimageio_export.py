@@ -11,7 +11,7 @@ import yaml
 
 from medseg.cli.main import main
 from medseg.errors import ConfigError
-from medseg.exchange.bioimageio_export import PackageInfo, export_bioimageio, read_trained_model
+from medseg.exchange.bioimageio_export import PackageInfo, TrainedModel, export_bioimageio, read_trained_model
 from medseg.infer.predictor import checkpoint_path
 from medseg.io import Volume
 
@@ -112,3 +112,33 @@ def test_export_refuses_bad_requests(runs, tmp_path, capsys):
     assert main(["export", str(runs["unet2d"]), "--bioimageio", str(tmp_path / "m.tar")]) == 2
     assert "must be a .zip file" in capsys.readouterr().err
     assert not (tmp_path / "m.tar").exists()
+
+
+def test_valid_convolution_3d_unet_package_passes_and_predicts_as_the_model(tmp_path):
+    """The registry's unet3d (Çiçek et al., valid convolutions): output shrinks by the margin, one traced size."""
+    from medseg.exchange.bioimageio_import import load_package
+    from medseg.models import build_model
+    from medseg.pipeline.overlay import overlay_panels
+
+    torch.manual_seed(0)
+    params = {"in_channels": 1, "out_channels": 2, "features": 4, "depth": 2}
+    model = build_model("unet3d", **params).eval()
+    trained = TrainedModel(model, "unet3d", params, {"mean": [0.0], "std": [1.0]}, ["bg", "fg"], {}, {})
+    image = Volume(
+        np.random.default_rng(0).normal(size=(1, 50, 50, 50)).astype(np.float32), spacing=(2.0, 1.0, 1.0)
+    )
+    info = PackageInfo(name="paper 3D U-Net", description="d", authors=["A"])
+    package = export_bioimageio(
+        trained, image, tmp_path / "u.zip", info=info, tile=(44, 44, 44), draw_cover=overlay_panels
+    )
+    rdf = _rdf(package)
+    assert [a["size"] for a in rdf["inputs"][0]["axes"][2:]] == [44, 44, 44]  # traced: one size
+    assert rdf["outputs"][0]["axes"][2]["size"]["offset"] == -40  # margin 20 per side
+    assert core.test_model(str(package), devices=["cpu"]).status == "passed"
+    loaded = load_package(package)
+    assert loaded.model.constraints.margin == (20, 20, 20)
+    tile = torch.from_numpy(image.array[None, :, :44, :44, :44].copy())
+    with torch.no_grad():
+        from_package, direct = loaded.model(tile), model(tile)
+    assert from_package.shape == (1, 2, 4, 4, 4)  # 44 - 2 * 20
+    np.testing.assert_allclose(from_package.numpy(), direct.numpy(), rtol=1e-5, atol=1e-6)
