@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tifffile
 import torch
 
 from medseg.errors import ConfigError, ShapeError
@@ -437,6 +438,9 @@ def export_bioimageio(
         folder = Path(tmp)
         np.save(folder / "test_input.npy", test_input)
         np.save(folder / "test_output.npy", test_output)
+        # human-viewable copies of the test tensors (FAIR "sample_tensor": readable by imageio)
+        tifffile.imwrite(folder / "sample_input.tif", test_input)
+        tifffile.imwrite(folder / "sample_output.tif", test_output)
         _torch.save(trained.model.state_dict(), folder / "weights.pt")
         general = _torchscript(trained.model, torch.from_numpy(test_input), folder / "weights.torchscript.pt")
         fixed = None if general else test_input.shape[2:]
@@ -466,6 +470,7 @@ def export_bioimageio(
                         id=v0_5.TensorId(INPUT_ID),
                         axes=_axes(sample, trained, output=False, fixed=fixed),
                         test_tensor=v0_5.FileDescr(source=folder / "test_input.npy"),
+                        sample_tensor=v0_5.FileDescr(source=folder / "sample_input.tif"),
                         preprocessing=_preprocessing(trained),
                     )
                 ],
@@ -474,6 +479,7 @@ def export_bioimageio(
                         id=v0_5.TensorId(OUTPUT_ID),
                         axes=_axes(sample, trained, output=True),
                         test_tensor=v0_5.FileDescr(source=folder / "test_output.npy"),
+                        sample_tensor=v0_5.FileDescr(source=folder / "sample_output.tif"),
                         postprocessing=[]
                         if _is_instance(trained)
                         else [v0_5.SoftmaxDescr(kwargs=v0_5.SoftmaxKwargs(axis=v0_5.AxisId("channel")))],
