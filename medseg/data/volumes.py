@@ -33,7 +33,7 @@ import numpy as np
 from medseg.data.sample import Sample
 from medseg.errors import ConfigError, DataNotFoundError, FormatError, LabelError, ShapeError
 from medseg.io import open_array, read, suffix_of
-from medseg.io.geojson import GEOJSON_SUFFIXES, read_geojson_labels
+from medseg.io.geojson import GEOJSON_SUFFIXES, classes_from_objects, read_geojson_objects
 from medseg.io.hdf5 import HDF5_SUFFIXES
 from medseg.io.paths import natural_key, require_dir, require_file
 from medseg.io.zarr_io import ZARR_SUFFIXES
@@ -277,7 +277,14 @@ def load_case(
             raise ShapeError(
                 f"GeoJSON label {case.label} is 2D, image {case.images[0]} is {image.spatial_shape}"
             )
-        label = image.with_array(read_geojson_labels(case.label, image.spatial_shape, classes=classes)[None])
+        objects, names = read_geojson_objects(case.label, image.spatial_shape)
+        if classes is not None:
+            label = image.with_array(
+                classes_from_objects(objects, names, classes, source=str(case.label))[None],
+                source=str(case.label),
+            )
+        else:  # the class name of each object travels with the label, for data.label_kind: classes
+            label = image.with_array(objects[None], source=str(case.label), object_classes=names)
     elif case.label is not None:
         label = read(case.label)
     if case.label is not None:

@@ -28,7 +28,14 @@ import numpy as np
 from medseg.errors import FormatError, LabelError, ShapeError
 from medseg.io._common import atomic_output
 
-__all__ = ["GEOJSON_SUFFIXES", "instance_polygons", "read_geojson_labels", "write_geojson"]
+__all__ = [
+    "GEOJSON_SUFFIXES",
+    "classes_from_objects",
+    "instance_polygons",
+    "read_geojson_labels",
+    "read_geojson_objects",
+    "write_geojson",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +162,67 @@ def _class_name(feature: Mapping[str, Any]) -> str | None:
     return properties.get("class")
 
 
+def read_geojson_objects(
+    path: str | Path, shape: tuple[int, int]
+) -> tuple[np.ndarray, dict[int, str | None]]:
+    """Instance labels of a GeoJSON file's polygons and the class name of each object.
+
+    Returns ``(instances, names)``: ``(Y, X)`` int32 ids as :func:`read_geojson_labels`
+    gives them without ``classes``, and ``{id: classification name or None}``.
+    """
+    import shapely
+
+    path = Path(path)
+    labels = np.zeros(tuple(int(s) for s in shape), dtype=np.int32)
+    names: dict[int, str | None] = {}
+    next_id = 1
+    skipped = 0
+    for index, feature in enumerate(_features(path)):
+        geometry_json = feature.get("geometry") if isinstance(feature, Mapping) else None
+        if not geometry_json or geometry_json.get("type") not in ("Polygon", "MultiPolygon"):
+            skipped += 1
+            continue
+        try:
+            geometry = shapely.from_geojson(json.dumps(geometry_json))
+        except shapely.errors.GEOSException as err:
+            raise FormatError(f"feature {index} of {path} has an unreadable geometry: {err}") from err
+        value = int((feature.get("properties") or {}).get("object_id") or next_id)
+        next_id = max(next_id, value) + 1
+        names[value] = _class_name(feature)
+        x0, y0, x1, y1 = geometry.bounds
+        r0, r1 = max(int(np.floor(y0)), 0), min(int(np.ceil(y1)), labels.shape[0])
+        c0, c1 = max(int(np.floor(x0)), 0), min(int(np.ceil(x1)), labels.shape[1])
+        if r0 >= r1 or c0 >= c1:
+            continue
+        yy, xx = np.mgrid[r0:r1, c0:c1]
+        inside = shapely.contains_xy(geometry, xx + 0.5, yy + 0.5)
+        labels[r0:r1, c0:c1][inside] = value
+    if skipped:
+        logger.info("%s: %d feature(s) without polygon geometry skipped", path, skipped)
+    return labels, names
+
+
+def classes_from_objects(
+    instances: np.ndarray, names: Mapping[int, str | None], classes: Mapping[str, int], *, source: str
+) -> np.ndarray:
+    """Class ids of an instance map whose objects have class names (:func:`read_geojson_objects`).
+
+    Raises
+    ------
+    LabelError
+        An object whose class is not declared (names the file, the class and the declared ones).
+    """
+    lookup = np.zeros(int(max([0, *names, int(instances.max(initial=0))])) + 1, dtype=np.int32)
+    for value, name in names.items():
+        if name not in classes:
+            raise LabelError(
+                f"object {value} of {source} has class {name!r}, not among the declared classes "
+                f"{sorted(classes)}: declare it in data.classes or reclassify it in QuPath"
+            )
+        lookup[value] = int(classes[name])
+    return lookup[instances]
+
+
 def read_geojson_labels(
     path: str | Path, shape: tuple[int, int], *, classes: Mapping[str, int] | None = None
 ) -> np.ndarray:
@@ -183,40 +251,7 @@ def read_geojson_labels(
     LabelError
         With ``classes``: a feature whose class is not declared (names it and the declared ones).
     """
-    import shapely
-
-    path = Path(path)
-    labels = np.zeros(tuple(int(s) for s in shape), dtype=np.int32)
-    next_id = 1
-    skipped = 0
-    for index, feature in enumerate(_features(path)):
-        geometry_json = feature.get("geometry") if isinstance(feature, Mapping) else None
-        if not geometry_json or geometry_json.get("type") not in ("Polygon", "MultiPolygon"):
-            skipped += 1
-            continue
-        try:
-            geometry = shapely.from_geojson(json.dumps(geometry_json))
-        except shapely.errors.GEOSException as err:
-            raise FormatError(f"feature {index} of {path} has an unreadable geometry: {err}") from err
-        if classes is not None:
-            name = _class_name(feature)
-            if name not in classes:
-                raise LabelError(
-                    f"feature {index} of {path} has class {name!r}, not among the declared classes "
-                    f"{sorted(classes)}: declare it in data.classes or reclassify it in QuPath"
-                )
-            value = int(classes[name])
-        else:
-            value = int((feature.get("properties") or {}).get("object_id") or next_id)
-            next_id = max(next_id, value) + 1
-        x0, y0, x1, y1 = geometry.bounds
-        r0, r1 = max(int(np.floor(y0)), 0), min(int(np.ceil(y1)), labels.shape[0])
-        c0, c1 = max(int(np.floor(x0)), 0), min(int(np.ceil(x1)), labels.shape[1])
-        if r0 >= r1 or c0 >= c1:
-            continue
-        yy, xx = np.mgrid[r0:r1, c0:c1]
-        inside = shapely.contains_xy(geometry, xx + 0.5, yy + 0.5)
-        labels[r0:r1, c0:c1][inside] = value
-    if skipped:
-        logger.info("%s: %d feature(s) without polygon geometry skipped", path, skipped)
-    return labels
+    instances, names = read_geojson_objects(path, shape)
+    if classes is None:
+        return instances
+    return classes_from_objects(instances, names, classes, source=str(path))

@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from medseg.config import DataConfig
 from medseg.data import Sample
@@ -16,6 +19,7 @@ from medseg.data.em import split_sections
 from medseg.data.label_check import check_labels
 from medseg.data.registry import DATASETS, DatasetEntry, dataset_folder, get_dataset
 from medseg.errors import ConfigError
+from medseg.io.geojson import classes_from_objects
 
 __all__ = ["TEST_SPLITS", "load_test_samples", "load_training_samples"]
 
@@ -68,9 +72,22 @@ def load_training_samples(data: DataConfig) -> tuple[list[Sample], list[Sample]]
             "and data.instance_target: boundary or distance"
         )
     samples = entry.train(folder)
+    if data.label_kind == "classes":
+        samples = [_named_objects_as_classes(s, data.classes) for s in samples]
     check_labels([s.label for s in samples], label_kind=data.label_kind, classes=data.classes)
     train_ids, val_ids = split_sections(len(samples), data.validation_slices)
     return [samples[i] for i in train_ids], [samples[i] for i in val_ids]
+
+
+def _named_objects_as_classes(sample: Sample, classes: tuple[str, ...]) -> Sample:
+    """A label read from QuPath GeoJSON (objects with class names) as class ids, by ``data.classes``."""
+    names = sample.label.meta.get("object_classes") if sample.label is not None else None
+    if names is None:
+        return sample
+    lookup = {name: index for index, name in enumerate(classes)}
+    source = str(sample.label.meta.get("source", sample.case_id))
+    array = classes_from_objects(np.asarray(sample.label.array[0]), names, lookup, source=source)
+    return dataclasses.replace(sample, label=sample.label.with_array(array[None], object_classes=None))
 
 
 def load_test_samples(data: DataConfig) -> tuple[list[Sample], str] | None:

@@ -13,6 +13,7 @@ import yaml
 from medseg.cli.main import main
 from medseg.data.synthetic.nuclei import write_nuclei_folder
 from medseg.data.volumes import iter_folder_samples
+from medseg.errors import LabelError
 from medseg.io import read
 from medseg.io.geojson import read_geojson_labels, write_geojson
 
@@ -94,3 +95,30 @@ def test_train_reads_qupath_geojson_labels(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     assert main(["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
+
+
+def test_qupath_geojson_classes_become_class_labels(tmp_path, capsys):
+    from medseg.config import DataConfig
+    from medseg.pipeline.datasets import load_training_samples
+
+    lab = write_nuclei_folder(tmp_path / "lab", n_images=2, shape=(48, 48), n_nuclei=4, radius=5, seed=2)
+    expected = {}
+    for path in sorted((lab / "labels").glob("*.tif")):
+        mask = tifffile.imread(path)
+        names = {int(v): ("Tumor" if v % 2 else "Stroma") for v in np.unique(mask) if v}
+        write_geojson(mask, path.with_suffix(".geojson"), classes=names, object_type="annotation")
+        path.unlink()
+        expected[path.stem] = np.select([mask % 2 == 1, mask > 0], [1, 2], 0)
+    data = DataConfig(
+        dataset="lab_folder",
+        root=str(lab),
+        classes=("background", "Tumor", "Stroma"),
+        label_kind="classes",
+        patch_shape=(32, 32),
+        validation_slices=1,
+    )
+    training, validation = load_training_samples(data)
+    for sample in training + validation:
+        np.testing.assert_array_equal(sample.label.array[0], expected[sample.case_id])
+    with pytest.raises(LabelError, match="'Stroma', not among the declared classes"):
+        load_training_samples(data.model_copy(update={"classes": ("background", "Tumor")}))
