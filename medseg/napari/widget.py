@@ -16,11 +16,11 @@ import numpy as np
 
 from medseg.config import InferConfig
 from medseg.errors import ShapeError
+from medseg.exchange.bioimageio_export import read_trained_model
 from medseg.exchange.bioimageio_import import is_bioimageio_package
 from medseg.infer.predictor import checkpoint_path
 from medseg.io import Volume
 from medseg.pipeline.predicting import package_infer_config, predictor_for, sliding_window_from_infer
-from medseg.train.checkpoint import load_checkpoint
 
 __all__ = ["predict_array", "predict_image_layer"]
 
@@ -31,8 +31,7 @@ def _window_settings(model: Path, device: str | None) -> InferConfig:
     chosen = {"device": device} if device else {}
     if is_bioimageio_package(model):
         return package_infer_config(model, chosen)
-    metadata = load_checkpoint(checkpoint_path(model))["metadata"]
-    infer = dict((metadata.get("config") or {}).get("infer") or {})
+    infer = dict(read_trained_model(checkpoint_path(model)).config.get("infer") or {})
     return InferConfig(**{**infer, **chosen})
 
 
