@@ -59,8 +59,10 @@ class DatasetEntry:
         ``train(dataset_folder) -> list[Sample]``: the labelled cases.
     test : callable or None
         ``test(dataset_folder) -> list[Sample]``: the unlabelled challenge test cases.
-    submission_format : str or None
-        The ``medseg evaluate``/``write_submission`` format of the challenge.
+    challenge_format : str
+        The name of the challenge's file format (:mod:`medseg.eval.formats`): what
+        ``medseg run`` writes and scores held-out cases in; ``labelmap`` when the
+        challenge has no format of its own.
     label_kind : str
         ``classes`` or ``instances``: what the label files hold (the manifest's ``labels.kind``).
     """
@@ -69,7 +71,7 @@ class DatasetEntry:
     folder: str
     train: Loader
     test: Loader | None = None
-    submission_format: str | None = None
+    challenge_format: str = "labelmap"
     label_kind: str = "classes"
 
 
@@ -105,8 +107,8 @@ _ENTRIES = (
         _isbi2012_test,
         "isbi2012",
     ),
-    DatasetEntry("cremi", "cremi", _cremi, label_kind="instances"),
-    DatasetEntry("dental_isbi2015", "dental_isbi2015", load_dental_samples),
+    DatasetEntry("cremi", "cremi", _cremi, None, "cremi", "instances"),
+    DatasetEntry("dental_isbi2015", "dental_isbi2015", load_dental_samples, None, "dental"),
     DatasetEntry("ctc_phc_u373", "ctc_phc_u373", _ctc("PhC-C2DH-U373"), None, "ctc", "instances"),
     DatasetEntry("ctc_dic_hela", "ctc_dic_hela", _ctc("DIC-C2DH-HeLa"), None, "ctc", "instances"),
     DatasetEntry("monuseg2018", "monuseg2018", load_monuseg_samples, None, "monuseg", "instances"),

@@ -42,6 +42,7 @@ __all__ = [
     "warping_error",
     "classify_mismatches",
     "splits_and_mergers_warping_error",
+    "fiji_8bit_reference",
 ]
 
 # neighbour offsets in bit order (dy, dx)
@@ -354,6 +355,23 @@ def classify_mismatches(warped: np.ndarray, mismatch: np.ndarray) -> MismatchCou
         object_deletions=int(np.count_nonzero(only_zero & inside)),
         splits=int(np.count_nonzero(many & inside)) + n_split_two,
     )
+
+
+def fiji_8bit_reference(gt: np.ndarray) -> np.ndarray:
+    """The reference as the ISBI 2012 Fiji scripts see it after ImageJ's scaled 8-bit conversion.
+
+    ImageJ maps each slice's ``[min, max]`` onto ``[0, 255]``; a slice holding one value
+    (every pixel a cell, no membrane) has ``min == max`` and becomes all 0, so against it
+    every proposal foreground pixel is an object addition (not a split or merger).
+    Other slices keep their binary meaning (``value > 0`` = cell). ``gt`` is
+    ``(Y, X)`` or ``(Z, Y, X)``; a copy is returned.
+    """
+    arr = np.array(gt, copy=True)
+    slices = arr[None] if arr.ndim == 2 else arr
+    for z in range(slices.shape[0]):
+        if slices[z].size and slices[z].min() == slices[z].max():
+            slices[z] = 0
+    return arr
 
 
 def splits_and_mergers_warping_error(

@@ -29,7 +29,7 @@ def _test_loader(entry: DatasetEntry, test: Callable[[Path], list[Sample]]) -> C
 
 #: dataset name -> (function(fetch root) returning the unlabelled test samples, challenge submission format).
 TEST_SPLITS: dict[str, tuple[Callable[[Path], list[Sample]], str]] = {
-    name: (_test_loader(entry, entry.test), entry.submission_format or "labelmap")
+    name: (_test_loader(entry, entry.test), entry.challenge_format)
     for name, entry in DATASETS.items()
     if entry.test is not None
 }
@@ -78,4 +78,4 @@ def load_test_samples(data: DataConfig) -> tuple[list[Sample], str] | None:
     entry, folder = _entry_and_folder(data)
     if entry.test is None:
         return None
-    return entry.test(folder), entry.submission_format or "labelmap"
+    return entry.test(folder), entry.challenge_format

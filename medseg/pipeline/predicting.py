@@ -19,12 +19,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from medseg.config import InferConfig
 from medseg.errors import ConfigError, DataNotFoundError
-from medseg.eval.formats import get_format, write_submission
+from medseg.eval.formats import ChallengeFormat, FormatKind, get_format
 from medseg.infer.blockwise import predict_blockwise
 from medseg.infer.postprocess import label_instances
 from medseg.infer.predictor import Prediction, Predictor, checkpoint_path, file_sha256
@@ -43,8 +42,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Formats whose files hold instance ids: predictions are split into connected components.
-_INSTANCE_FORMATS = {"ctc", "glas", "monuseg", "cremi", "instances"}
 #: Lossy or geometry-less inputs get their labels written as TIFF instead.
 _LABEL_SUFFIX_FOR = {".jpg": ".tif", ".jpeg": ".tif", ".bmp": ".png"}
 #: Suffixes that hold float multi-channel probabilities; others get theirs as TIFF.
@@ -201,7 +198,9 @@ def predict_files(
                     )
                 results.append(PredictedCase(name, labels, None, skipped=False))
                 continue
-            needs_probabilities = save_probabilities or submission_format == "isbi2012"
+            needs_probabilities = save_probabilities or (
+                submission_format is not None and get_format(submission_format).needs_probabilities
+            )
             prediction = predictor.predict(read(path), probabilities=needs_probabilities)
             submission = None
             if submission_format is not None:
@@ -260,25 +259,24 @@ def _full_roi(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]
 
 
 def write_case_submission(
-    fmt: str, prediction: Prediction, out_dir: Path, case: str, predictor: Predictor
+    fmt: str | ChallengeFormat, prediction: Prediction, out_dir: Path, case: str, predictor: Predictor
 ) -> Path:
     """Write one predicted case in challenge format ``fmt`` (probabilities, instances or classes as it needs)."""
+    fmt = get_format(fmt)
     labels = prediction.labels.array[0]
-    if fmt == "isbi2012":
-        if prediction.probabilities is None:
-            raise ConfigError("format isbi2012 needs class probabilities; predict with probabilities=True")
-        classes = list(predictor.classes or [])
-        if "membrane" not in classes:
-            raise ConfigError(f"format isbi2012 needs a 'membrane' class; this model's classes are {classes}")
-        membrane = prediction.probabilities.array[classes.index("membrane")]
-        return write_submission(fmt, 1.0 - membrane, out_dir, case)
-    geometry = {}
-    if fmt in ("labelmap", "instances", "cremi"):  # these formats keep the image's geometry
-        volume = prediction.labels
-        geometry = {"spacing": volume.spacing, "origin": volume.origin, "direction": volume.direction}
-    if fmt in _INSTANCE_FORMATS:
+    instances = None
+    if fmt.kind is FormatKind.INSTANCES:  # instance formats get connected components of a class model
         instances = (
             prediction.instances.array[0] if prediction.instances is not None else label_instances(labels)
         )
-        return write_submission(fmt, instances, out_dir, case, **geometry)
-    return write_submission(fmt, labels.astype(np.int64), out_dir, case, **geometry)
+    probabilities = None if prediction.probabilities is None else prediction.probabilities.array
+    array = fmt.prediction_array(
+        labels, probabilities=probabilities, instances=instances, classes=predictor.classes
+    )
+    volume = prediction.labels
+    geometry = (
+        {"spacing": volume.spacing, "origin": volume.origin, "direction": volume.direction}
+        if fmt.keeps_geometry
+        else {}
+    )
+    return fmt.write(array, out_dir, case, **geometry)

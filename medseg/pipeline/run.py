@@ -41,11 +41,6 @@ logger = logging.getLogger(__name__)
 #: The stages of a run, in order.
 STAGES: tuple[str, ...] = ("fetch", "train", "evaluate", "challenge", "report")
 
-#: Challenge formats of datasets whose registry entry has none (the bitewing class maps).
-#: Datasets whose held-out cases a challenge scores its own way; ``cremi`` is scored in memory
-#: (CREMI neuron-id metrics on the predicted neurons), it has no file format of its own.
-_FORMAT_BY_DATASET = {"dental_isbi2015": "dental", "cremi": "cremi"}
-
 
 @dataclass(frozen=True)
 class RunResult:
@@ -127,9 +122,8 @@ def _data_fingerprint(folder: Path) -> list[tuple[str, int, int]]:
 
 
 def challenge_format(dataset: str) -> str:
-    """The challenge file format of a dataset (``labelmap`` when the challenge has none of its own)."""
-    entry = get_dataset(dataset)
-    return entry.submission_format or _FORMAT_BY_DATASET.get(entry.name, "labelmap")
+    """The challenge file format of a dataset (its registry entry's; ``labelmap`` when the challenge has none)."""
+    return get_dataset(dataset).challenge_format
 
 
 def load_run_config(

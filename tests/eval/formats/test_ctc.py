@@ -63,7 +63,9 @@ def test_real_layout_equals_py_ctcmetrics(tmp_path, depth):
     res, gt = _sequence(tmp_path, depth)
     reference = evaluate_sequence(str(res), str(gt), metrics=["SEG", "DET"], threads=1)
     summary = evaluate_folders(res, gt, "ctc", tmp_path / "out", workers=1, plot=False)
-    assert [c["case"] for c in summary["metric_per_case"]] == ["001", "003"]  # annotated frames only
+    # annotated frames only; a frame annotated on slices 1 and 2 is one case per slice file
+    cases = ["001", "003"] if depth is None else ["001_001", "001_002", "003_001", "003_002"]
+    assert [c["case"] for c in summary["metric_per_case"]] == cases
     assert summary["pooled"]["seg"] == pytest.approx(reference["SEG"], abs=1e-12)
     assert summary["pooled"]["det"] == pytest.approx(reference["DET"], abs=1e-12)
     # hand-worked DET: 15 markers; FN: cell 3 in frames 2-4 (3); NS: the merge in frame 3 (1); FP: 1
