@@ -135,7 +135,26 @@ def world(tmp_path_factory) -> Path:
     raw = {"name": "raw.bin", "sha256": hashlib.sha256(payload).hexdigest()}
     _manifest(w / "clobber.yaml", [raw, _zip_file(have / "clobber.zip", {"raw.bin": b"EVIL"})])
     _manifest(w / "local_url.yaml", [{**raw, "url": "file:///etc/hostname"}])
+    _evaluate_folders(w, (image[0] > 128).astype(np.uint8))
     return w
+
+
+def _evaluate_folders(w: Path, mask: np.ndarray) -> None:
+    """Prediction folders for evaluate: a stale second file of a case, duplicate references, non-labels."""
+    for name in ("ev_two_pred", "ev_two_gt", "ev_float", "ev_nan", "ev_negative", "ev_png"):
+        (w / name).mkdir()
+    tifffile.imwrite(w / "ev_two_pred" / "a.tif", mask)
+    nib.save(nib.Nifti1Image(mask.T.copy(), np.eye(4)), w / "ev_two_pred" / "a.nii.gz")
+    tifffile.imwrite(w / "ev_two_gt" / "a.tif", mask)
+    tifffile.imwrite(w / "ev_two_gt" / "a.tiff", mask)
+    tifffile.imwrite(w / "ev_float" / "a.tif", mask.astype(np.float32) / 2)
+    nan = mask.astype(np.float32)
+    nan[0, 0] = np.nan
+    tifffile.imwrite(w / "ev_nan" / "a.tif", nan)
+    tifffile.imwrite(w / "ev_negative" / "a.tif", mask.astype(np.int16) - 1)
+    from PIL import Image
+
+    Image.fromarray(mask * 255).save(w / "ev_png" / "a.png")
 
 
 # (id, argv with {w}=world and {out}=this case's output folder, exit status, pattern the error line matches)
@@ -418,6 +437,49 @@ CASES = [
         2,
         r"--device: 'cuda' asked for a GPU",
         marks=pytest.mark.skipif(not NO_CUDA, reason="this machine has CUDA"),
+    ),
+    # evaluate (issue 21: two files for one case, duplicate references, values that are no labels)
+    _case(
+        "evaluate-two-predictions-one-case",
+        "evaluate --pred {w}/ev_two_pred --gt {w}/ev_gt --format labelmap -o {out}",
+        2,
+        r"two prediction files for case 'a': .*ev_two_pred/a\.nii\.gz and .*ev_two_pred/a\.tif",
+    ),
+    _case(
+        "evaluate-two-references-one-case",
+        "evaluate --pred {w}/ev_pred --gt {w}/ev_two_gt --format labelmap -o {out}",
+        2,
+        r"two reference files for case 'a': .*ev_two_gt/a\.tif and .*ev_two_gt/a\.tiff",
+    ),
+    _case(
+        "evaluate-float-labels",
+        "evaluate --pred {w}/ev_float --gt {w}/ev_gt --format labelmap -o {out} --workers 1",
+        2,
+        r"prediction .*ev_float/a\.tif has dtype float32 with non-integral, negative or non-finite values",
+    ),
+    _case(
+        "evaluate-nan-labels",
+        "evaluate --pred {w}/ev_nan --gt {w}/ev_gt --format labelmap -o {out} --workers 1",
+        2,
+        r"prediction .*ev_nan/a\.tif has dtype float32 with non-integral, negative or non-finite values",
+    ),
+    _case(
+        "evaluate-negative-labels",
+        "evaluate --pred {w}/ev_negative --gt {w}/ev_gt --format labelmap -o {out} --workers 1",
+        2,
+        r"prediction .*ev_negative/a\.tif holds negative labels \(min -1\)",
+    ),
+    _case(
+        "evaluate-isbi2012-no-reference-files",
+        "evaluate --pred {w}/ev_png --gt {w}/ev_png --format isbi2012 -o {out}",
+        2,
+        r"no reference file of format 'isbi2012' in --gt .*ev_png \(ISBI 2012 EM: float32 multipage TIFF",
+    ),
+    _case(
+        "evaluate-format-misspelt",
+        "evaluate --pred {w}/ev_pred --gt {w}/ev_gt --format labelmpa -o {out}",
+        2,
+        r"unknown format 'labelmpa' \(did you mean 'labelmap'\?\)",
     ),
 ]
 
