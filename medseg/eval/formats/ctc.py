@@ -134,8 +134,8 @@ def _name(case_id: str | int, prefix: str) -> str:
 class CtcFormat(InstanceMapFormat):
     name = "ctc"
     description = "Cell Tracking Challenge: XX_RES/maskTTT.tif uint16 vs XX_GT/SEG/man_segTTT.tif"
-    pred_pattern = _RESULT.pattern
-    gt_pattern = _SEG.pattern
+    pred_pattern = r"mask(?P<case>\d{3,4})\.tif"
+    gt_pattern = r"man_seg_?(?P<case>\d{3,4}(?:_\d{3,4})?)\.tif"
 
     def _write(self, array: np.ndarray, out_dir: Path, case_id: str | int, prefix: str) -> Path:
         import tifffile
