@@ -35,7 +35,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 from medseg.data import synthetic_datasets as synthetic
@@ -155,7 +154,14 @@ class DatasetEntry:
     @property
     def test(self) -> Loader | None:
         """``test(dataset_folder) -> list[Sample]``, or ``None`` without a challenge test split."""
-        return None if self.hooks.test is None else partial(self.hooks.test, manifest=self.manifest)
+        test, manifest = self.hooks.test, self.manifest
+        if test is None:
+            return None
+
+        def load(folder: Path) -> list[Sample]:
+            return test(Path(folder), manifest)
+
+        return load
 
     def write_synthetic(
         self, folder: Path, *, smoke: bool = False, seed: int = 0

@@ -32,13 +32,13 @@ __all__ = [
 def write_isbi2012(folder: Path, manifest: Manifest, shape: tuple[int, ...], n: int, seed: int) -> None:
     from medseg.data.synthetic.em import write_isbi2012 as write
 
-    write(folder, shape=(n, *shape), seed=seed, write_test_labels=False)
+    write(folder, shape=(n, shape[0], shape[1]), seed=seed, write_test_labels=False)
 
 
 def write_dental(folder: Path, manifest: Manifest, shape: tuple[int, ...], n: int, seed: int) -> None:
     from medseg.data.synthetic.dental import write_isbi2015_dental
 
-    write_isbi2015_dental(folder, n_images=n, shape=shape, seed=seed)
+    write_isbi2015_dental(folder, n_images=n, shape=(shape[0], shape[1]), seed=seed)
 
 
 def write_ctc_dataset(folder: Path, manifest: Manifest, shape: tuple[int, ...], n: int, seed: int) -> None:
@@ -52,7 +52,7 @@ def write_ctc_dataset(folder: Path, manifest: Manifest, shape: tuple[int, ...], 
         folder.joinpath(*Path(manifest.layout.paths["train_images"]).parts[:2]),
         sequences=("01", "02"),
         n_frames=n,
-        shape=shape,
+        shape=(shape[0], shape[1]),
         annotate_every=1,
         seed=seed,
     )
@@ -62,13 +62,13 @@ def write_monuseg(folder: Path, manifest: Manifest, shape: tuple[int, ...], n: i
     from medseg.data.synthetic.histo import write_monuseg as write
 
     nuclei = max(8, shape[0] * shape[1] // 900)
-    write(folder, n_images=n, shape=shape, n_nuclei=nuclei, seed=seed)
+    write(folder, n_images=n, shape=(shape[0], shape[1]), n_nuclei=nuclei, seed=seed)
 
 
 def write_glas(folder: Path, manifest: Manifest, shape: tuple[int, ...], n: int, seed: int) -> None:
     from medseg.data.synthetic.histo import write_glas as write
 
-    write(folder, n_train=n, n_test_a=1, n_test_b=1, shape=shape, seed=seed)
+    write(folder, n_train=n, n_test_a=1, n_test_b=1, shape=(shape[0], shape[1]), seed=seed)
 
 
 def write_cremi(folder: Path, manifest: Manifest, shape: tuple[int, ...], n: int, seed: int) -> None:
@@ -78,7 +78,7 @@ def write_cremi(folder: Path, manifest: Manifest, shape: tuple[int, ...], n: int
     from medseg.data.synthetic.em import make_em_stack
 
     for i, sample in enumerate(("A", "B", "C")):
-        stack = make_em_stack((n, *shape), cell_diameter=max(12.0, shape[0] / 5), seed=seed + i)
+        stack = make_em_stack((n, shape[0], shape[1]), cell_diameter=max(12.0, shape[0] / 5), seed=seed + i)
         ids = np.where(stack.labels > 0, stack.cell_ids, 0).astype(np.uint64)
         with h5py.File(folder / f"sample_{sample}_20160501.hdf", "w") as f:
             raw = f.create_dataset("volumes/raw", data=stack.image, chunks=True)
@@ -90,14 +90,14 @@ def write_cremi(folder: Path, manifest: Manifest, shape: tuple[int, ...], n: int
 def write_nnunet(folder: Path, manifest: Manifest, shape: tuple[int, ...], n: int, seed: int) -> None:
     from medseg.data.synthetic.volume import write_nnunet_raw
 
-    write_nnunet_raw(folder, n_train=n, n_test=1, shape=shape, seed=seed)
+    write_nnunet_raw(folder, n_train=n, n_test=1, shape=(shape[0], shape[1], shape[2]), seed=seed)
 
 
 def nnunet_classes() -> list[str]:
     """The class names of the synthetic nnU-Net organs, in label order."""
     from medseg.data.synthetic.volume import ORGAN_LABELS
 
-    return sorted(ORGAN_LABELS, key=ORGAN_LABELS.get)
+    return sorted(ORGAN_LABELS, key=lambda name: ORGAN_LABELS[name])
 
 
 def write_lab_folder(folder: Path, manifest: Manifest, shape: tuple[int, ...], n: int, seed: int) -> None:
@@ -106,7 +106,7 @@ def write_lab_folder(folder: Path, manifest: Manifest, shape: tuple[int, ...], n
 
     from medseg.data.synthetic.cells import make_cell_sequence
 
-    data = make_cell_sequence(n, shape, n_cells=max(4, shape[0] * shape[1] // 1500), seed=seed)
+    data = make_cell_sequence(n, (shape[0], shape[1]), n_cells=max(4, shape[0] * shape[1] // 1500), seed=seed)
     for d in ("images", "labels"):
         (folder / d).mkdir(parents=True, exist_ok=True)
     for t in range(n):

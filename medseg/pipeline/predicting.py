@@ -259,7 +259,7 @@ def _full_roi(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]
 
 
 def write_case_submission(
-    fmt: str | ChallengeFormat, prediction: Prediction, out_dir: Path, case: str, predictor: Predictor
+    fmt: str | ChallengeFormat, prediction: Prediction, out_dir: Path, case: str | int, predictor: Predictor
 ) -> Path:
     """Write one predicted case in challenge format ``fmt`` (probabilities, instances or classes as it needs)."""
     fmt = get_format(fmt)

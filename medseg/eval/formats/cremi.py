@@ -32,17 +32,11 @@ class CremiFormat(InstanceMapFormat):
     pred_pattern = rf"{CASE}\.(?:hdf|h5|hdf5)"
     gt_pattern = pred_pattern
 
-    def write(
-        self,
-        array: np.ndarray,
-        out_dir: Path,
-        case_id: str | int,
-        *,
-        spacing=None,
-        origin=None,
-        direction=None,
-    ) -> Path:
-        """``NAME.hdf`` with ``volumes/labels/neuron_ids`` (uint64) and ``resolution`` (nm), as CREMI's files."""
+    def write(self, array: np.ndarray, out_dir: Path, case_id: str | int, **geometry: Any) -> Path:
+        """``NAME.hdf`` with ``volumes/labels/neuron_ids`` (uint64) and ``resolution`` (nm), as CREMI's files.
+
+        ``geometry``: ``spacing`` (nm), ``origin``, ``direction``.
+        """
         arr = check_integer(
             array,
             f"neuron ids {case_id!r}",
@@ -55,7 +49,12 @@ class CremiFormat(InstanceMapFormat):
         path = Path(out_dir) / f"{safe_case(case_id)}.hdf"
         if path.exists():  # a fresh file: writing a key into an existing one would keep its other datasets
             path.unlink()
-        volume = Volume(arr.astype(np.uint64)[None], spacing=spacing, origin=origin, direction=direction)
+        volume = Volume(
+            arr.astype(np.uint64)[None],
+            spacing=geometry.get("spacing"),
+            origin=geometry.get("origin"),
+            direction=geometry.get("direction"),
+        )
         write(volume, f"{path}:{CREMI_NEURON_IDS_KEY}")
         return path
 
