@@ -209,6 +209,11 @@ def _isbi2012_test(folder: Path, manifest: Manifest) -> list[Sample]:
     return load_isbi2012_samples(folder, "test", per_section=False)
 
 
+def _dental(folder: Path, manifest: Manifest) -> list[Sample]:
+    """The bitewings of the manifest's ``train_images`` folder (``v2-TrainingData``)."""
+    return load_dental_samples(folder, folder=Path(manifest.layout.paths["train_images"]).parts[0])
+
+
 def _ignoring_manifest(load: Loader) -> ManifestLoader:
     def bound(folder: Path, manifest: Manifest) -> list[Sample]:
         return load(folder)
@@ -228,7 +233,7 @@ HOOKS: dict[str, DatasetHooks] = {
         _cremi, None, "cremi", SyntheticData(synthetic.write_cremi, ((192, 192), 16), ((48, 48), 8))
     ),
     "dental_isbi2015": DatasetHooks(
-        _ignoring_manifest(load_dental_samples),
+        _dental,
         None,
         "dental",
         SyntheticData(synthetic.write_dental, ((192, 320), 10), ((48, 80), 3)),

@@ -38,6 +38,27 @@ def test_entry_facts_are_the_manifests(name):
         assert fmt.kind in (FormatKind.CLASSES, FormatKind.PROBABILITY)
 
 
+def test_loader_constants_are_the_manifests():
+    from medseg.data import em, histo
+
+    isbi = DATASETS["isbi2012"].manifest
+    assert em.ISBI2012_FILES["train"] == (
+        isbi.layout.paths["train_images"],
+        isbi.layout.paths["train_labels"],
+    )
+    assert em.ISBI2012_FILES["test"][0] == isbi.layout.paths["test_images"]
+    assert isbi.layout.paths["train_h5"] == em.ISBI2012_MIRROR_FILE
+    assert (isbi.layout.paths["raw_key"], isbi.layout.paths["label_key"]) == em.ISBI2012_MIRROR_KEYS
+    assert list(em.ISBI2012_SPACING_NM) == isbi.spacing.values and isbi.spacing.unit == "nm"
+    cremi = DATASETS["cremi"].manifest
+    assert (
+        cremi.layout.paths["raw_key"],
+        cremi.layout.paths["label_key"],
+    ) == (em.CREMI_RAW_KEY, em.CREMI_LABEL_KEY)
+    glas = DATASETS["glas2015"].manifest
+    assert glas.spacing.values == [histo.GLAS_MPP, histo.GLAS_MPP] and glas.spacing.unit == "um"
+
+
 def _glob(pattern: str) -> str:
     return re.sub(r"\{[a-z]+\}", "*", pattern)
 
@@ -60,6 +81,12 @@ def test_synthetic_stand_in_follows_the_manifest_layout_and_loads(name, tmp_path
     }
     samples = entry.train(folder)
     assert samples
+    spacing = entry.manifest.spacing
+    if spacing.values is not None:  # the loader gives the images the manifest's pixel size
+        image = samples[0].image
+        n = min(len(image.spacing), len(spacing.values))  # a section of a stack has the in-plane axes
+        assert tuple(image.spacing)[-n:] == pytest.approx(tuple(spacing.values)[-n:])
+        assert image.unit == spacing.unit
     label = samples[0].label
     values = np.unique(label.read() if hasattr(label, "read") else label.array)
     classes = entry.manifest.labels.classes
