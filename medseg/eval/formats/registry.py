@@ -3,6 +3,9 @@
 The built-in formats register themselves when :mod:`medseg.eval.formats` is imported;
 :func:`register_format` adds one more (a new format is one module defining a
 :class:`~medseg.eval.formats.base.ChallengeFormat` subclass, registered at import).
+``medseg evaluate --workers N`` looks formats up by name in its worker processes: a
+format registered at run time reaches them where they are forked (Linux); elsewhere,
+register it in a module the workers import, or score with ``--workers 1``.
 """
 
 from __future__ import annotations
