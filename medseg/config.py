@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from medseg.errors import ConfigError, DataNotFoundError
+from medseg.options import InstanceTarget, LabelKind, Precision
 
 __all__ = [
     "DataConfig",
@@ -71,8 +72,8 @@ class DataConfig(_Section):
     dataset: str = "isbi2012"
     root: Path | None = None
     classes: tuple[str, ...] = ("cell", "membrane")
-    label_kind: Literal["classes", "instances"] = "classes"
-    instance_target: Literal["boundary", "distance"] = "boundary"
+    label_kind: LabelKind = LabelKind.CLASSES
+    instance_target: InstanceTarget = InstanceTarget.BOUNDARY
     nonfinite: Literal["error", "zero", "min"] = "error"
     patch_shape: Shape = (128, 128)
     batch_size: int = Field(8, ge=1)
@@ -114,7 +115,7 @@ class TrainConfig(_Section):
     seed: int = 0
     device: str | None = None
     deterministic: bool = False
-    precision: Literal["float32", "bfloat16", "float16"] = "float32"
+    precision: Precision = Precision.FLOAT32
     grad_clip: float | None = Field(None, gt=0)
     max_minutes: float | None = Field(None, gt=0)
     early_stopping_patience: int | None = Field(None, ge=1)
@@ -139,7 +140,7 @@ class InferConfig(_Section):
     blending: Literal["gaussian", "constant"] = "gaussian"
     batch_size: int = Field(8, ge=1)
     mirror_axes: tuple[int, ...] = (0, 1)
-    precision: Literal["float32", "bfloat16", "float16"] = "float32"
+    precision: Precision = Precision.FLOAT32
     device: str | None = None
     compile: bool = False
 
@@ -173,7 +174,7 @@ def expected_out_channels(data: DataConfig) -> int:
     Instance maps train a 3-class target (background, inside, boundary) or 2 classes
     plus 1 distance regression channel; both need 3 output channels.
     """
-    if data.label_kind == "instances":
+    if data.label_kind is LabelKind.INSTANCES:
         return 3
     return len(data.classes)
 
@@ -197,8 +198,8 @@ def _cross_field_problems(config: PipelineConfig) -> list[tuple[tuple[str, ...],
     if params.get("out_channels") != expected:
         given = "is not set: the model's default is" if "out_channels" not in config.model.params else "is"
         why = (
-            f"data.label_kind: instances ({config.data.instance_target} target)"
-            if expected == 3 and config.data.label_kind == "instances"
+            f"data.label_kind: instances ({config.data.instance_target.value} target)"
+            if expected == 3 and config.data.label_kind is LabelKind.INSTANCES
             else f"data.classes has {len(config.data.classes)} classes {list(config.data.classes)}"
         )
         problems.append(
