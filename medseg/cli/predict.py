@@ -104,22 +104,13 @@ _OPTIONS = {
 }
 
 
-def infer_config(trained: dict, chosen: dict):
-    """The ``infer`` section: training's, with the options given, validated by :mod:`medseg.config`.
-
-    ``trained`` is the training run's whole config (as stored in the checkpoint), so the
-    options are checked against the checkpoint's model (roi size vs its depth, 2D vs 3D).
-    """
-    from medseg.config import config_from_dict
+def _window(checkpoint, chosen: dict):
+    """The checkpoint's window with the options given; errors name the CLI options."""
     from medseg.errors import ConfigError
+    from medseg.pipeline.predicting import window_for_checkpoint
 
-    given = {k: v for k, v in chosen.items() if v is not None}
     try:
-        infer = {**trained.get("infer", {}), **given}
-        data = dict(trained.get("data", {}))
-        if "patch_shape" not in data and "roi_size" in infer:
-            data["patch_shape"] = infer["roi_size"]  # not stored: there are no training patches to check
-        return config_from_dict({**trained, "data": data, "infer": infer}, source="medseg predict").infer
+        return window_for_checkpoint(checkpoint, chosen, source="medseg predict")
     except ConfigError as err:
         message = str(err).removeprefix("medseg predict: ")
         for key, option in _OPTIONS.items():
@@ -130,14 +121,12 @@ def infer_config(trained: dict, chosen: dict):
 def run(args: argparse.Namespace) -> int:
     from medseg.checkpoint_meta import read_checkpoint
     from medseg.errors import ConfigError
-    from medseg.pipeline.predicting import predict_files, shard, sliding_window_from_infer
+    from medseg.pipeline.predicting import predict_files, shard
 
     if args.halo is not None and args.block_shape is None:
         raise ConfigError("--halo applies only to block-wise prediction: add --block-shape or drop --halo")
-    checkpoint = read_checkpoint(
-        args.model
-    )  # loaded once: the window is checked against it, then it predicts
-    trained = checkpoint.meta.training_config()
+    # loaded once: the window is checked against it, then it predicts
+    checkpoint = read_checkpoint(args.model)
     chosen = {
         "roi_size": args.roi_size,
         "overlap": args.overlap,
@@ -147,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         "mirror_axes": [] if args.no_tta else None,
         "compile": args.compile,
     }
-    window = sliding_window_from_infer(infer_config(trained, chosen), progress=False)
+    window = _window(checkpoint, chosen)
     results = predict_files(
         checkpoint,
         args.input,

@@ -15,15 +15,16 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from medseg.checkpoint_meta import Checkpoint, read_checkpoint
-from medseg.config import InferConfig
+from medseg.config import InferConfig, config_from_dict
 from medseg.errors import ConfigError, DataNotFoundError
 from medseg.eval.formats import get_format, write_submission
 from medseg.infer.blockwise import predict_blockwise
@@ -38,6 +39,7 @@ __all__ = [
     "predict_files",
     "shard",
     "sliding_window_from_infer",
+    "window_for_checkpoint",
     "write_case_submission",
 ]
 
@@ -292,6 +294,35 @@ def sliding_window_from_infer(
         compile=infer.compile if compile is None else compile,
         progress=progress,
     )
+
+
+def window_for_checkpoint(
+    checkpoint: Checkpoint,
+    options: Mapping[str, Any] | None = None,
+    *,
+    source: str = "infer options",
+    progress: bool = False,
+) -> SlidingWindow:
+    """The :class:`SlidingWindow` of a checkpoint's training ``infer`` section, with ``options`` on top.
+
+    ``options`` holds ``infer`` keys (``roi_size``, ``overlap``, ``batch_size``, ``device``,
+    ``precision``, ``mirror_axes``, ``compile``...); ``None`` values keep training's. The
+    result is validated with the training run's whole config (:mod:`medseg.config`), so a
+    window is checked against the checkpoint's model (roi size vs its depth, 2D vs 3D).
+
+    Raises
+    ------
+    ConfigError
+        An option that is invalid or does not fit the model; the message starts with ``source``.
+    """
+    trained = checkpoint.meta.training_config()
+    given = {k: v for k, v in (options or {}).items() if v is not None}
+    infer = {**trained.get("infer", {}), **given}
+    data = dict(trained.get("data", {}))
+    if "patch_shape" not in data and "roi_size" in infer:
+        data["patch_shape"] = infer["roi_size"]  # not stored: there are no training patches to check
+    config = config_from_dict({**trained, "data": data, "infer": infer}, source=source)
+    return sliding_window_from_infer(config.infer, progress=progress)
 
 
 def _default_halo(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]:

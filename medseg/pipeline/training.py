@@ -52,6 +52,7 @@ from medseg.train.trainer import Checkpointing, Stopping, Trainer, TrainResult, 
 
 __all__ = [
     "TrainedModel",
+    "run_training",
     "set_deterministic",
     "sliding_window_from_config",
     "train_from_config",
@@ -246,6 +247,54 @@ def train_from_config(
         world_size=distributed.world_size,
         init=init,
     )
+
+
+def run_training(
+    config: PipelineConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    write_results: bool = True,
+) -> TrainedModel:
+    """Train on ``config.data``'s dataset and write the run folder (``medseg train``, :func:`medseg.train`).
+
+    Writes ``checkpoints/`` (:func:`train_from_config`) and, with ``write_results`` (rank
+    0 under torchrun), the resolved ``config.yaml``, ``train_summary.json`` and
+    ``training_curve.png``.
+
+    Raises
+    ------
+    ConfigError, DataNotFoundError
+        A bad output folder, dataset root or config (checked before training).
+    """
+    from medseg.pipeline.datasets import load_training_samples
+    from medseg.pipeline.plots import plot_training
+    from medseg.pipeline.results import write_json, write_yaml
+
+    out = prepare_output_dir(out_dir)
+    train_samples, val_samples = load_training_samples(config.data)
+    trained = train_from_config(config, train_samples, val_samples, out, resume=resume, progress=progress)
+    if not write_results:
+        return trained
+    result = trained.result
+    write_yaml(out / "config.yaml", config.model_dump(mode="json"))
+    plot_training(out / "training_curve.png", result.losses, result.validation)
+    summary = {
+        "iterations": result.iterations,
+        "seconds": round(result.seconds, 2),
+        "data_wait_seconds": round(result.data_seconds, 2),
+        "best_validation": result.best_score,
+        "validation": result.validation,
+        "losses": result.losses,
+        "stopped": result.stopped,
+        "device": trained.device,
+        "world_size": trained.world_size,
+    }
+    if trained.init is not None:
+        summary["init"] = {"checkpoint": str(config.train.init), **trained.init.to_dict()}
+    write_json(out / "train_summary.json", summary)
+    return trained
 
 
 def _loss(config: PipelineConfig) -> torch.nn.Module:
