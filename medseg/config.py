@@ -1,4 +1,4 @@
-"""Typed pipeline configuration loaded from ``medseg/resources/pipelines/*.yaml`` (or any path).
+"""Typed pipeline configuration loaded from ``pipelines/*.yaml`` (or any path).
 
 A pipeline file has the sections ``data``, ``model``, ``train`` and ``infer`` (all
 optional; defaults below). Unknown keys are errors that name the file, the key and
@@ -371,7 +371,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pipelin
         )
     if not path.is_file():
         raise DataNotFoundError(
-            f"pipeline config {path} does not exist; see the examples in medseg/resources/pipelines/"
+            f"pipeline config {path} does not exist; see the examples in pipelines/"
         )
     try:
         text = path.read_bytes().decode("utf-8")
