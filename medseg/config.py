@@ -370,9 +370,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pipelin
             f"pipeline config {path} is a folder; pass a YAML file such as pipelines/isbi2012.yaml"
         )
     if not path.is_file():
-        raise DataNotFoundError(
-            f"pipeline config {path} does not exist; see the examples in pipelines/"
-        )
+        raise DataNotFoundError(f"pipeline config {path} does not exist; see the examples in pipelines/")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
