@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from medseg.borders import reflect_index
 from medseg.errors import ShapeError
 
 __all__ = ["InputConstraints", "mirror_pad", "overlap_tile_pad", "reflect_index"]
@@ -162,19 +163,6 @@ class InputConstraints:
                 f"expected {self.in_channels} input channel(s), got {x.shape[1]} (input shape {tuple(x.shape)})"
             )
         self._raise_if_invalid(tuple(x.shape[2:]))
-
-
-def reflect_index(index: torch.Tensor, size: int) -> torch.Tensor:
-    """The source index of each position of an axis of length ``size`` mirrored at any width.
-
-    Positions below 0 or from ``size`` on reflect without repeating the edge (as
-    ``mode='reflect'``), again and again for positions further out than the axis is long.
-    """
-    if size == 1:
-        return torch.zeros_like(index)
-    period = 2 * (size - 1)
-    index = index.remainder(period)
-    return torch.where(index >= size, period - index, index)
 
 
 def _mirror_index(size: int, lo: int, hi: int, device: torch.device) -> torch.Tensor:
