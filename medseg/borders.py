@@ -12,14 +12,12 @@ alike).
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any
 
 __all__ = ["reflect_index"]
 
-Index = TypeVar("Index")
 
-
-def reflect_index(index: Index, size: int) -> Index:
+def reflect_index(index: Any, size: int) -> Any:
     """The source index of each position of an axis of length ``size`` mirrored at any width.
 
     Positions below 0 or from ``size`` on reflect without repeating the edge (as
@@ -45,7 +43,6 @@ def reflect_index(index: Index, size: int) -> Index:
     [3, 2, 1, 0, 1, 2, 3, 2, 1, 0]
     """
     if size == 1:
-        return index * 0  # type: ignore[operator]
+        return index * 0
     last = size - 1
-    folded = index % (2 * last)  # type: ignore[operator]
-    return last - abs(folded - last)  # type: ignore[return-value]
+    return last - abs(index % (2 * last) - last)

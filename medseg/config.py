@@ -188,6 +188,7 @@ def _cross_field_problems(config: PipelineConfig) -> list[tuple[tuple[str, ...],
     import torch
 
     from medseg.models import build_model, model_params
+    from medseg.models.constraints import constraints_of
 
     try:
         params = {**model_params(config.model.name), **config.model.params}
@@ -239,7 +240,7 @@ def _cross_field_problems(config: PipelineConfig) -> list[tuple[tuple[str, ...],
         return problems
     try:
         with torch.device("meta"):
-            constraints = build_model(config.model.name, **config.model.params).constraints
+            constraints = constraints_of(build_model(config.model.name, **config.model.params))
     except ConfigError as err:
         return [(("model", "params"), str(err), dict(config.model.params))]
     except (NotImplementedError, RuntimeError):  # a model that cannot be built on 'meta': checked when built

@@ -152,7 +152,7 @@ class PatchSampler:
             reflect_index(np.arange(b, b + p), s)
             for b, p, s in zip(start, self.patch_shape, self.spatial_shape, strict=True)
         ]
-        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in index)
+        box: tuple[slice, ...] = tuple(slice(int(i.min()), int(i.max()) + 1) for i in index)
         block = np.asarray(array[(slice(None), *box) if has_channel else box])
         block = block if has_channel else block[None]
         if any(

@@ -12,21 +12,26 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Any
 
 import numba
+from numba.core import config
+
+#: numba's settings module (its attributes are set from the environment at run time).
+_CONFIG: Any = config
 
 __all__ = ["cache_dir", "njit_cached"]
 
 
 def cache_dir() -> Path:
     """The folder of medseg's compiled numba functions."""
-    if numba.config.CACHE_DIR:
-        return Path(numba.config.CACHE_DIR)
+    if _CONFIG.CACHE_DIR:
+        return Path(_CONFIG.CACHE_DIR)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medseg" / "numba"
 
 
 # read by numba's cache locator when a cached function is compiled, not at numba's import
-numba.config.CACHE_DIR = str(cache_dir())
+_CONFIG.CACHE_DIR = str(cache_dir())
 
 #: ``numba.njit(cache=True, nogil=True)``, cached in :func:`cache_dir`.
 njit_cached = functools.partial(numba.njit, cache=True, nogil=True)

@@ -295,11 +295,12 @@ class Predictor:
 
     def predict(self, image: Volume, *, probabilities: bool = False) -> Prediction:
         """Labels (and probabilities or instances when asked or needed) on ``image``'s grid."""
-        meta = {"classes": list(self.classes) if self.classes else None, "source": image.meta.get("source")}
+        source = image.meta.get("source")
+        meta = {"classes": list(self.classes) if self.classes else None, "source": source}
         if not probabilities and not self.is_instance_model:
-            labels = self.predict_label_array(image.array, source=meta["source"])
+            labels = self.predict_label_array(image.array, source=source)
             return Prediction(labels=image.with_array(labels[None], **meta))
-        logits = self.predict_logits(image.array, source=meta["source"])
+        logits = self.predict_logits(image.array, source=source)
         classes = logits[:-1] if self.targets.has_distance_channel else logits
         probs = torch.softmax(classes, dim=0)
         labels = probs.argmax(dim=0, keepdim=True).cpu().numpy().astype(label_dtype(probs.shape[0]))

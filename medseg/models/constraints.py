@@ -24,7 +24,7 @@ import torch
 from medseg.borders import reflect_index
 from medseg.errors import ShapeError
 
-__all__ = ["InputConstraints", "mirror_pad", "overlap_tile_pad", "reflect_index"]
+__all__ = ["InputConstraints", "constraints_of", "mirror_pad", "overlap_tile_pad", "reflect_index"]
 
 
 def _as_tuple(value: int | Sequence[int], spatial_dims: int, name: str) -> tuple[int, ...]:
@@ -163,6 +163,20 @@ class InputConstraints:
                 f"expected {self.in_channels} input channel(s), got {x.shape[1]} (input shape {tuple(x.shape)})"
             )
         self._raise_if_invalid(tuple(x.shape[2:]))
+
+
+def constraints_of(model: torch.nn.Module) -> InputConstraints:
+    """The :class:`InputConstraints` a registry model declares (``model.constraints``), typed.
+
+    Raises
+    ------
+    TypeError
+        ``model`` declares none (not built by :func:`medseg.models.build_model`); an internal error.
+    """
+    constraints = getattr(model, "constraints", None)
+    if not isinstance(constraints, InputConstraints):
+        raise TypeError(f"{type(model).__name__} declares no InputConstraints (model.constraints)")
+    return constraints
 
 
 def _mirror_index(size: int, lo: int, hi: int, device: torch.device) -> torch.Tensor:

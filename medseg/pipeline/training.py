@@ -34,6 +34,7 @@ from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import Volume
 from medseg.io.lazy import LazyArray
 from medseg.models import build_model
+from medseg.models.constraints import constraints_of
 from medseg.pipeline.predicting import sliding_window_from_infer
 from medseg.train.distributed import Distributed
 from medseg.train.finetune import (
@@ -212,9 +213,8 @@ def train_from_config(
     if config.train.init is not None and previous is None:
         init = _initialize(model, config, config.train.init)
     frozen = freeze_encoder_stages(model, config.train.freeze_encoder_stages)
-    meta = _checkpoint_meta(
-        config, model, train_samples, normalization, init and {**init.to_dict(), "frozen": frozen}
-    )
+    record = None if init is None else {**init.to_dict(), "frozen": frozen}
+    meta = _checkpoint_meta(config, model, train_samples, normalization, record)
     device = resolve_device(config.train.device, option="train.device")
     distributed = Distributed.from_environment(device.type)
     loss = _loss(config)
@@ -320,10 +320,10 @@ def _checkpoint_meta(
         The images' channels differ from the model's ``in_channels``.
     """
     channels = int(samples[0].image.num_channels)
-    if channels != model.constraints.in_channels:
+    if channels != constraints_of(model).in_channels:
         raise ConfigError(
             f"the training images have {channels} channel(s) but model.params.in_channels is "
-            f"{model.constraints.in_channels}: set model.params.in_channels: {channels}"
+            f"{constraints_of(model).in_channels}: set model.params.in_channels: {channels}"
         )
     return CheckpointMeta(
         model=ModelSpec(config.model.name, dict(config.model.params)),
@@ -409,7 +409,7 @@ def _initialize(model: torch.nn.Module, config: PipelineConfig, init: Path) -> I
         model,
         checkpoint.weights,
         class_map=class_index_map(config.data.classes, old_classes, config.train.label_map),
-        num_classes=model.constraints.out_channels,
+        num_classes=constraints_of(model).out_channels,
         checkpoint_num_classes=checkpoint.meta.out_channels or len(old_classes),
     )
 
@@ -446,7 +446,9 @@ def _validation(samples: Sequence[Sample], normalization: ZScore, config: Pipeli
     targets = _targets(config)
     # validation follows the weights as they change: never a compiled (frozen) model
     window = sliding_window_from_infer(config.infer, compile=False)
-    cases = [(_in_memory(s.image), np.asarray(_in_memory(s.label).array)) for s in samples]
+    cases = [
+        (_in_memory(s.image), np.asarray(_in_memory(s.label).array)) for s in samples if s.label is not None
+    ]
     foreground = list(range(1, len(config.data.classes)))
     if targets.instance_target is not None:
         transform = TrainingTargets(targets.instance_target)
