@@ -74,8 +74,12 @@ class ModelSpec:
     name: str
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
+    def kwargs(self) -> dict[str, Any]:
+        """The parameters as plain values (lists, dicts) for ``build_model(name, **kwargs)``."""
+        return _thaw(self.params)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "params": _thaw(self.params)}
+        return {"name": self.name, "params": self.kwargs()}
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def load_trained_model(
     spec, source = checkpoint.meta.model, checkpoint.path
     try:
         with torch.device("meta"):
-            skeleton = build_model(spec.name, **spec.params)
+            skeleton = build_model(spec.name, **spec.kwargs())
     except (ConfigError, TypeError, ValueError) as err:
         raise FormatError(
             f"{source}: the checkpoint's model {spec.to_dict()} cannot be built: {err}"
@@ -89,7 +89,7 @@ def load_trained_model(
     weights = checkpoint.weights
     if skeleton is not None:
         _check_weights(skeleton.state_dict(), weights, source, spec.to_dict())
-    model = build_model(spec.name, **spec.params)
+    model = build_model(spec.name, **spec.kwargs())
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:
