@@ -74,6 +74,9 @@ class ModelSpec:
     name: str
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", _freeze(self.params))
+
     def kwargs(self) -> dict[str, Any]:
         """The parameters as plain values (lists, dicts) for ``build_model(name, **kwargs)``."""
         return _thaw(self.params)
@@ -174,6 +177,11 @@ class CheckpointMeta:
     init: Mapping[str, Any] | None = None
     best_score: float | None = None
     version: int = META_VERSION
+
+    def __post_init__(self) -> None:  # read-only all the way down, however it was built
+        for name in ("normalization", "postprocessing", "data_fingerprint", "config", "init"):
+            object.__setattr__(self, name, _freeze(getattr(self, name)))
+        object.__setattr__(self, "classes", tuple(self.classes))
 
     @classmethod
     def from_dict(cls, raw: Any, *, source: str | Path = "checkpoint") -> CheckpointMeta:

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from medseg.checkpoint_meta import META_VERSION, CheckpointMeta, Targets, read_checkpoint
+from medseg.checkpoint_meta import META_VERSION, CheckpointMeta, ModelSpec, Targets, read_checkpoint
 from medseg.errors import FormatError
 from medseg.models import build_model
 from medseg.options import InstanceTarget, LabelKind
@@ -55,6 +55,12 @@ def test_meta_is_frozen_all_the_way_down():
         meta.model.params["depth"] = 5  # type: ignore[index]
     with pytest.raises(TypeError):
         meta.normalization["std"] = [0.0]  # type: ignore[index]
+    built = CheckpointMeta(
+        ModelSpec("unet", {"depth": 2}), {"mean": [0.0], "std": [1.0]}, 1, config={"a": {"b": 1}}
+    )
+    with pytest.raises(TypeError):
+        built.config["a"]["b"] = 2  # type: ignore[index]
+    assert built.to_dict()["config"] == {"a": {"b": 1}} and built.model.kwargs() == {"depth": 2}
 
 
 def test_instance_target_counts_only_for_instance_labels():

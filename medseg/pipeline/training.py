@@ -204,6 +204,7 @@ def train_from_config(
         set_deterministic(config.train.seed)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model.name, **config.model.params)
+    channels = _check_channels(model, train_samples)
     normalization = (
         ZScore.from_dict(dict(previous.meta.normalization))
         if previous is not None
@@ -214,7 +215,7 @@ def train_from_config(
         init = _initialize(model, config, config.train.init)
     frozen = freeze_encoder_stages(model, config.train.freeze_encoder_stages)
     record = None if init is None else {**init.to_dict(), "frozen": frozen}
-    meta = _checkpoint_meta(config, model, train_samples, normalization, record)
+    meta = _checkpoint_meta(config, channels, train_samples, normalization, record)
     device = resolve_device(config.train.device, option="train.device")
     distributed = Distributed.from_environment(device.type)
     loss = _loss(config)
@@ -305,26 +306,32 @@ def _loss(config: PipelineConfig) -> torch.nn.Module:
     )
 
 
-def _checkpoint_meta(
-    config: PipelineConfig,
-    model: torch.nn.Module,
-    samples: Sequence[Sample],
-    normalization: ZScore,
-    init: dict[str, Any] | None,
-) -> CheckpointMeta:
-    """What every checkpoint of this run says about the model (``init``: the fine-tuning record).
+def _check_channels(model: torch.nn.Module, samples: Sequence[Sample]) -> int:
+    """The training images' channels, checked against the model's ``in_channels`` before any heavy work.
 
     Raises
     ------
     ConfigError
-        The images' channels differ from the model's ``in_channels``.
+        They differ; the message gives the setting to use.
     """
     channels = int(samples[0].image.num_channels)
-    if channels != constraints_of(model).in_channels:
+    expected = constraints_of(model).in_channels
+    if channels != expected:
         raise ConfigError(
             f"the training images have {channels} channel(s) but model.params.in_channels is "
-            f"{constraints_of(model).in_channels}: set model.params.in_channels: {channels}"
+            f"{expected}: set model.params.in_channels: {channels}"
         )
+    return channels
+
+
+def _checkpoint_meta(
+    config: PipelineConfig,
+    channels: int,
+    samples: Sequence[Sample],
+    normalization: ZScore,
+    init: dict[str, Any] | None,
+) -> CheckpointMeta:
+    """What every checkpoint of this run says about the model (``init``: the fine-tuning record)."""
     return CheckpointMeta(
         model=ModelSpec(config.model.name, dict(config.model.params)),
         normalization=normalization.to_dict(),
