@@ -28,11 +28,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import cc3d
-import numba
 import numpy as np
 from scipy import ndimage as ndi
 
 from medseg.errors import DataValueError, ShapeError
+from medseg.eval._jit import njit_cached
 
 __all__ = [
     "SPLITS_AND_MERGERS_THRESHOLDS",
@@ -115,7 +115,7 @@ _DY = np.array([dy for dy, _ in _OFFSETS], dtype=np.int64)
 _DX = np.array([dx for _, dx in _OFFSETS], dtype=np.int64)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit_cached
 def _warp(
     source: np.ndarray,
     target: np.ndarray,
@@ -250,7 +250,7 @@ def _distinct(ids: np.ndarray) -> np.ndarray:
     return np.count_nonzero(new & (ordered >= 0), axis=1)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit_cached
 def _splits_when_removed(
     components: np.ndarray, ys: np.ndarray, xs: np.ndarray, dy: np.ndarray, dx: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled

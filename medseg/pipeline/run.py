@@ -24,6 +24,7 @@ from medseg.data import Sample
 from medseg.data.registry import dataset_folder, get_dataset
 from medseg.errors import ConfigError, DataNotFoundError
 from medseg.infer.predictor import Predictor
+from medseg.io.paths import file_sha256
 from medseg.pipeline.datasets import load_training_samples
 from medseg.pipeline.held_out import challenge_files, evaluate_held_out
 from medseg.pipeline.plots import plot_training
@@ -102,14 +103,6 @@ def _digest(*parts: Any) -> str:
     for part in parts:
         h.update(json.dumps(part, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _data_fingerprint(folder: Path) -> list[tuple[str, int, int]]:
@@ -240,7 +233,7 @@ def run_pipeline(
         )
     trained_info = log.info("train")
 
-    model_digest = _digest(_file_digest(best), config.infer, fingerprint)
+    model_digest = _digest(file_sha256(best), config.infer, fingerprint)
     predictor: Predictor | None = None
 
     def get_predictor() -> Predictor:
@@ -317,7 +310,7 @@ def run_pipeline(
 def _published_digest() -> str:
     from medseg.pipeline.report import published_path
 
-    return _file_digest(published_path())
+    return file_sha256(published_path())
 
 
 def _stage(

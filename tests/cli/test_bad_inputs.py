@@ -9,6 +9,7 @@ branch are strict xfails that the merge flips.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import os
@@ -136,6 +137,7 @@ def world(tmp_path_factory) -> Path:
     _manifest(w / "clobber.yaml", [raw, _zip_file(have / "clobber.zip", {"raw.bin": b"EVIL"})])
     _manifest(w / "local_url.yaml", [{**raw, "url": "file:///etc/hostname"}])
     _evaluate_folders(w, (image[0] > 128).astype(np.uint8))
+    _crafted_checkpoints(w)
     return w
 
 
@@ -481,6 +483,43 @@ CASES = [
         2,
         r"unknown format 'labelmpa' \(did you mean 'labelmap'\?\)",
     ),
+    # crafted checkpoints: a FormatError naming the file, before any large allocation
+    _case(
+        "predict-checkpoint-depth-mismatch",
+        "predict -m {w}/crafted/depth.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"depth\.pt: the checkpoint's weights do not match its model .*missing",
+    ),
+    _case(
+        "predict-checkpoint-huge-params",
+        "predict -m {w}/crafted/huge.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"huge\.pt: the checkpoint's weights do not match its model .*model needs \(100000, 1, 3, 3\)",
+    ),
+    _case(
+        "predict-checkpoint-no-normalization",
+        "predict -m {w}/crafted/no_norm.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"no_norm\.pt: checkpoint metadata has no 'normalization'",
+    ),
+    _case(
+        "predict-checkpoint-missing-weights",
+        "predict -m {w}/crafted/missing.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"missing\.pt: the checkpoint's weights do not match its model .*missing",
+    ),
+    _case(
+        "predict-checkpoint-std-0",
+        "predict -m {w}/crafted/std0.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"std0\.pt: checkpoint normalization std must be > 0",
+    ),
+    _case(
+        "predict-checkpoint-newer-meta",
+        "predict -m {w}/crafted/newer.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"newer\.pt has checkpoint metadata version 99, this medseg reads up to 2; upgrade medseg",
+    ),
 ]
 
 
@@ -557,3 +596,23 @@ def test_a_read_only_output_folder_is_refused_before_work(world, tmp_path, capsy
             subprocess.run(["umount", str(locked)], check=False)
         else:
             locked.chmod(0o755)
+
+
+def _crafted_checkpoints(w: Path) -> None:
+    """Copies of the world's checkpoint with edited metadata or weights (bug reports' crafted files)."""
+    state = torch.load(w / "run" / "checkpoints" / "best.pt", weights_only=True)
+    params = state["metadata"]["model"]["params"]
+    edits = {
+        "depth": lambda s: s["metadata"]["model"]["params"].update(depth=params["depth"] + 1),
+        # U-Net with 100000 features: ~720 GB of float32 weights if it were built
+        "huge": lambda s: s["metadata"]["model"]["params"].update(features=100_000),
+        "no_norm": lambda s: s["metadata"].pop("normalization"),
+        "missing": lambda s: s["model"].pop(next(iter(s["model"]))),
+        "std0": lambda s: s["metadata"]["normalization"].update(std=[0.0]),
+        "newer": lambda s: s["metadata"].update(version=99),
+    }
+    (w / "crafted").mkdir()
+    for name, edit in edits.items():
+        crafted = copy.deepcopy(state)
+        edit(crafted)
+        torch.save(crafted, w / "crafted" / f"{name}.pt")
