@@ -35,12 +35,14 @@ import numpy as np
 import tifffile
 import torch
 
+from medseg.checkpoint_meta import CheckpointMeta, read_checkpoint
 from medseg.errors import ConfigError, ShapeError
 from medseg.infer.predictor import load_trained_model
 from medseg.io import Volume, atomic_output
-from medseg.train.checkpoint import load_checkpoint
+from medseg.models.constraints import InputConstraints, constraints_of
+from medseg.options import InstanceTarget
 
-__all__ = ["PackageInfo", "TrainedModel", "export_bioimageio", "read_trained_model"]
+__all__ = ["CheckpointModel", "PackageInfo", "export_bioimageio", "read_trained_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,32 +71,56 @@ OUTPUT_ID = "prediction"
 
 
 @dataclass(frozen=True)
-class TrainedModel:
-    """A trained network with the facts an export needs (read once from its checkpoint)."""
+class CheckpointModel:
+    """A trained network and its checkpoint's :class:`~medseg.checkpoint_meta.CheckpointMeta` (what an export needs).
+
+    The properties give the meta's entries as plain values (lists, dicts), as the
+    package's ``rdf.yaml`` stores them.
+    """
 
     model: torch.nn.Module
-    name: str
-    params: dict[str, Any]
-    normalization: dict[str, Any]
-    classes: list[str] | None
-    targets: dict[str, Any]
-    config: dict[str, Any]
+    meta: CheckpointMeta
+
+    @property
+    def constraints(self) -> InputConstraints:
+        """The network's input size rules and channels (:class:`~medseg.models.InputConstraints`)."""
+        return constraints_of(self.model)
+
+    @property
+    def name(self) -> str:
+        """Registry name of the architecture (:func:`medseg.models.build_model`)."""
+        return self.meta.model.name
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Keyword arguments the architecture was built with."""
+        return self.meta.model.kwargs()
+
+    @property
+    def normalization(self) -> dict[str, Any]:
+        """The training z-score (``mean``, ``std`` per channel, ``nonfinite``...)."""
+        return dict(self.meta.to_dict()["normalization"])
+
+    @property
+    def classes(self) -> list[str] | None:
+        """Class names by class id, ``None`` when the checkpoint records none."""
+        return list(self.meta.classes) or None
+
+    @property
+    def instance_target(self) -> InstanceTarget | None:
+        """The instance target of an instance model, ``None`` for a class model."""
+        return self.meta.targets.instance_target
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's resolved pipeline config (empty when the checkpoint stores none)."""
+        return dict(self.meta.to_dict().get("config") or {})
 
 
-def read_trained_model(checkpoint_file: str | Path) -> TrainedModel:
-    """The model and metadata of a medseg checkpoint file (the one place that reads it)."""
-    checkpoint = load_checkpoint(checkpoint_file)
-    metadata = checkpoint["metadata"]
-    model = load_trained_model(checkpoint)
-    return TrainedModel(
-        model=model,
-        name=metadata["model"]["name"],
-        params=dict(metadata["model"].get("params", {})),
-        normalization=dict(metadata["normalization"]),
-        classes=list(metadata["classes"]) if metadata.get("classes") else None,
-        targets=dict(metadata.get("targets") or {}),
-        config=dict(metadata.get("config") or {}),
-    )
+def read_trained_model(checkpoint: str | Path) -> CheckpointModel:
+    """The model and meta of a medseg checkpoint (a ``.pt`` file, ``checkpoints/`` or run folder), read once."""
+    loaded = read_checkpoint(checkpoint)
+    return CheckpointModel(load_trained_model(loaded), loaded.meta)
 
 
 @dataclass(frozen=True)
@@ -129,7 +155,7 @@ class PackageInfo:
     tags: Sequence[str] = field(default_factory=tuple)
 
 
-def _valid_size(constraints: Any, axis: int, at_most: int) -> int:
+def _valid_size(constraints: InputConstraints, axis: int, at_most: int) -> int:
     """The largest valid input size ``<= at_most`` along ``axis`` (raises when none is)."""
     divisor, remainder = constraints.divisor[axis], constraints.remainder[axis]
     size = at_most - ((at_most - remainder) % divisor)
@@ -141,15 +167,15 @@ def _valid_size(constraints: Any, axis: int, at_most: int) -> int:
     return size
 
 
-def _smallest_size(constraints: Any, axis: int) -> int:
+def _smallest_size(constraints: InputConstraints, axis: int) -> int:
     size = constraints.min_size[axis]
     divisor, remainder = constraints.divisor[axis], constraints.remainder[axis]
     return size + (remainder - size) % divisor
 
 
-def _test_crop(sample: Volume, trained: TrainedModel, tile: Sequence[int]) -> np.ndarray:
+def _test_crop(sample: Volume, trained: CheckpointModel, tile: Sequence[int]) -> np.ndarray:
     """``(1, C, *tile)`` float32 crop from the middle of the sample (a 2D model: its middle section)."""
-    constraints = trained.model.constraints
+    constraints = trained.constraints
     dims = constraints.spatial_dims
     array = np.asarray(sample.array)
     while array.ndim - 1 > dims:  # a 2D model on a stack: the middle section
@@ -168,7 +194,7 @@ def _test_crop(sample: Volume, trained: TrainedModel, tile: Sequence[int]) -> np
     return np.ascontiguousarray(array[(slice(None), *box)][None], dtype=np.float32)
 
 
-def _expected_output(trained: TrainedModel, test_input: np.ndarray) -> np.ndarray:
+def _expected_output(trained: CheckpointModel, test_input: np.ndarray) -> np.ndarray:
     """The package's output for ``test_input``: the network on z-scored input, softmax for class models."""
     mean = np.asarray(trained.normalization["mean"], dtype=np.float32)
     std = np.asarray(trained.normalization["std"], dtype=np.float32)
@@ -181,18 +207,18 @@ def _expected_output(trained: TrainedModel, test_input: np.ndarray) -> np.ndarra
     return output.numpy().astype(np.float32)
 
 
-def _is_instance(trained: TrainedModel) -> bool:
-    return trained.targets.get("label_kind") == "instances"
+def _is_instance(trained: CheckpointModel) -> bool:
+    return trained.meta.targets.is_instances
 
 
-def _channel_names(trained: TrainedModel) -> list[str]:
-    out_channels = trained.model.constraints.out_channels
+def _channel_names(trained: CheckpointModel) -> list[str]:
+    out_channels = trained.constraints.out_channels
     classes = trained.classes or []
-    target = trained.targets.get("instance_target") if _is_instance(trained) else None
-    if target == "distance" and len(classes) == 2 and out_channels == 3:
+    target = trained.instance_target
+    if target is not None and target.has_distance_channel and len(classes) == 2 and out_channels == 3:
         return [f"{c}_logit" for c in classes] + ["distance_logit"]
     if len(classes) == out_channels:
-        return [f"{c}_logit" if target else c for c in classes]
+        return [f"{c}_logit" if target is not None else c for c in classes]
     return [f"channel{k}" for k in range(out_channels)]
 
 
@@ -211,7 +237,7 @@ def _torchscript(model: torch.nn.Module, example: torch.Tensor, path: Path) -> b
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # checked on two sizes below
             scripted = torch.jit.trace(model, example, check_trace=False)
-    step = model.constraints.divisor
+    step = constraints_of(model).divisor
     larger = torch.nn.functional.pad(example, [p for d in reversed(step) for p in (0, d)], mode="reflect")
     with torch.no_grad():
         if not torch.allclose(scripted(example), model(example), rtol=1e-4, atol=1e-5):
@@ -253,14 +279,16 @@ def _cover(
 
 
 def _axes(
-    sample: Volume, trained: TrainedModel, *, output: bool, fixed: Sequence[int] | None = None
+    sample: Volume, trained: CheckpointModel, *, output: bool, fixed: Sequence[int] | None = None
 ) -> list[Any]:
     """The tensor's axes; ``fixed`` declares one input size instead of ``min + n * step``."""
     from bioimageio.spec.model import v0_5
 
-    constraints = trained.model.constraints
+    constraints = trained.constraints
     dims = constraints.spatial_dims
-    spacing = tuple(sample.spacing)[-dims:]
+    spacing = (sample.spacing or (1.0,) * len(sample.spatial_shape))[
+        -dims:
+    ]  # Volume sets it: ones by default
     unit = SPEC_UNITS.get(sample.unit) if sample.unit else None
     ids = ("z", "y", "x")[-dims:]
     if output:
@@ -297,7 +325,7 @@ def _axes(
     return axes
 
 
-def _preprocessing(trained: TrainedModel) -> list[Any]:
+def _preprocessing(trained: CheckpointModel) -> list[Any]:
     from bioimageio.spec.model import v0_5
 
     mean = [float(m) for m in trained.normalization["mean"]]
@@ -314,11 +342,11 @@ def _preprocessing(trained: TrainedModel) -> list[Any]:
     ]
 
 
-def _readme(trained: TrainedModel, info: PackageInfo, tile: tuple[int, ...]) -> str:
-    target = trained.targets.get("instance_target") if _is_instance(trained) else None
-    if target:
+def _readme(trained: CheckpointModel, info: PackageInfo, tile: tuple[int, ...]) -> str:
+    target = trained.instance_target
+    if target is not None:
         output = (
-            f"Raw logits of an instance model (target `{target}`): channels {', '.join(_channel_names(trained))}. "
+            f"Raw logits of an instance model (target `{target.value}`): channels {', '.join(_channel_names(trained))}. "
             "medseg turns them into objects with a seeded watershed (`medseg predict -m PACKAGE.zip`); "
             "other tools get the class logits and can threshold the foreground."
         )
@@ -354,7 +382,7 @@ def _readme(trained: TrainedModel, info: PackageInfo, tile: tuple[int, ...]) -> 
     )
 
 
-def _citations(trained: TrainedModel, info: PackageInfo) -> list[Any]:
+def _citations(trained: CheckpointModel, info: PackageInfo) -> list[Any]:
     from bioimageio.spec.model import v0_5
 
     family = "fcn" if trained.name.startswith("fcn") else "unet3d" if trained.name == "unet3d" else "unet"
@@ -380,7 +408,7 @@ def _validated(descr_class: Any, **fields: Any) -> Any:
 
 
 def export_bioimageio(
-    trained: TrainedModel,
+    trained: CheckpointModel,
     sample: Volume,
     out: str | Path,
     *,
@@ -392,7 +420,7 @@ def export_bioimageio(
 
     Parameters
     ----------
-    trained : TrainedModel
+    trained : CheckpointModel
         From :func:`read_trained_model`.
     sample : Volume
         An image like the training images (``(C, *spatial)``, geometry kept): the test
@@ -426,7 +454,7 @@ def export_bioimageio(
         raise ConfigError(f"the package must be a .zip file, got {out}; e.g. --bioimageio model.zip")
     if not info.authors:
         raise ConfigError("a bioimage.io package needs at least one author: pass --author NAME")
-    constraints = trained.model.constraints
+    constraints = trained.constraints
     tile = tuple(tile or trained.config.get("infer", {}).get("roi_size") or sample.spatial_shape)
     tile = tile[-constraints.spatial_dims :]
     test_input = _test_crop(sample, trained, tile)
@@ -450,7 +478,7 @@ def export_bioimageio(
         medseg_config = {
             "model": {"name": trained.name, "params": trained.params},
             "classes": trained.classes,
-            "targets": trained.targets,
+            "targets": trained.meta.targets.to_dict(),
             "normalization": trained.normalization,
             "tile": list(tile),
         }

@@ -98,7 +98,7 @@ class PackageNormalization:
     axis_ids: tuple[str, ...]
 
     def __call__(self, image: np.ndarray, *, channel_axis: int = 0, source: str | None = None) -> np.ndarray:
-        x = np.array(image, dtype=np.float32)
+        x: np.ndarray = np.array(image, dtype=np.float32)
         if channel_axis != 0:
             x = np.moveaxis(x, channel_axis, 0)
         ids, ndim = self.axis_ids, x.ndim
@@ -397,7 +397,10 @@ def load_package(path: str | Path) -> LoadedPackage:
     )
     medseg = dict((description.config.model_dump() if description.config else {}).get("medseg") or {})
     channel_names = [str(c) for c in channel_out.channel_names] if channel_out is not None else None
-    classes = medseg.get("classes") or (channel_names if out_channels > 1 else ["background", "foreground"])
+    classes: list[str] = list(medseg.get("classes") or [])
+    if not classes:  # a foreign package: its channel names, a one-channel score as background/foreground
+        names = channel_names or [f"channel{k}" for k in range(out_channels)]
+        classes = names if out_channels > 1 else ["background", "foreground"]
     norm_axes = tuple(["channel", *spatial])
     logger.info(
         "bioimage.io package %s: %dD, %d -> %d channels, window %s",
@@ -410,7 +413,7 @@ def load_package(path: str | Path) -> LoadedPackage:
     return LoadedPackage(
         model=model,
         normalization=PackageNormalization(pre, norm_axes),
-        classes=list(classes),
+        classes=classes,
         targets=dict(medseg.get("targets") or {}),
         roi_size=tuple(medseg.get("tile") or roi),
         name=str(description.name),

@@ -86,7 +86,7 @@ def object_table(instances: Volume, image: Volume | None = None) -> dict[str, np
     voxels = table["area"].astype(np.int64)
     out["area" if dims == 2 else "volume"] = voxels * float(np.prod(spacing))
     out["voxels"] = voxels
-    if intensity is not None:
+    if image is not None:
         channels = image.num_channels
         for c in range(channels):
             key = f"intensity_mean-{c}" if channels > 1 else "intensity_mean"

@@ -12,12 +12,9 @@ from medseg.exchange.measurements import object_table, write_object_csv
 from medseg.io import Volume
 from medseg.io.geojson import write_geojson
 
-__all__ = ["EXCHANGE_FORMATS", "write_object_outputs"]
+__all__ = ["write_object_outputs"]
 
 logger = logging.getLogger(__name__)
-
-#: ``--format`` values written by this package rather than by a challenge format.
-EXCHANGE_FORMATS: tuple[str, ...] = ("geojson",)
 
 
 def _object_classes(instances: np.ndarray, labels: np.ndarray, names: Sequence[str] | None) -> dict[int, str]:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from medseg.errors import ConfigError, DataValueError
 
-__all__ = ["NONFINITE_POLICIES", "ZScore"]
+__all__ = ["NONFINITE_POLICIES", "Normalizer", "ZScore"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,14 @@ def _nonfinite_error(count: int, total: int, source: str) -> DataValueError:
         "option data.nonfinite to 'zero' or 'min' to replace them (e.g. --set data.nonfinite=zero), "
         "or clean the file"
     )
+
+
+class Normalizer(Protocol):
+    """What the :class:`~medseg.infer.Predictor` normalises an image with (:class:`ZScore`, or a package's pre-processing)."""
+
+    def __call__(
+        self, image: np.ndarray, *, channel_axis: int = 0, source: str | None = None
+    ) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

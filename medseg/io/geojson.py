@@ -214,7 +214,7 @@ def classes_from_objects(
     """
     lookup = np.zeros(int(max([0, *names, int(instances.max(initial=0))])) + 1, dtype=np.int32)
     for value, name in names.items():
-        if name not in classes:
+        if name is None or name not in classes:
             raise LabelError(
                 f"object {value} of {source} has class {name!r}, not among the declared classes "
                 f"{sorted(classes)}: declare it in data.classes or reclassify it in QuPath"

@@ -23,7 +23,7 @@ import numpy as np
 from medseg.errors import MedsegError
 from medseg.io import SUPPORTED_SUFFIXES, Volume, read, suffix_of
 
-__all__ = ["get_reader", "read_layers"]
+__all__ = ["get_reader", "layer_geometry", "read_layers"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +35,11 @@ def _ome_zarr_layers(path: Path) -> list[LayerData]:
     import zarr
 
     group = zarr.open_group(str(path), mode="r")
-    ome = group.attrs.get("ome") or {}
+    ome: Any = group.attrs.get("ome") or {}  # NGFF metadata: JSON, read as the specification lays it out
     (multiscale,) = ome.get("multiscales") or [None]
     if multiscale is None:
         raise ValueError(f"{path} has no OME multiscales")
-    levels = [group[d["path"]] for d in multiscale["datasets"]]
+    levels: list[Any] = [group[d["path"]] for d in multiscale["datasets"]]
     transforms = {t["type"]: t for t in multiscale["datasets"][0].get("coordinateTransformations", [])}
     scale = transforms.get("scale", {}).get("scale", [1.0] * levels[0].ndim)
     translate = transforms.get("translation", {}).get("translation", [0.0] * levels[0].ndim)
@@ -55,11 +55,19 @@ def _ome_zarr_layers(path: Path) -> list[LayerData]:
     return [(levels if len(levels) > 1 else levels[0], kwargs, kind)]
 
 
+def layer_geometry(volume: Volume) -> dict[str, list[float]]:
+    """napari's ``scale`` and ``translate`` of a volume: its spacing and origin (array axis order)."""
+    spatial = len(volume.spatial_shape)  # Volume fills a missing spacing/origin with ones/zeros
+    return {
+        "scale": list(volume.spacing or (1.0,) * spatial),
+        "translate": list(volume.origin or (0.0,) * spatial),
+    }
+
+
 def _volume_layers(volume: Volume, name: str) -> list[LayerData]:
     kwargs: dict[str, Any] = {
         "name": name,
-        "scale": list(volume.spacing),
-        "translate": list(volume.origin),
+        **layer_geometry(volume),
         "metadata": {
             "source": volume.meta.get("source"),
             "unit": volume.unit,

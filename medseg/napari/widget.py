@@ -10,29 +10,42 @@ window, as the CLI's ``--progress`` does).
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medseg.config import InferConfig
+from medseg.checkpoint_meta import Checkpoint, read_checkpoint
 from medseg.errors import ShapeError
-from medseg.exchange.bioimageio_export import read_trained_model
 from medseg.exchange.bioimageio_import import is_bioimageio_package
-from medseg.infer.predictor import checkpoint_path
+from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import Volume
-from medseg.pipeline.predicting import package_infer_config, predictor_for, sliding_window_from_infer
+from medseg.napari.reader import layer_geometry
+from medseg.pipeline.predicting import (
+    package_infer_config,
+    predictor_for,
+    sliding_window_from_infer,
+    window_for_checkpoint,
+)
+
+if TYPE_CHECKING:  # the widget's annotations name napari's types; napari itself is optional
+    import napari
 
 __all__ = ["predict_array", "predict_image_layer"]
 
 logger = logging.getLogger(__name__)
 
 
-def _window_settings(model: Path, device: str | None) -> InferConfig:
+def _model_and_window(
+    model: Path, device: str | None, progress: bool
+) -> tuple[Path | Checkpoint, SlidingWindow]:
+    """A package path, or the checkpoint loaded once, with the window it predicts with (the run's settings)."""
     chosen = {"device": device} if device else {}
     if is_bioimageio_package(model):
-        return package_infer_config(model, chosen)
-    infer = dict(read_trained_model(checkpoint_path(model)).config.get("infer") or {})
-    return InferConfig(**{**infer, **chosen})
+        return model, sliding_window_from_infer(package_infer_config(model, chosen), progress=progress)
+    checkpoint = read_checkpoint(model)
+    return checkpoint, window_for_checkpoint(
+        checkpoint, chosen, source="medseg napari widget", progress=progress
+    )
 
 
 def predict_array(
@@ -81,24 +94,23 @@ def predict_array(
         spacing=tuple(scale)[-spatial:] if scale is not None else None,
         origin=tuple(translate)[-spatial:] if translate is not None else None,
     )
-    window = sliding_window_from_infer(_window_settings(model, device), progress=progress)
-    predictor = predictor_for(model if is_bioimageio_package(model) else checkpoint_path(model), window)
+    loaded, window = _model_and_window(model, device, progress)
+    predictor = predictor_for(loaded, window)
     prediction = predictor.predict(volume)
     result = prediction.instances if prediction.instances is not None else prediction.labels
     kwargs = {
         "name": f"{model.stem} labels",
-        "scale": list(volume.spacing),
-        "translate": list(volume.origin),
+        **layer_geometry(volume),
         "metadata": {"model": str(model), "classes": list(predictor.classes or [])},
     }
     return result.array[0], kwargs
 
 
 def predict_image_layer(
-    image: "napari.layers.Image",  # noqa: F821 - resolved by magicgui; napari is imported only by napari
+    image: "napari.layers.Image",  # resolved by magicgui; napari is imported only by napari
     model: Path = Path("."),
     device: str = "",
-) -> "napari.types.LayerDataTuple":  # noqa: F821
+) -> "napari.types.LayerDataTuple":
     """Predict ``image`` with a medseg run folder or a bioimage.io package into a labels layer.
 
     No ``from __future__ import annotations`` in this module: magicgui builds the form

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,9 @@ from medseg.data.em import split_sections
 from medseg.data.label_check import check_labels
 from medseg.data.registry import DATASETS, DatasetEntry, dataset_folder, get_dataset
 from medseg.errors import ConfigError
+from medseg.io import Volume
 from medseg.io.geojson import classes_from_objects
+from medseg.options import LabelKind
 
 __all__ = ["TEST_SPLITS", "load_test_samples", "load_training_samples"]
 
@@ -33,7 +35,7 @@ def _test_loader(entry: DatasetEntry, test: Callable[[Path], list[Sample]]) -> C
 
 #: dataset name -> (function(fetch root) returning the unlabelled test samples, challenge submission format).
 TEST_SPLITS: dict[str, tuple[Callable[[Path], list[Sample]], str]] = {
-    name: (_test_loader(entry, entry.test), entry.submission_format or "labelmap")
+    name: (_test_loader(entry, entry.test), entry.challenge_format)
     for name, entry in DATASETS.items()
     if entry.test is not None
 }
@@ -66,28 +68,29 @@ def load_training_samples(data: DataConfig) -> tuple[list[Sample], list[Sample]]
         Label values that do not fit the declared classes (names the file and the values).
     """
     entry, folder = _entry_and_folder(data)
-    if entry.label_kind == "instances" and data.label_kind == "classes":
+    if LabelKind.parse(entry.label_kind) is LabelKind.INSTANCES and data.label_kind is LabelKind.CLASSES:
         raise ConfigError(
             f"dataset {entry.name} has instance labels (one id per object): set data.label_kind: instances "
             "and data.instance_target: boundary or distance"
         )
     samples = entry.train(folder)
-    if data.label_kind == "classes":
+    if data.label_kind is LabelKind.CLASSES:
         samples = [_named_objects_as_classes(s, data.classes) for s in samples]
     check_labels([s.label for s in samples], label_kind=data.label_kind, classes=data.classes)
     train_ids, val_ids = split_sections(len(samples), data.validation_slices)
     return [samples[i] for i in train_ids], [samples[i] for i in val_ids]
 
 
-def _named_objects_as_classes(sample: Sample, classes: tuple[str, ...]) -> Sample:
+def _named_objects_as_classes(sample: Sample, classes: Sequence[str] | None) -> Sample:
     """A label read from QuPath GeoJSON (objects with class names) as class ids, by ``data.classes``."""
-    names = sample.label.meta.get("object_classes") if sample.label is not None else None
-    if names is None:
+    label = sample.label
+    names = label.meta.get("object_classes") if isinstance(label, Volume) else None
+    if not isinstance(label, Volume) or names is None:  # GeoJSON labels are read into memory
         return sample
-    lookup = {name: index for index, name in enumerate(classes)}
-    source = str(sample.label.meta.get("source", sample.case_id))
-    array = classes_from_objects(np.asarray(sample.label.array[0]), names, lookup, source=source)
-    return dataclasses.replace(sample, label=sample.label.with_array(array[None], object_classes=None))
+    lookup = {name: index for index, name in enumerate(classes or ())}
+    source = str(label.meta.get("source", sample.case_id))
+    array = classes_from_objects(np.asarray(label.array[0]), names, lookup, source=source)
+    return dataclasses.replace(sample, label=label.with_array(array[None], object_classes=None))
 
 
 def load_test_samples(data: DataConfig) -> tuple[list[Sample], str] | None:
@@ -95,4 +98,4 @@ def load_test_samples(data: DataConfig) -> tuple[list[Sample], str] | None:
     entry, folder = _entry_and_folder(data)
     if entry.test is None:
         return None
-    return entry.test(folder), entry.submission_format or "labelmap"
+    return entry.test(folder), entry.challenge_format

@@ -16,8 +16,12 @@ from medseg.config import config_from_dict
 from medseg.data.manifest import find_manifest, load_manifest
 from medseg.data.registry import resolve_name
 from medseg.errors import ConfigError, MedsegError
-from medseg.exchange.bioimageio_export import PackageInfo, TrainedModel, export_bioimageio, read_trained_model
-from medseg.infer.predictor import checkpoint_path
+from medseg.exchange.bioimageio_export import (
+    CheckpointModel,
+    PackageInfo,
+    export_bioimageio,
+    read_trained_model,
+)
 from medseg.io import Volume, read
 from medseg.pipeline.datasets import load_training_samples
 from medseg.pipeline.overlay import overlay_panels
@@ -27,7 +31,7 @@ __all__ = ["export_run"]
 logger = logging.getLogger(__name__)
 
 
-def _run_image(trained: TrainedModel) -> Volume:
+def _run_image(trained: CheckpointModel) -> Volume:
     """An image of the run's own data: the first validation sample, else the first training one."""
     if not trained.config.get("data"):
         raise ConfigError("the checkpoint stores no data config; pass a test image with --test-image IMAGE")
@@ -38,15 +42,16 @@ def _run_image(trained: TrainedModel) -> Volume:
         raise ConfigError(
             f"cannot read the run's data for a test image ({err}); pass --test-image IMAGE"
         ) from err
-    return (validation or training)[0].image
+    image = (validation or training)[0].image
+    return image if isinstance(image, Volume) else read(image.path)  # a lazily opened stack: read it
 
 
-def _package_info(trained: TrainedModel, authors: Sequence[str], license: str) -> PackageInfo:
+def _package_info(trained: CheckpointModel, authors: Sequence[str], license: str) -> PackageInfo:
     """Name, description, citations and documentation from the run's config and its dataset manifest."""
     data = trained.config.get("data") or {}
     name = re.sub(r"[^A-Za-z0-9 _().-]+", " ", str(trained.config.get("name") or trained.name)).strip()
     name = name if len(name) >= 5 else f"medseg {name}"  # the specification wants 5-128 characters
-    kind = "instance" if trained.targets.get("label_kind") == "instances" else "semantic"
+    kind = "instance" if trained.meta.targets.is_instances else "semantic"
     description = f"medseg {trained.name} for {kind} segmentation"
     cite: list[dict[str, str]] = []
     notes = []
@@ -110,7 +115,7 @@ def export_run(
     Path
         ``out``.
     """
-    trained = read_trained_model(checkpoint_path(run))
+    trained = read_trained_model(run)
     sample = read(test_image) if test_image is not None else _run_image(trained)
     info = _package_info(trained, authors, license)
     return export_bioimageio(trained, sample, out, info=info, draw_cover=overlay_panels)

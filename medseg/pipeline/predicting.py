@@ -12,43 +12,43 @@ predicts exactly the cases that are missing (and leaves no half-written file).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
-from medseg.config import InferConfig
+from medseg.checkpoint_meta import Checkpoint, read_checkpoint
+from medseg.config import InferConfig, config_from_dict
 from medseg.errors import ConfigError, DataNotFoundError
-from medseg.eval.formats import get_format, write_submission
+from medseg.eval.formats import ChallengeFormat, FormatKind, get_format
 from medseg.exchange.bioimageio_import import is_bioimageio_package, load_package
-from medseg.exchange.objects import EXCHANGE_FORMATS, write_object_outputs
+from medseg.exchange.objects import write_object_outputs
 from medseg.infer.blockwise import predict_blockwise
 from medseg.infer.postprocess import label_instances
-from medseg.infer.predictor import Prediction, Predictor, checkpoint_path, file_sha256
+from medseg.infer.predictor import Prediction, Predictor
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import Volume, open_array, read, split_key, suffix_of, write
-from medseg.train.checkpoint import load_checkpoint
+from medseg.io.paths import file_sha256
 
 __all__ = [
     "PredictedCase",
     "case_name",
     "package_infer_config",
-    "predictor_for",
     "predict_files",
+    "predictor_for",
     "shard",
     "sliding_window_from_infer",
+    "window_for_checkpoint",
     "write_case_submission",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Formats whose files hold instance ids: predictions are split into connected components.
-_INSTANCE_FORMATS = {"ctc", "glas", "monuseg", "cremi", "instances"}
 #: Lossy or geometry-less inputs get their labels written as TIFF instead.
 _LABEL_SUFFIX_FOR = {".jpg": ".tif", ".jpeg": ".tif", ".bmp": ".png"}
 #: Suffixes that hold float multi-channel probabilities; others get theirs as TIFF.
@@ -57,12 +57,13 @@ _PROBABILITY_SUFFIXES = {".nii.gz", ".nii", ".tif", ".tiff", ".zarr", ".h5", ".h
 _NNUNET_CHANNEL = re.compile(r"_0000$")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class PredictedCase:
     case: str
     labels: Path
     submission: Path | None
     skipped: bool
+    #: Objects of an instance prediction (``<case>_objects.csv``); ``None`` for class labels.
     objects: int | None = None
 
 
@@ -88,12 +89,13 @@ def shard() -> tuple[int, int]:
 
 
 def predict_files(
-    checkpoint: str | Path,
+    checkpoint: str | Path | Checkpoint,
     inputs: Sequence[str | Path],
     out_dir: str | Path,
     *,
     window: SlidingWindow,
     submission_format: str | None = None,
+    geojson: bool = False,
     block_shape: Sequence[int] | None = None,
     halo: Sequence[int] | None = None,
     ome_zarr: bool = False,
@@ -105,9 +107,11 @@ def predict_files(
 
     Parameters
     ----------
-    checkpoint : path
+    checkpoint : path or Checkpoint
         A ``.pt`` file of ``medseg train``/``medseg demo``, its ``checkpoints/`` folder or
-        the training run folder.
+        the training run folder, or a :class:`~medseg.checkpoint_meta.Checkpoint` already
+        loaded (then the file is not read again); or a bioimage.io model package (``.zip``,
+        its ``rdf.yaml`` or folder) with PyTorch weights (:func:`predictor_for`).
     inputs : sequence of path
         Image files in any format :func:`medseg.io.read` takes.
     out_dir : path
@@ -120,12 +124,16 @@ def predict_files(
         ``isbi2012`` writes the non-membrane probability; instance formats get the
         watershed instances of an instance-trained checkpoint, else the connected
         components of the predicted foreground.
+    geojson : bool
+        Also write each case's objects as QuPath detections, ``geojson/<case>.geojson``
+        (2D; an instance model's objects, else the connected components of the labels).
+        Every instance prediction writes ``<case>_objects.csv`` (per-object measurements).
     block_shape, halo : sequence of int, optional
         Predict out of core: read each image lazily block by block (with ``halo``
         context, default a quarter of the window) and write ``<case>.zarr`` label maps;
         an interrupted case resumes with its missing blocks (``ome_zarr``: ``<case>.ome.zarr``,
         OME-Zarr NGFF 0.5 label images). Not combined with
-        ``submission_format``.
+        ``submission_format`` or ``geojson``.
     save_probabilities : bool
         Also write ``<case>_probabilities<suffix>`` (float32 softmax, one channel per class);
         otherwise labels are computed without a full-size probability buffer.
@@ -140,8 +148,67 @@ def predict_files(
     list of PredictedCase
         The cases of this process (all of them, unless run under ``torchrun``).
     """
-    checkpoint = Path(checkpoint) if is_bioimageio_package(checkpoint) else checkpoint_path(checkpoint)
     out = Path(out_dir)
+    cases = _check_request(inputs, out, submission_format, block_shape, ome_zarr, geojson)
+    predictor = predictor_for(checkpoint, window)
+    rank, world = shard()
+    blockwise = block_shape is not None
+    mine = [case for i, case in enumerate(cases) if blockwise or i % world == rank]
+    if world > 1:
+        logger.info("rank %d of %d: %d of %d case(s)", rank, world, len(mine), len(cases))
+    together = _ranks_together() if world > 1 and blockwise else contextlib.nullcontext()
+    results = []
+    with together as barrier:
+        for path, name in tqdm(mine, desc="cases", unit="case", disable=not progress):
+            target = out / f"{name}{_label_suffix(path, block_shape, ome_zarr)}"
+            if target.exists() and not overwrite:
+                logger.info("skipping %s: %s exists (use overwrite to predict it again)", path, target)
+                results.append(PredictedCase(name, target, None, skipped=True))
+            elif block_shape is not None:
+                with open_array(path) as image:
+                    labels = predict_blockwise(
+                        predictor,
+                        image,
+                        target,
+                        block_shape=block_shape,
+                        halo=halo if halo is not None else _default_halo(window.roi_size, block_shape),
+                        overwrite=overwrite,
+                        shard=(rank, world),
+                        barrier=barrier,
+                    )
+                results.append(PredictedCase(name, labels, None, skipped=False))
+            else:
+                results.append(
+                    _predict_case(
+                        predictor,
+                        path,
+                        name,
+                        target,
+                        submission_format,
+                        geojson=geojson,
+                        save_probabilities=save_probabilities,
+                    )
+                )
+    return results
+
+
+def _check_request(
+    inputs: Sequence[str | Path],
+    out: Path,
+    submission_format: str | None,
+    block_shape: Sequence[int] | None,
+    ome_zarr: bool,
+    geojson: bool = False,
+) -> list[tuple[Path, str]]:
+    """``(path, case name)`` of every input, after checking the request before any work.
+
+    Raises
+    ------
+    ConfigError
+        The output is a file, options that do not go together, or inputs sharing a case name.
+    DataNotFoundError
+        An input file is missing.
+    """
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output folder {out} is an existing file; pass a folder to -o/--output")
     paths = [Path(p) for p in inputs]
@@ -149,12 +216,13 @@ def predict_files(
     if missing:
         raise DataNotFoundError(f"input file(s) not found: {', '.join(missing[:5])}; check the paths")
     if submission_format is not None:
-        if submission_format not in EXCHANGE_FORMATS:
-            get_format(submission_format)
+        get_format(submission_format)
         if block_shape is not None:
             raise ConfigError(
                 "block-wise prediction writes .zarr label maps; drop the submission format or block_shape"
             )
+    if geojson and block_shape is not None:
+        raise ConfigError("block-wise prediction writes .zarr label maps; drop --geojson or block_shape")
     if ome_zarr and block_shape is None:
         raise ConfigError(
             "OME-Zarr output is written by block-wise prediction; pass block_shape with ome_zarr"
@@ -163,84 +231,88 @@ def predict_files(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"inputs share case names {duplicates[:5]}; predict them into separate folders")
-    rank, world = shard()
-    predictor = predictor_for(checkpoint, window)
-    by_case = world > 1 and block_shape is None
-    mine = [
-        (p, n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if not by_case or i % world == rank
-    ]
-    if world > 1:
-        logger.info("rank %d of %d: %d of %d case(s)", rank, world, len(mine), len(paths))
-    together = _ranks_together() if world > 1 and block_shape is not None else contextlib.nullcontext()
-    with together as barrier:
-        results = []
-        for path, name in tqdm(mine, desc="cases", unit="case", disable=not progress):
-            file_suffix = suffix_of(split_key(path)[0])
-            block_suffix = ".ome.zarr" if ome_zarr else ".zarr"
-            suffix = (
-                block_suffix if block_shape is not None else _LABEL_SUFFIX_FOR.get(file_suffix, file_suffix)
-            )
-            target = out / f"{name}{suffix}"
-            if target.exists() and not overwrite:
-                logger.info("skipping %s: %s exists (use overwrite to predict it again)", path, target)
-                results.append(PredictedCase(name, target, None, skipped=True))
-                continue
-            if block_shape is not None:
-                context = (
-                    halo
-                    if halo is not None
-                    else tuple(r // 4 for r in _full_roi(window.roi_size, block_shape))
-                )
-                with open_array(path) as image:
-                    labels = predict_blockwise(
-                        predictor,
-                        image,
-                        target,
-                        block_shape=block_shape,
-                        halo=context,
-                        overwrite=overwrite,
-                        shard=(rank, world),
-                        barrier=barrier,
-                    )
-                results.append(PredictedCase(name, labels, None, skipped=False))
-                continue
-            needs_probabilities = save_probabilities or submission_format == "isbi2012"
-            image = read(path)
-            prediction = predictor.predict(image, probabilities=needs_probabilities)
-            submission, objects = None, None
-            instances = _instances_of(prediction, submission_format)
-            if instances is not None:  # per-object CSV, and GeoJSON polygons when asked for
-                geojson = submission_format in EXCHANGE_FORMATS
-                objects = write_object_outputs(
-                    instances,
-                    prediction.labels,
-                    image,
-                    out,
-                    name,
-                    geojson=geojson,
-                    class_names=predictor.classes,
-                )
-                submission = out / "geojson" / f"{name}.geojson" if geojson else None
-            if submission_format is not None and submission_format not in EXCHANGE_FORMATS:
-                submission = write_case_submission(
-                    submission_format, prediction, out / submission_format, name, predictor
-                )
-            if save_probabilities:
-                probability_suffix = suffix if suffix in _PROBABILITY_SUFFIXES else ".tif"
-                write(prediction.probabilities, out / f"{name}_probabilities{probability_suffix}")
-            # the label map last: its existence marks the case as done
-            labels_file = write(prediction.labels, target)
-            results.append(PredictedCase(name, labels_file, submission, skipped=False, objects=objects))
-    return results
+    return list(zip(paths, names, strict=True))
 
 
-def predictor_for(checkpoint: Path, window: SlidingWindow) -> Predictor:
-    """The predictor of a medseg checkpoint or of a bioimage.io package (its network, pre/post-processing)."""
-    if is_bioimageio_package(checkpoint):
-        package = load_package(checkpoint)
-        identity = (
-            {"package_sha256": file_sha256(checkpoint)} if checkpoint.is_file() else {"package": package.name}
+def _label_suffix(path: Path, block_shape: Sequence[int] | None, ome_zarr: bool) -> str:
+    """Suffix of a case's label map: ``.zarr``/``.ome.zarr`` block-wise, else the input's (TIFF for lossy)."""
+    if block_shape is not None:
+        return ".ome.zarr" if ome_zarr else ".zarr"
+    suffix = suffix_of(split_key(path)[0])
+    return _LABEL_SUFFIX_FOR.get(suffix, suffix)
+
+
+def _needs_probabilities(submission_format: str | None, save_probabilities: bool) -> bool:
+    return save_probabilities or (
+        submission_format is not None and get_format(submission_format).needs_probabilities
+    )
+
+
+def _predict_case(
+    predictor: Predictor,
+    path: Path,
+    name: str,
+    target: Path,
+    submission_format: str | None,
+    *,
+    geojson: bool = False,
+    save_probabilities: bool,
+) -> PredictedCase:
+    """Predict case ``name`` in memory and write its files, the label map ``target`` last (it marks the case done).
+
+    The objects of an instance prediction (an instance model's, or the connected components
+    when an instance format or ``geojson`` asks for objects) get ``<case>_objects.csv``.
+    """
+    out = target.parent
+    image = read(path)
+    prediction = predictor.predict(
+        image, probabilities=_needs_probabilities(submission_format, save_probabilities)
+    )
+    fmt = None if submission_format is None else get_format(submission_format)
+    objects = None
+    instances = _instances_of(
+        prediction, wanted=geojson or (fmt is not None and fmt.kind is FormatKind.INSTANCES)
+    )
+    if instances is not None:
+        prediction = dataclasses.replace(prediction, instances=instances)  # components found once
+        objects = write_object_outputs(
+            instances, prediction.labels, image, out, name, geojson=geojson, class_names=predictor.classes
         )
+    submission = None
+    if fmt is not None:
+        submission = write_case_submission(fmt, prediction, out / fmt.name, name, predictor)
+    if save_probabilities and prediction.probabilities is not None:
+        suffix = target.name[len(name) :]
+        probability_suffix = suffix if suffix in _PROBABILITY_SUFFIXES else ".tif"
+        write(prediction.probabilities, out / f"{name}_probabilities{probability_suffix}")
+    return PredictedCase(name, write(prediction.labels, target), submission, skipped=False, objects=objects)
+
+
+def _instances_of(prediction: Prediction, *, wanted: bool) -> Volume | None:
+    """The objects of a prediction: an instance model's, else (when ``wanted``) the connected components."""
+    if prediction.instances is not None:
+        return prediction.instances
+    if wanted:
+        return prediction.labels.with_array(label_instances(prediction.labels.array[0])[None])
+    return None
+
+
+def predictor_for(model: str | Path | Checkpoint, window: SlidingWindow) -> Predictor:
+    """The predictor of a medseg checkpoint or of a bioimage.io package (its network, pre/post-processing).
+
+    Parameters
+    ----------
+    model : path or Checkpoint
+        A loaded :class:`~medseg.checkpoint_meta.Checkpoint`, a checkpoint path (run
+        folder, ``checkpoints/``, ``.pt``) or a bioimage.io package (``.zip``, its
+        ``rdf.yaml`` or folder).
+    window : SlidingWindow
+        Tiling, TTA and device settings (:func:`window_for_checkpoint`, :func:`package_infer_config`).
+    """
+    if not isinstance(model, Checkpoint) and is_bioimageio_package(model):
+        path = Path(model)
+        package = load_package(path)
+        identity = {"package_sha256": file_sha256(path)} if path.is_file() else {"package": package.name}
         return Predictor(
             package.model,
             window,
@@ -249,8 +321,8 @@ def predictor_for(checkpoint: Path, window: SlidingWindow) -> Predictor:
             targets=package.targets,
             identity=identity,
         )
-    state = load_checkpoint(checkpoint)
-    return Predictor.from_checkpoint(state, window, identity={"checkpoint_sha256": file_sha256(checkpoint)})
+    loaded = model if isinstance(model, Checkpoint) else read_checkpoint(model)
+    return Predictor.from_checkpoint(loaded, window, identity={"checkpoint_sha256": loaded.sha256})
 
 
 @contextlib.contextmanager
@@ -290,7 +362,7 @@ def sliding_window_from_infer(
     )
 
 
-def package_infer_config(package: str | Path, chosen: dict) -> InferConfig:
+def package_infer_config(package: str | Path, chosen: Mapping[str, Any]) -> InferConfig:
     """Sliding-window settings for a bioimage.io package: its tile (or test input size), no TTA, the options given.
 
     Flip TTA is off unless asked for, so that the output is the package's own.
@@ -303,38 +375,59 @@ def package_infer_config(package: str | Path, chosen: dict) -> InferConfig:
         raise ConfigError(f"medseg predict with package {package}: {err}") from None
 
 
-def _full_roi(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]:
-    """The window size per axis of the block (a 2D window on a 3D block leaves Z without context)."""
+def window_for_checkpoint(
+    checkpoint: Checkpoint,
+    options: Mapping[str, Any] | None = None,
+    *,
+    source: str = "infer options",
+    progress: bool = False,
+) -> SlidingWindow:
+    """The :class:`SlidingWindow` of a checkpoint's training ``infer`` section, with ``options`` on top.
+
+    ``options`` holds ``infer`` keys (``roi_size``, ``overlap``, ``batch_size``, ``device``,
+    ``precision``, ``mirror_axes``, ``compile``...); ``None`` values keep training's. The
+    result is validated with the training run's whole config (:mod:`medseg.config`), so a
+    window is checked against the checkpoint's model (roi size vs its depth, 2D vs 3D).
+
+    Raises
+    ------
+    ConfigError
+        An option that is invalid or does not fit the model; the message starts with ``source``.
+    """
+    trained = checkpoint.meta.training_config()
+    given = {k: v for k, v in (options or {}).items() if v is not None}
+    infer = {**trained.get("infer", {}), **given}
+    data = dict(trained.get("data", {}))
+    if "patch_shape" not in data and "roi_size" in infer:
+        data["patch_shape"] = infer["roi_size"]  # not stored: there are no training patches to check
+    config = config_from_dict({**trained, "data": data, "infer": infer}, source=source)
+    return sliding_window_from_infer(config.infer, progress=progress)
+
+
+def _default_halo(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]:
+    """A quarter of the window per axis of the block (a 2D window on a 3D block leaves Z without context)."""
     roi = tuple(roi)
-    return (0,) * (len(block_shape) - len(roi)) + roi
-
-
-def _instances_of(prediction: Prediction, fmt: str | None) -> Volume | None:
-    """The objects of a prediction: an instance model's, else, for an object format, the connected components."""
-    if prediction.instances is not None:
-        return prediction.instances
-    if fmt in _INSTANCE_FORMATS or fmt in EXCHANGE_FORMATS:
-        return prediction.labels.with_array(label_instances(prediction.labels.array[0])[None])
-    return None
+    return tuple(r // 4 for r in (0,) * (len(block_shape) - len(roi)) + roi)
 
 
 def write_case_submission(
-    fmt: str, prediction: Prediction, out_dir: Path, case: str, predictor: Predictor
+    fmt: str | ChallengeFormat, prediction: Prediction, out_dir: Path, case: str | int, predictor: Predictor
 ) -> Path:
     """Write one predicted case in challenge format ``fmt`` (probabilities, instances or classes as it needs)."""
+    fmt = get_format(fmt)
     labels = prediction.labels.array[0]
-    if fmt == "isbi2012":
-        if prediction.probabilities is None:
-            raise ConfigError("format isbi2012 needs class probabilities; predict with probabilities=True")
-        classes = list(predictor.classes or [])
-        if "membrane" not in classes:
-            raise ConfigError(f"format isbi2012 needs a 'membrane' class; this model's classes are {classes}")
-        membrane = prediction.probabilities.array[classes.index("membrane")]
-        return write_submission(fmt, 1.0 - membrane, out_dir, case)
-    geometry = {}
-    if fmt in ("labelmap", "instances", "cremi"):  # these formats keep the image's geometry
-        volume = prediction.labels
-        geometry = {"spacing": volume.spacing, "origin": volume.origin, "direction": volume.direction}
-    if fmt in _INSTANCE_FORMATS:
-        return write_submission(fmt, _instances_of(prediction, fmt).array[0], out_dir, case, **geometry)
-    return write_submission(fmt, labels.astype(np.int64), out_dir, case, **geometry)
+    instances = None
+    if fmt.kind is FormatKind.INSTANCES:  # instance formats get connected components of a class model
+        objects = _instances_of(prediction, wanted=True)
+        instances = None if objects is None else objects.array[0]
+    probabilities = None if prediction.probabilities is None else prediction.probabilities.array
+    array = fmt.prediction_array(
+        labels, probabilities=probabilities, instances=instances, classes=predictor.classes
+    )
+    volume = prediction.labels
+    geometry = (
+        {"spacing": volume.spacing, "origin": volume.origin, "direction": volume.direction}
+        if fmt.keeps_geometry
+        else {}
+    )
+    return fmt.write(array, out_dir, case, **geometry)

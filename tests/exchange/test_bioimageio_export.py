@@ -9,10 +9,15 @@ import pytest
 import torch
 import yaml
 
+from medseg.checkpoint_meta import CheckpointMeta
 from medseg.cli.main import main
 from medseg.errors import ConfigError
-from medseg.exchange.bioimageio_export import PackageInfo, TrainedModel, export_bioimageio, read_trained_model
-from medseg.infer.predictor import checkpoint_path
+from medseg.exchange.bioimageio_export import (
+    CheckpointModel,
+    PackageInfo,
+    export_bioimageio,
+    read_trained_model,
+)
 from medseg.io import Volume
 
 core = pytest.importorskip("bioimageio.core", reason="bioimageio.core is in the test extra")
@@ -45,7 +50,7 @@ def _rdf(package) -> dict:
 
 def test_package_describes_the_run(packages, runs):
     rdf = _rdf(packages["instances"])
-    trained = read_trained_model(checkpoint_path(runs["instances"]))
+    trained = read_trained_model(runs["instances"])
     pre = rdf["inputs"][0]["preprocessing"]
     assert [p["id"] for p in pre][:2] == ["ensure_dtype", "fixed_zero_mean_unit_variance"]
     assert pre[1]["kwargs"]["mean"] == pytest.approx(trained.normalization["mean"][0])
@@ -80,7 +85,7 @@ def test_package_describes_the_run(packages, runs):
 
 
 def test_expected_output_is_the_network_on_zscored_input(runs, tmp_path):
-    trained = read_trained_model(checkpoint_path(runs["unet2d"]))
+    trained = read_trained_model(runs["unet2d"])
     rng = np.random.default_rng(0)
     image = Volume(rng.normal(150, 40, (1, 40, 40)).astype(np.float32))
     package = export_bioimageio(
@@ -104,7 +109,7 @@ def test_expected_output_is_the_network_on_zscored_input(runs, tmp_path):
 
 
 def test_export_refuses_bad_requests(runs, tmp_path, capsys):
-    trained = read_trained_model(checkpoint_path(runs["unet2d"]))
+    trained = read_trained_model(runs["unet2d"])
     image = Volume(np.zeros((1, 40, 40), np.float32))
     info = PackageInfo(name="tiny model", description="d", authors=[])
     with pytest.raises(ConfigError, match="at least one author"):
@@ -123,7 +128,14 @@ def test_valid_convolution_3d_unet_package_passes_and_predicts_as_the_model(tmp_
     torch.manual_seed(0)
     params = {"in_channels": 1, "out_channels": 2, "features": 4, "depth": 2}
     model = build_model("unet3d", **params).eval()
-    trained = TrainedModel(model, "unet3d", params, {"mean": [0.0], "std": [1.0]}, ["bg", "fg"], {}, {})
+    meta = CheckpointMeta.from_dict(
+        {
+            "model": {"name": "unet3d", "params": params},
+            "normalization": {"mean": [0.0], "std": [1.0]},
+            "classes": ["bg", "fg"],
+        }
+    )
+    trained = CheckpointModel(model, meta)
     image = Volume(
         np.random.default_rng(0).normal(size=(1, 50, 50, 50)).astype(np.float32), spacing=(2.0, 1.0, 1.0)
     )

@@ -1,4 +1,4 @@
-"""``medseg predict`` on an instance model: object CSV, count, ``--format geojson``; ``medseg train`` on QuPath GeoJSON."""
+"""``medseg predict`` on an instance model: object CSV, count, ``--geojson``; ``medseg train`` on QuPath GeoJSON."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ shapely = pytest.importorskip("shapely")
 def test_instance_prediction_writes_objects_csv_geojson_and_count(runs, tmp_path, capsys):
     lab = next(runs["instances"].parent.glob("lab/images/*.tif"))
     out = tmp_path / "pred"
-    argv = ["predict", "-m", str(runs["instances"]), "-i", str(lab), "-o", str(out), "--format", "geojson"]
+    argv = ["predict", "-m", str(runs["instances"]), "-i", str(lab), "-o", str(out), "--geojson"]
     assert main([*argv, "--no-progress"]) == 0
     printed = capsys.readouterr().out
     rows = list(csv.DictReader((out / f"{lab.stem}_objects.csv").open()))
@@ -41,12 +41,7 @@ def test_class_model_objects_are_connected_components(runs, tmp_path, capsys):
     section = tmp_path / "section.tif"
     tifffile.imwrite(section, tifffile.imread(image)[0])
     out = tmp_path / "pred"
-    assert (
-        main(
-            ["predict", "-m", str(runs["unet2d"]), "-i", str(section), "-o", str(out), "--format", "geojson"]
-        )
-        == 0
-    )
+    assert main(["predict", "-m", str(runs["unet2d"]), "-i", str(section), "-o", str(out), "--geojson"]) == 0
     labels = read(out / "section.tif").array[0]
     from medseg.infer.postprocess import label_instances
 
