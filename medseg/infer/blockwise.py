@@ -249,8 +249,9 @@ def _intersection(a: tuple[slice, ...], b: tuple[slice, ...]) -> tuple[slice, ..
 def _relabel(out: BlockOutput, blocks: list[tuple[slice, ...]], sets: UnionFind) -> None:
     """Give every written object its set's id, the sets numbered 1..N in id order.
 
-    The mapping and the blocks already relabelled are saved, so a run interrupted in this
-    pass finishes it without relabelling a block twice.
+    The mapping is saved before the first block changes, and each block is rewritten
+    through :meth:`BlockOutput.rewrite_block` (journaled), so a run interrupted in this
+    pass finishes it without renumbering a block twice.
     """
     state = out.state
     if "mapping" not in state:
@@ -259,14 +260,14 @@ def _relabel(out: BlockOutput, blocks: list[tuple[slice, ...]], sets: UnionFind)
             present.update(int(i) for i in fastremap.unique(np.asarray(out.array[block])) if i)
         numbers: dict[int, int] = {}
         state["mapping"] = {i: numbers.setdefault(sets.find(i), len(numbers) + 1) for i in sorted(present)}
-        state["relabelled"] = []
         out.save_state(state)
     mapping = {0: 0, **{int(k): int(v) for k, v in state["mapping"].items()}}
+    done = out.rewritten("relabel")
     for index, block in enumerate(blocks):
-        if index in state["relabelled"]:
-            continue
-        out.array[block] = fastremap.remap(
-            np.asarray(out.array[block]), mapping, preserve_missing_labels=True
-        )
-        state["relabelled"].append(index)
-        out.save_state(state)
+        if index not in done:
+            out.rewrite_block(
+                "relabel",
+                index,
+                block,
+                lambda ids: fastremap.remap(ids, mapping, preserve_missing_labels=True),
+            )

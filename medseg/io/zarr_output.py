@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +36,17 @@ from medseg.io._common import output_errors
 from medseg.io._container import attrs_for, chunks_for, layout_for
 from medseg.io.volume import Volume
 
-__all__ = ["BlockOutput"]
+__all__ = ["BlockOutput", "tidy_block_output"]
 
 logger = logging.getLogger(__name__)
 
 #: Folder inside the incomplete store with one empty file per finished block: processes
 #: writing different blocks of one store (torchrun) never rewrite a shared attribute.
 _DONE_DIR = "medseg_done_blocks"
+#: Folder inside the incomplete store with one empty file per block rewritten by a later
+#: pass (``<stage>/<index>``), and the journal of the block being rewritten.
+_STAGES_DIR = "medseg_stages"
+_JOURNAL_DIR = "medseg_journal"
 _SETTINGS_ATTR = "medseg_job"
 _STATE_ATTR = "medseg_state"
 #: NGFF version written for ``.ome.zarr`` outputs (Zarr format 3 stores).
@@ -214,14 +220,73 @@ class BlockOutput:
         with output_errors(self.path):
             self.array.attrs[_STATE_ATTR] = json.loads(json.dumps(state))
 
+    def rewritten(self, stage: str) -> set[int]:
+        """Indices of the blocks :meth:`rewrite_block` has finished in pass ``stage``."""
+        folder = self.partial / _STAGES_DIR / stage
+        return {int(p.name) for p in folder.iterdir()} if folder.is_dir() else set()
+
+    def rewrite_block(
+        self,
+        stage: str,
+        index: int,
+        where: tuple[slice, ...],
+        transform: Callable[[np.ndarray], np.ndarray],
+    ) -> None:
+        """Replace block ``where`` by ``transform(block)``, exactly once even when interrupted.
+
+        The block as it was is journaled first (written to a temporary file, renamed into
+        place), then the transformed block is written and ``index`` recorded as done in
+        pass ``stage``, then the journal is removed. A run killed after the write but before
+        the record transforms the journaled block again, never the transformed one, so a
+        transform that is not idempotent (renumbering ids) is still applied once.
+        """
+        journal = self.partial / _JOURNAL_DIR / f"{stage}-{int(index)}.npy"
+        with output_errors(self.path):
+            if journal.exists():
+                block = np.load(journal, allow_pickle=False)
+            else:
+                block = np.asarray(self.array[where])
+                journal.parent.mkdir(exist_ok=True)
+                tmp = journal.with_name(journal.name + ".tmp")
+                with tmp.open("wb") as handle:
+                    np.save(handle, block, allow_pickle=False)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, journal)
+            self.array[where] = transform(block)
+            folder = self.partial / _STAGES_DIR / stage
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / str(int(index))).touch()
+            journal.unlink()
+
     def finish(self) -> Path:
-        """Move the completed array into place (replacing an older ``path``)."""
-        attrs = dict(self.array.attrs)
-        attrs.pop(_STATE_ATTR, None)
-        self.array.attrs.clear()
-        self.array.attrs.update(attrs)
-        shutil.rmtree(self.partial / _DONE_DIR, ignore_errors=True)
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        self.partial.rename(self.path)
+        """Move the completed array into place (replacing an older ``path``).
+
+        The store is renamed into place first, with its bookkeeping, and tidied there: a
+        run killed in between leaves a complete ``path`` (bookkeeping folders inside it
+        are ignored by readers), never an incomplete store whose record of finished blocks
+        is half deleted.
+        """
+        with output_errors(self.path):
+            old = self.path.with_name(self.path.name + ".replaced.incomplete")
+            shutil.rmtree(old, ignore_errors=True)
+            if self.path.exists():
+                self.path.rename(old)
+            self.partial.rename(self.path)
+            shutil.rmtree(old, ignore_errors=True)
+        tidy_block_output(self.path)
         return self.path
+
+
+def tidy_block_output(path: str | Path) -> None:
+    """Remove the bookkeeping of a finished block-wise store at ``path`` (job state, done blocks)."""
+    path = Path(path)
+    array_path = path / "0" if path.name.endswith(".ome.zarr") else path
+    with output_errors(path):
+        array = zarr.open_array(str(array_path), mode="r+")
+        attrs = dict(array.attrs)
+        if _STATE_ATTR in attrs:
+            attrs.pop(_STATE_ATTR)
+            array.attrs.put(attrs)  # one write: the attributes are never seen half replaced
+        for folder in (_DONE_DIR, _STAGES_DIR, _JOURNAL_DIR):
+            shutil.rmtree(array_path / folder, ignore_errors=True)
