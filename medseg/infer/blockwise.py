@@ -32,6 +32,8 @@ from tqdm.auto import tqdm
 from medseg.errors import ConfigError, ShapeError
 from medseg.infer.predictor import Predictor
 from medseg.infer.sliding_window import label_dtype
+from medseg.io.dispatch import split_key
+from medseg.io.identity import file_identity
 from medseg.io.zarr_output import BlockOutput
 
 __all__ = ["UnionFind", "iter_blocks", "predict_blockwise"]
@@ -67,9 +69,14 @@ class UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _job_settings(predictor: Predictor, block_shape, halo, instances: bool) -> dict[str, Any]:
+def _job_settings(predictor: Predictor, image: Any, block_shape, halo, instances: bool) -> dict[str, Any]:
     window = predictor.window
+    source = getattr(image, "path", None)
+    if source is not None:  # a file: its identity, so a changed input is not resumed
+        source = split_key(source)[0]
+    identity = {"input": file_identity(source), "input_path": str(source)} if source is not None else {}
     return {
+        **identity,
         "block_shape": list(block_shape),
         "halo": list(halo),
         "output": "instances" if instances else "labels",
@@ -117,7 +124,9 @@ def predict_blockwise(
         checkpoint was trained on instances.
     overwrite : bool
         Start again when ``<output>.incomplete`` is left from another job (default:
-        refuse with the differences named).
+        refuse with the differences named). The job includes the input's identity
+        (:func:`medseg.io.identity.file_identity` of ``image.path``): an input changed
+        since the interruption is refused too.
     shard : (int, int)
         ``(rank, world_size)``: this process predicts the blocks ``i % world_size == rank``
         (class labels only; instance ids are stitched in one process). Rank 0 creates the
@@ -158,7 +167,7 @@ def predict_blockwise(
             origin=getattr(image, "origin", None),
             direction=getattr(image, "direction", None),
             unit=getattr(image, "unit", None),
-            settings=_job_settings(predictor, block_shape, halo, instances),
+            settings=_job_settings(predictor, image, block_shape, halo, instances),
             overwrite=overwrite,
             chunks=block_shape,  # one block = whole chunks: concurrent writers never share one
         )

@@ -49,6 +49,8 @@ _STAGES_DIR = "medseg_stages"
 _JOURNAL_DIR = "medseg_journal"
 _SETTINGS_ATTR = "medseg_job"
 _STATE_ATTR = "medseg_state"
+#: Setting naming the input file; recorded for the messages, not compared (a moved input is the same).
+_INPUT_PATH = "input_path"
 #: NGFF version written for ``.ome.zarr`` outputs (Zarr format 3 stores).
 NGFF_VERSION = "0.5"
 _NGFF_UNITS = {"nm": "nanometer", "um": "micrometer", "mm": "millimeter"}
@@ -181,8 +183,10 @@ class BlockOutput:
             **array.attrs.get(_SETTINGS_ATTR, {}),
         }
         wanted = {"shape": list(self.shape), "dtype": str(self.dtype), **self.settings}
+        input_path = wanted.pop(_INPUT_PATH, None)
+        recorded.pop(_INPUT_PATH, None)
         differ = [
-            f"{key}: interrupted run {recorded.get(key)!r}, now {wanted.get(key)!r}"
+            _difference(key, recorded.get(key), wanted.get(key), input_path)
             for key in sorted(set(recorded) | set(wanted))
             if recorded.get(key) != wanted.get(key)
         ]
@@ -290,3 +294,15 @@ def tidy_block_output(path: str | Path) -> None:
             array.attrs.put(attrs)  # one write: the attributes are never seen half replaced
         for folder in (_DONE_DIR, _STAGES_DIR, _JOURNAL_DIR):
             shutil.rmtree(array_path / folder, ignore_errors=True)
+
+
+def _difference(key: str, recorded: Any, wanted: Any, input_path: str | None) -> str:
+    """One difference between an interrupted job and this one, in words."""
+    if key == "input" and isinstance(recorded, dict) and isinstance(wanted, dict):
+        words = {"size": "size", "mtime_ns": "modification time", "sha256": "sampled content"}
+        changed = [words[k] for k in words if recorded.get(k) != wanted.get(k)]
+        return (
+            f"the input {input_path or 'image'} changed since the interrupted run "
+            f"({', '.join(changed) or 'identity'} differ), so its finished blocks would mix old and new content"
+        )
+    return f"{key}: interrupted run {recorded!r}, now {wanted!r}"

@@ -389,3 +389,30 @@ def test_instance_job_killed_while_renumbering_resumes_to_the_same_ids(tmp_path,
     assert sorted(np.unique(got)) == list(range(8))  # seven objects, one id each
     np.testing.assert_array_equal(got, expected)
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("medseg")) == []
+
+
+def test_resume_after_the_input_changed_is_refused(tmp_path):
+    path, image = _stack(tmp_path)
+    _interrupt(path, tmp_path, (2, 16, 16))
+    changed = image.copy()
+    changed[0, 5] *= -1  # same shape and dtype, new content in the last slices
+    write(Volume(changed, spacing=(40.0, 4.0, 4.0), origin=(1.0, 2.0, 3.0)), path)
+    with (
+        open_array(path) as lazy,
+        pytest.raises(
+            ConfigError, match=r"the input .*raw\.zarr changed since the interrupted run.*overwrite"
+        ),
+    ):
+        predict_blockwise(
+            _predictor(Threshold()), lazy, tmp_path / "labels.zarr", block_shape=(2, 16, 16), halo=(0, 4, 4)
+        )
+    with open_array(path) as lazy:
+        out = predict_blockwise(
+            _predictor(Threshold()),
+            lazy,
+            tmp_path / "labels.zarr",
+            block_shape=(2, 16, 16),
+            halo=(0, 4, 4),
+            overwrite=True,
+        )
+    np.testing.assert_array_equal(read(out).array[0], (changed[0] > 0).astype(np.uint8))
