@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 import zarr
 
-from medseg.errors import ConfigError, FormatError
+from medseg.errors import ConfigError, FormatError, MedsegError
 from medseg.io._common import output_errors
 from medseg.io._container import attrs_for, chunks_for, layout_for
+from medseg.io.dispatch import open_array
 from medseg.io.volume import Volume
 
-__all__ = ["BlockOutput", "tidy_block_output"]
+__all__ = ["BlockOutput", "finished_output_problem", "tidy_block_output"]
 
 logger = logging.getLogger(__name__)
 
@@ -273,11 +274,11 @@ class BlockOutput:
         """
         with output_errors(self.path):
             old = self.path.with_name(self.path.name + ".replaced.incomplete")
-            shutil.rmtree(old, ignore_errors=True)
-            if self.path.exists():
+            _remove(old)
+            if self.path.exists() or self.path.is_symlink():
                 self.path.rename(old)
             self.partial.rename(self.path)
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
         tidy_block_output(self.path)
         return self.path
 
@@ -294,6 +295,43 @@ def tidy_block_output(path: str | Path) -> None:
             array.attrs.put(attrs)  # one write: the attributes are never seen half replaced
         for folder in (_DONE_DIR, _STAGES_DIR, _JOURNAL_DIR):
             shutil.rmtree(array_path / folder, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or a folder tree at ``path``, if there is one."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def finished_output_problem(path: str | Path) -> str | None:
+    """Why the existing output ``path`` is not a finished prediction, or ``None`` when it is.
+
+    A file medseg wrote is complete (written atomically); a stranger's or a damaged one
+    is caught by opening it (the header, not the data). A ``.zarr`` store must open as an
+    array; a block-wise store must carry its job record, and one whose bookkeeping was
+    left by a run killed after moving it into place is tidied here.
+    """
+    path = Path(path)
+    if path.name.endswith(".zarr"):
+        if not path.is_dir():
+            return "a .zarr output must be a folder (a Zarr store), this is a file"
+        array_path = path / "0" if path.name.endswith(".ome.zarr") else path
+        try:
+            array = zarr.open_array(str(array_path), mode="r")
+        except (ValueError, OSError, KeyError, TypeError) as err:
+            return f"it does not open as a Zarr array ({type(err).__name__}: {err})"
+        if _SETTINGS_ATTR in array.attrs and any(
+            (array_path / name).exists() for name in (_DONE_DIR, _STAGES_DIR, _JOURNAL_DIR)
+        ):
+            tidy_block_output(path)
+        return None
+    try:
+        open_array(path).close()
+    except (MedsegError, ValueError, OSError) as err:
+        return f"it cannot be read ({err})"
+    return None
 
 
 def _difference(key: str, recorded: Any, wanted: Any, input_path: str | None) -> str:

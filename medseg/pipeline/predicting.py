@@ -30,6 +30,7 @@ from medseg.infer.postprocess import label_instances
 from medseg.infer.predictor import Prediction, Predictor, checkpoint_path, file_sha256
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import open_array, read, split_key, suffix_of, write
+from medseg.io.zarr_output import finished_output_problem
 from medseg.train.checkpoint import load_checkpoint
 
 __all__ = [
@@ -179,6 +180,12 @@ def predict_files(
             )
             target = out / f"{name}{suffix}"
             if target.exists() and not overwrite:
+                problem = finished_output_problem(target)
+                if problem is not None:
+                    raise ConfigError(
+                        f"{target} exists but is not a finished prediction: {problem}; delete it or "
+                        "predict with overwrite (medseg predict --overwrite)"
+                    )
                 logger.info("skipping %s: %s exists (use overwrite to predict it again)", path, target)
                 results.append(PredictedCase(name, target, None, skipped=True))
                 continue

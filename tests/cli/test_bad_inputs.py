@@ -135,6 +135,12 @@ def world(tmp_path_factory) -> Path:
     raw = {"name": "raw.bin", "sha256": hashlib.sha256(payload).hexdigest()}
     _manifest(w / "clobber.yaml", [raw, _zip_file(have / "clobber.zip", {"raw.bin": b"EVIL"})])
     _manifest(w / "local_url.yaml", [{**raw, "url": "file:///etc/hostname"}])
+    # outputs that exist but are not finished predictions (a file named like a store, a broken store)
+    (w / "done_file").mkdir()
+    (w / "done_file" / "stack.zarr").write_text("not a store")
+    (w / "done_broken").mkdir()
+    (w / "done_broken" / "stack.zarr").mkdir()
+    (w / "done_broken" / "stack.zarr" / ".zarray").write_text("{broken")
     return w
 
 
@@ -418,6 +424,19 @@ CASES = [
         2,
         r"--device: 'cuda' asked for a GPU",
         marks=pytest.mark.skipif(not NO_CUDA, reason="this machine has CUDA"),
+    ),
+    # issue 21: outputs, resumes, inputs and limits
+    _case(
+        "predict-existing-output-is-a-file",
+        "predict -m {w}/run -i {w}/stack.tif -o {w}/done_file --block-shape 2 20 24",
+        2,
+        r"stack\.zarr exists but is not a finished prediction: .*a file; delete it or .*--overwrite",
+    ),
+    _case(
+        "predict-existing-zarr-is-broken",
+        "predict -m {w}/run -i {w}/stack.tif -o {w}/done_broken --block-shape 2 20 24",
+        2,
+        r"stack\.zarr exists but is not a finished prediction: it does not open as a Zarr array",
     ),
 ]
 
