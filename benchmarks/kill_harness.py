@@ -224,7 +224,9 @@ def run_command(setup: Setup, name: str, kills: int, rng: random.Random, log) ->
         counts["kills"] += 1
         left = _partial(out)
         counts["partial entries right after the kill"] += bool(left)
-        code, _, err = _run(setup.command(name, out, resume=True), setup.work)
+        # train resumes what the killed run saved; killed before its first checkpoint, it starts afresh
+        resume = name != "train" or (out / "checkpoints" / "latest.pt").is_file()
+        code, _, err = _run(setup.command(name, out, resume=resume), setup.work)
         problems = []
         if code != 0:
             problems.append(f"resume exited {code}: {err.strip().splitlines()[-1:] if err.strip() else ''}")

@@ -321,7 +321,7 @@ def _previous_run(latest: Path, config_dump: dict[str, Any]) -> dict[str, Any] |
 def _initialize(model: torch.nn.Module, config: PipelineConfig) -> InitReport:
     checkpoint = load_checkpoint(config.train.init)
     old_classes = checkpoint["metadata"].get("classes") or []
-    return initialize_from(
+    report = initialize_from(
         model,
         checkpoint["model"],
         class_map=class_index_map(config.data.classes, old_classes, config.train.label_map),
@@ -330,6 +330,13 @@ def _initialize(model: torch.nn.Module, config: PipelineConfig) -> InitReport:
             checkpoint["metadata"].get("model", {}).get("params", {}).get("out_channels", len(old_classes))
         ),
     )
+    if not report.loaded and not report.remapped:  # fine-tuning from nothing is training from scratch
+        name, why = next(iter(report.initialized.items()))
+        raise ConfigError(
+            f"--init (train.init) {config.train.init}: none of its tensors fits model {config.model.name!r} "
+            f"(e.g. {name}: {why}); pass a checkpoint of this model, or drop --init to train from scratch"
+        )
+    return report
 
 
 def _pretrain(

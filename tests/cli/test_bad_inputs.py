@@ -141,6 +141,11 @@ def world(tmp_path_factory) -> Path:
     (w / "done_broken").mkdir()
     (w / "done_broken" / "stack.zarr").mkdir()
     (w / "done_broken" / "stack.zarr" / ".zarray").write_text("{broken")
+    # a checkpoint of another model: no tensor name in common with the tiny U-Net
+    torch.save(
+        {"format": 1, "model": {"encoder.conv.weight": torch.zeros(3, 3)}, "metadata": {}, "iteration": 0},
+        w / "alien.pt",
+    )
     return w
 
 
@@ -437,6 +442,18 @@ CASES = [
         "predict -m {w}/run -i {w}/stack.tif -o {w}/done_broken --block-shape 2 20 24",
         2,
         r"stack\.zarr exists but is not a finished prediction: it does not open as a Zarr array",
+    ),
+    _case(
+        "train-resume-without-checkpoint",
+        "train {w}/tiny.yaml --out {out} --resume",
+        2,
+        r"--resume: there is no checkpoint to resume at .*latest\.pt; check --out .*or drop --resume",
+    ),
+    _case(
+        "train-init-loads-nothing",
+        "train {w}/tiny.yaml --out {out} --init {w}/alien.pt",
+        2,
+        r"--init \(train\.init\) .*alien\.pt: none of its tensors fits model 'unet' .*drop --init",
     ),
 ]
 
