@@ -27,6 +27,7 @@ from typing import Any
 
 import fastremap
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from medseg.errors import ConfigError, ShapeError
@@ -100,6 +101,7 @@ def predict_blockwise(
     shard: tuple[int, int] = (0, 1),
     barrier: Callable[[], None] | None = None,
     progress: bool = False,
+    probabilities: str | Path | None = None,
 ) -> Path:
     """Predict a lazily-read image block by block into a ``.zarr`` label map.
 
@@ -135,6 +137,10 @@ def predict_blockwise(
         Waits for all processes (``torch.distributed.barrier``); needed when ``world_size > 1``.
     progress : bool
         Progress bar over blocks.
+    probabilities : path, optional
+        Also write the softmax probabilities ``(K, [Z,] Y, X)`` float32 into this ``.zarr``
+        store, block by block (equal to in-memory prediction's for class labels; from the
+        block with its halo for instance models), resumed and moved into place with the labels.
 
     Returns
     -------
@@ -158,30 +164,41 @@ def predict_blockwise(
             "instance ids are stitched in one process (run it without torchrun)"
         )
 
-    def output_store(overwrite: bool) -> BlockOutput:
+    def output_store(overwrite: bool, path: str | Path, dtype: Any, channels: int | None) -> BlockOutput:
         return BlockOutput(
-            output,
+            path,
             shape=spatial,
-            dtype=np.uint32 if instances else label_dtype(predictor.num_classes),
+            dtype=dtype,
             spacing=getattr(image, "spacing", None),
             origin=getattr(image, "origin", None),
             direction=getattr(image, "direction", None),
             unit=getattr(image, "unit", None),
             settings=_job_settings(predictor, image, block_shape, halo, instances),
             overwrite=overwrite,
-            chunks=block_shape,  # one block = whole chunks: concurrent writers never share one
+            # one block = whole chunks: concurrent writers never share one
+            chunks=block_shape if channels is None else (channels, *block_shape),
+            channels=channels,
         )
+
+    def open_stores(overwrite: bool) -> tuple[BlockOutput, BlockOutput | None]:
+        labels_dtype = np.uint32 if instances else label_dtype(predictor.num_classes)
+        labels = output_store(overwrite, output, labels_dtype, None)
+        if probabilities is None:
+            return labels, None
+        return labels, output_store(overwrite, probabilities, np.float32, _probability_channels(predictor))
 
     if world > 1:  # rank 0 creates (or checks) the store, the others open it
         if rank == 0:
-            output_store(overwrite)
+            open_stores(overwrite)
         barrier()
-        out = output_store(False)
+        out, probs = open_stores(False)
     else:
-        out = output_store(overwrite)
+        out, probs = open_stores(overwrite)
     all_blocks = iter_blocks(spatial, block_shape)
     done = out.done
-    todo = [i for i in range(len(all_blocks)) if i % world == rank and i not in done]
+    # a block counts as done when both stores hold it (the probabilities are written first)
+    with_probs = probs.done if probs is not None else done
+    todo = [i for i in range(len(all_blocks)) if i % world == rank and not (i in done and i in with_probs)]
     logger.info("%d of %d blocks to predict into %s", len(todo), len(all_blocks), output)
     state = out.state
     sets = UnionFind({int(k): v for k, v in state.get("parents", {}).items()})
@@ -189,7 +206,13 @@ def predict_blockwise(
     for index in tqdm(todo, desc="blocks", unit="block", disable=not progress):
         block = all_blocks[index]
         if not instances:  # the whole image's windows that reach the block: equal to in-memory labels
-            out.write_block(index, block, predictor.predict_label_region(image, block))
+            if probs is None:
+                out.write_block(index, block, predictor.predict_label_region(image, block))
+                continue
+            labels, probabilities_block = predictor.predict_label_region(image, block, probabilities=True)
+            probs.write_block(index, (slice(None), *block), probabilities_block)
+            if index not in done:
+                out.write_block(index, block, labels)
             continue
         outer = tuple(
             slice(max(0, s.start - h), min(n, s.stop + h))
@@ -197,7 +220,12 @@ def predict_blockwise(
         )
         data = np.asarray(image[(slice(None), *outer)])
         inner = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(block, outer, strict=True))
-        local = predictor.instances_from_logits(predictor.predict_logits(data))
+        logits = predictor.predict_logits(data)
+        if probs is not None:
+            probs.write_block(index, (slice(None), *block), _probabilities(predictor, logits, inner))
+        if index in done:  # only its probabilities were missing
+            continue
+        local = predictor.instances_from_logits(logits)
         ids = _global_ids(local, next_id)
         next_id += int(local.max())
         _join_with_written(ids, outer, all_blocks, done, out, sets)
@@ -206,14 +234,33 @@ def predict_blockwise(
     if world > 1:
         barrier()
         if rank != 0:
-            barrier()  # rank 0 moves the store into place
+            barrier()  # rank 0 moves the stores into place
             return out.path
+        if probs is not None:
+            probs.finish()
         path = out.finish()
         barrier()
         return path
     if instances:
         _relabel(out, all_blocks, sets)
+    if probs is not None:  # first: the label map in place marks the case as done
+        probs.finish()
     return out.finish()
+
+
+def _probability_channels(predictor: Predictor) -> int:
+    """Channels of the softmax: the model's outputs (the two class channels of a distance model)."""
+    if predictor.instance_target == "distance":
+        return 2
+    constraints = getattr(predictor.model, "constraints", None)
+    return int(getattr(constraints, "out_channels", None) or predictor.num_classes)
+
+
+def _probabilities(predictor: Predictor, logits: Any, inner: tuple[slice, ...]) -> np.ndarray:
+    """Softmax over the classes (the first two channels of a distance model), cropped to ``inner``."""
+    classes = logits[:2] if predictor.instance_target == "distance" else logits
+    probs = torch.softmax(classes.float(), dim=0)[(slice(None), *inner)]
+    return probs.cpu().numpy().astype(np.float32)
 
 
 def _global_ids(local: np.ndarray, first: int) -> np.ndarray:

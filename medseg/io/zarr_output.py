@@ -84,7 +84,7 @@ def ngff_attributes(spacing, origin, unit: str | None, name: str) -> dict[str, A
 
 
 class BlockOutput:
-    """Create (or resume) a single-channel Zarr array ``([Z,] Y, X)`` with geometry.
+    """Create (or resume) a Zarr array ``([Z,] Y, X)`` (or ``(C, [Z,] Y, X)``) with geometry.
 
     Parameters
     ----------
@@ -103,6 +103,11 @@ class BlockOutput:
     chunks : tuple of int, optional
         Chunk shape; pass the block shape when several processes write blocks at once, so
         that no two of them ever write to one chunk.
+    unit : str, optional
+        Unit of ``spacing``.
+    channels : int, optional
+        A ``(C, [Z,] Y, X)`` array of this many channels (e.g. class probabilities) instead
+        of a single-channel one; blocks are then written with a leading ``slice(None)``.
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class BlockOutput:
         overwrite: bool = False,
         chunks: tuple[int, ...] | None = None,
         unit: str | None = None,
+        channels: int | None = None,
     ) -> None:
         self.path = Path(path)
         if self.path.suffix != ".zarr":
@@ -126,17 +132,20 @@ class BlockOutput:
             )
         self.ome = self.path.name.endswith(".ome.zarr")
         self.partial = self.path.with_name(self.path.name + ".incomplete")
-        self.shape = tuple(int(s) for s in shape)
+        spatial = tuple(int(s) for s in shape)
+        self.shape = spatial if channels is None else (int(channels), *spatial)
         self.dtype = np.dtype(dtype)
         self.settings = json.loads(json.dumps(settings or {}))
         geometry = Volume(
-            np.zeros((1,) + (1,) * len(self.shape), dtype=self.dtype),
+            np.zeros((channels or 1,) + (1,) * len(spatial), dtype=self.dtype),
             spacing=spacing,
             origin=origin,
             direction=direction,
             unit=unit,
         )
         _, axes = layout_for(geometry)
+        if channels is not None and not axes.startswith("C"):
+            axes = "C" + axes  # one channel, still stored with its channel axis
         self._geometry = geometry
         if self.partial.exists() and not overwrite:
             self._check_resumable()

@@ -123,7 +123,8 @@ def predict_files(
         OME-Zarr NGFF 0.5 label images). Not combined with
         ``submission_format``.
     save_probabilities : bool
-        Also write ``<case>_probabilities<suffix>`` (float32 softmax, one channel per class);
+        Also write ``<case>_probabilities<suffix>`` (float32 softmax, one channel per class;
+        block-wise: ``<case>_probabilities.zarr``, written block by block);
         otherwise labels are computed without a full-size probability buffer.
     overwrite : bool
         Predict cases whose label file already exists again (default: skip them, so an
@@ -205,6 +206,7 @@ def predict_files(
                         overwrite=overwrite,
                         shard=(rank, world),
                         barrier=barrier,
+                        probabilities=out / f"{name}_probabilities.zarr" if save_probabilities else None,
                     )
                 results.append(PredictedCase(name, labels, None, skipped=False))
                 continue

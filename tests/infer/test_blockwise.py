@@ -416,3 +416,48 @@ def test_resume_after_the_input_changed_is_refused(tmp_path):
             overwrite=True,
         )
     np.testing.assert_array_equal(read(out).array[0], (changed[0] > 0).astype(np.uint8))
+
+
+class TwoClasses(Threshold):
+    constraints = SimpleNamespace(out_channels=2)
+
+
+def test_blockwise_probabilities_equal_in_memory_ones_and_resume(tmp_path):
+    path, _ = _stack(tmp_path)
+    predictor = _predictor(TwoClasses())
+    expected = predictor.predict(read(path), probabilities=True).probabilities.array
+
+    class Crash(TwoClasses):
+        def forward(self, x):
+            if self.calls >= 5:
+                raise RuntimeError("simulated crash")
+            return super().forward(x)
+
+    kwargs = {"block_shape": (3, 16, 16), "halo": (0, 4, 4), "probabilities": tmp_path / "probs.zarr"}
+    with open_array(path) as lazy, pytest.raises(RuntimeError, match="simulated crash"):
+        predict_blockwise(_predictor(Crash()), lazy, tmp_path / "labels.zarr", **kwargs)
+    assert not (tmp_path / "probs.zarr").exists()
+    with open_array(path) as lazy:
+        out = predict_blockwise(predictor, lazy, tmp_path / "labels.zarr", **kwargs)
+    probs = read(tmp_path / "probs.zarr")
+    assert probs.array.shape == (2, 7, 40, 45) and probs.array.dtype == np.float32
+    np.testing.assert_allclose(probs.array, expected, atol=1e-6)
+    assert probs.spacing == (40.0, 4.0, 4.0) and probs.origin == (1.0, 2.0, 3.0)
+    np.testing.assert_array_equal(read(out).array[0], probs.array.argmax(0))
+
+
+def test_blockwise_probabilities_of_an_instance_model(tmp_path):
+    path, predictor = _instance_job(tmp_path)
+    predictor.model.constraints = SimpleNamespace(out_channels=3)
+    with open_array(path) as lazy:
+        predict_blockwise(
+            predictor,
+            lazy,
+            tmp_path / "inst.zarr",
+            block_shape=(10, 20, 20),
+            halo=(3, 3, 3),
+            probabilities=tmp_path / "probs.zarr",
+        )
+    logits = read(path).array
+    expected = torch.softmax(torch.from_numpy(logits), 0).numpy()
+    np.testing.assert_allclose(read(tmp_path / "probs.zarr").array, expected, atol=1e-6)
