@@ -15,7 +15,7 @@ import torch
 
 import medseg
 from medseg.errors import DataNotFoundError, FormatError
-from medseg.io import atomic_output
+from medseg.io import atomic_output, recording_writer
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
 
@@ -74,8 +74,9 @@ def save_checkpoint(
         payload["optimizer"] = optimizer.state_dict()
     if scheduler is not None:
         payload["scheduler"] = scheduler.state_dict()
-    with atomic_output(path) as tmp:  # killed mid-save: cleaned up by the next save to `path`
-        torch.save(payload, tmp)
+    # killed mid-save: cleaned up by the next save to `path`; a full disk: an OutputError, not torch's
+    with atomic_output(path) as tmp, recording_writer(tmp) as handle:
+        torch.save(payload, handle)
     return path
 
 

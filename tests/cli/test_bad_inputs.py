@@ -13,7 +13,10 @@ import hashlib
 import io
 import os
 import re
+import resource
+import signal
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -146,6 +149,9 @@ def world(tmp_path_factory) -> Path:
         {"format": 1, "model": {"encoder.conv.weight": torch.zeros(3, 3)}, "metadata": {}, "iteration": 0},
         w / "alien.pt",
     )
+    from medseg.io import Volume, write
+
+    write(Volume(image[None, :2].astype(np.float32)), w / "small.h5")
     return w
 
 
@@ -531,3 +537,51 @@ def test_a_read_only_output_folder_is_refused_before_work(world, tmp_path, capsy
             subprocess.run(["umount", str(locked)], check=False)
         else:
             locked.chmod(0o755)
+
+
+def _file_size_limited(limit: int):
+    """``preexec_fn``: files of at most ``limit`` bytes, SIGXFSZ ignored (writes fail with EFBIG)."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    return apply
+
+
+@pytest.mark.parametrize(
+    ("case", "argv", "pattern"),
+    [
+        (
+            "predict-hdf5-over-file-size-limit",
+            "predict -m {w}/run -i {w}/small.h5 -o {out} --no-progress",
+            r"small\.h5: files written by this process are limited to 2\.0 KiB \(the file-size limit, ulimit -f\)",
+        ),
+        (
+            "train-checkpoint-over-file-size-limit",
+            "train {w}/tiny.yaml --out {out} --no-progress",
+            r"latest\.pt: files written by this process are limited to 2\.0 KiB",
+        ),
+    ],
+    ids=lambda value: value if isinstance(value, str) and value.startswith(("predict-", "train-")) else "",
+)
+def test_file_size_limit_is_one_clear_error(world, tmp_path, case, argv, pattern):
+    """At RLIMIT_FSIZE HDF5 crashed (exit 139) and torch.save raised '[enforce fail ...]'."""
+    out = tmp_path / "out"
+    args = argv.format(w=world, out=out).split(" ")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "medseg", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=_file_size_limited(2048),
+        check=False,
+        timeout=600,
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.startswith(f"medseg {args[0]}: error:")]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1 and re.search(pattern, lines[0]), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    written = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
+    assert written == [] and not _leftovers(tmp_path)
