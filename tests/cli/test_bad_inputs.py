@@ -10,6 +10,7 @@ branch are strict xfails that the merge flips.
 from __future__ import annotations
 
 import hashlib
+import http.server
 import io
 import os
 import re
@@ -17,6 +18,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -585,3 +587,48 @@ def test_file_size_limit_is_one_clear_error(world, tmp_path, case, argv, pattern
     assert "Traceback" not in proc.stderr
     written = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
     assert written == [] and not _leftovers(tmp_path)
+
+
+class _NoContentLength(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        try:
+            for _ in range(64):
+                self.wfile.write(b"\x00" * 65536)
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize(
+    ("case", "pattern"),
+    [
+        (
+            "fetch-no-content-length",
+            r"a\.bin is larger than the 16 bytes the manifest declares \(got 17; stopped there, nothing kept\)",
+        ),
+    ],
+)
+def test_fetch_over_http_gives_one_clear_error(tmp_path, capsys, case, pattern):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoContentLength)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    if case == "fetch-offline-nothing-downloaded":
+        server.shutdown()
+        server.server_close()
+    try:
+        entry = {"name": "a.bin", "url": f"http://127.0.0.1:{port}/a.bin", "sha256": "0" * 64, "size": 16}
+        manifest = _manifest(tmp_path / "toy.yaml", [entry])
+        out = tmp_path / "out"
+        code = _run(["fetch", str(manifest), "--root", str(out), "--retries", "0", "--timeout", "5"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("medseg fetch: error:")]
+    assert code == 2 and len(lines) == 1 and re.search(pattern, lines[0]), err
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
