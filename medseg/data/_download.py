@@ -238,8 +238,16 @@ def download_file(
                 err,
             )
     else:
+        have = part.stat().st_size if part.exists() else 0
+        kept = (
+            f"partial data ({have} bytes) kept in {part} and resumed next time"
+            if have
+            else "nothing was downloaded"
+        )
+        if not have:
+            part.unlink(missing_ok=True)
         raise DownloadError(
-            f"could not download {url} ({last_error}); partial data kept in {part} and resumed next time. "
+            f"could not download {url} ({last_error}); {kept}. "
             f"If you are offline, download the file by hand and place it at {dest} "
             "(or pass its folder with --from)"
         ) from last_error

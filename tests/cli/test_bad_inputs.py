@@ -610,6 +610,7 @@ class _NoContentLength(http.server.BaseHTTPRequestHandler):
             "fetch-no-content-length",
             r"a\.bin is larger than the 16 bytes the manifest declares \(got 17; stopped there, nothing kept\)",
         ),
+        ("fetch-offline-nothing-downloaded", r"could not download .*; nothing was downloaded\. If you are"),
     ],
 )
 def test_fetch_over_http_gives_one_clear_error(tmp_path, capsys, case, pattern):

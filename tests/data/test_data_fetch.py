@@ -400,3 +400,18 @@ def test_a_stream_without_content_length_stops_at_the_declared_size(tmp_path, ma
         server.server_close()
     assert _tree(tmp_path / "root" / "toy") <= set()  # nothing kept, not even the partial file
     assert _EndlessStream.sent < 4 * 1024 * 1024  # the client stopped reading (socket buffers aside)
+
+
+def test_a_failed_download_with_no_data_does_not_claim_partial_data(tmp_path, make_manifest):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/raw.bin"
+    manifest = make_manifest(
+        tmp_path / "toy.yaml",
+        [{"name": "raw.bin", "url": url, "sha256": _sha(PAYLOAD), "sha256_source": "test"}],
+    )
+    with pytest.raises(DownloadError, match="nothing was downloaded") as info:
+        fetch_dataset(manifest, tmp_path / "root", timeout=2, retries=0)
+    assert ".incomplete" not in str(info.value)
+    assert not any(p.name.endswith(".incomplete") for p in (tmp_path / "root").rglob("*"))
