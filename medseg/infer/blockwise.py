@@ -19,9 +19,10 @@ every id by its set's id, numbered 1..N, so an object cut by block borders has o
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from medseg.errors import ConfigError, ShapeError
-from medseg.infer.predictor import Predictor
+from medseg.errors import ConfigError, DataValueError, FormatError, ShapeError
+from medseg.infer.predictor import Predictor, require_voxels
 from medseg.infer.sliding_window import label_dtype
 from medseg.io.dispatch import split_key
 from medseg.io.identity import file_identity
@@ -148,6 +149,7 @@ def predict_blockwise(
         The finished store.
     """
     spatial = tuple(int(s) for s in image.shape[1:])
+    require_voxels(image.shape, getattr(image, "path", None))
     block_shape = tuple(int(b) for b in block_shape)
     halo = tuple(int(h) for h in halo)
     if len(block_shape) != len(spatial) or len(halo) != len(spatial):
@@ -203,34 +205,37 @@ def predict_blockwise(
     state = out.state
     sets = UnionFind({int(k): v for k, v in state.get("parents", {}).items()})
     next_id = int(state.get("next_id", 1))
-    for index in tqdm(todo, desc="blocks", unit="block", disable=not progress):
-        block = all_blocks[index]
-        if not instances:  # the whole image's windows that reach the block: equal to in-memory labels
-            if probs is None:
-                out.write_block(index, block, predictor.predict_label_region(image, block))
+    with _discarded_on_bad_input(out, probs, world):
+        for index in tqdm(todo, desc="blocks", unit="block", disable=not progress):
+            block = all_blocks[index]
+            if not instances:  # the whole image's windows that reach the block: equal to in-memory labels
+                if probs is None:
+                    out.write_block(index, block, predictor.predict_label_region(image, block))
+                    continue
+                labels, probabilities_block = predictor.predict_label_region(image, block, probabilities=True)
+                probs.write_block(index, (slice(None), *block), probabilities_block)
+                if index not in done:
+                    out.write_block(index, block, labels)
                 continue
-            labels, probabilities_block = predictor.predict_label_region(image, block, probabilities=True)
-            probs.write_block(index, (slice(None), *block), probabilities_block)
-            if index not in done:
-                out.write_block(index, block, labels)
-            continue
-        outer = tuple(
-            slice(max(0, s.start - h), min(n, s.stop + h))
-            for s, h, n in zip(block, halo, spatial, strict=True)
-        )
-        data = np.asarray(image[(slice(None), *outer)])
-        inner = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(block, outer, strict=True))
-        logits = predictor.predict_logits(data)
-        if probs is not None:
-            probs.write_block(index, (slice(None), *block), _probabilities(predictor, logits, inner))
-        if index in done:  # only its probabilities were missing
-            continue
-        local = predictor.instances_from_logits(logits)
-        ids = _global_ids(local, next_id)
-        next_id += int(local.max())
-        _join_with_written(ids, outer, all_blocks, done, out, sets)
-        out.write_block(index, block, ids[inner], state={"next_id": next_id, "parents": sets.parent})
-        done = done | {index}
+            outer = tuple(
+                slice(max(0, s.start - h), min(n, s.stop + h))
+                for s, h, n in zip(block, halo, spatial, strict=True)
+            )
+            data = np.asarray(image[(slice(None), *outer)])
+            inner = tuple(
+                slice(s.start - o.start, s.stop - o.start) for s, o in zip(block, outer, strict=True)
+            )
+            logits = predictor.predict_logits(data)
+            if probs is not None:
+                probs.write_block(index, (slice(None), *block), _probabilities(predictor, logits, inner))
+            if index in done:  # only its probabilities were missing
+                continue
+            local = predictor.instances_from_logits(logits)
+            ids = _global_ids(local, next_id)
+            next_id += int(local.max())
+            _join_with_written(ids, outer, all_blocks, done, out, sets)
+            out.write_block(index, block, ids[inner], state={"next_id": next_id, "parents": sets.parent})
+            done = done | {index}
     if world > 1:
         barrier()
         if rank != 0:
@@ -246,6 +251,23 @@ def predict_blockwise(
     if probs is not None:  # first: the label map in place marks the case as done
         probs.finish()
     return out.finish()
+
+
+@contextlib.contextmanager
+def _discarded_on_bad_input(out: BlockOutput, probs: BlockOutput | None, world: int) -> Iterator[None]:
+    """Delete the incomplete stores when the input turns out unreadable (a damaged file).
+
+    Its blocks are of no use to a resume: the repaired input is another input (its
+    identity differs). Other failures (a full disk, a kill) keep them for ``resume``.
+    """
+    try:
+        yield
+    except (FormatError, DataValueError):
+        if world == 1:
+            for store in (out, probs):
+                if store is not None:
+                    store.discard()
+        raise
 
 
 def _probability_channels(predictor: Predictor) -> int:

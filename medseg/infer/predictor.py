@@ -24,7 +24,14 @@ from medseg.infer.sliding_window import SlidingWindow, label_dtype
 from medseg.io import Volume
 from medseg.models import build_model
 
-__all__ = ["Prediction", "Predictor", "checkpoint_path", "file_sha256", "load_trained_model"]
+__all__ = [
+    "Prediction",
+    "Predictor",
+    "checkpoint_path",
+    "file_sha256",
+    "load_trained_model",
+    "require_voxels",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +235,7 @@ class Predictor:
     def predict(self, image: Volume, *, probabilities: bool = False) -> Prediction:
         """Labels (and probabilities or instances when asked or needed) on ``image``'s grid."""
         meta = {"classes": list(self.classes) if self.classes else None, "source": image.meta.get("source")}
+        require_voxels(image.array.shape, meta["source"])
         if not probabilities and not self.is_instance_model:
             labels = self.predict_label_array(image.array, source=meta["source"])
             return Prediction(labels=image.with_array(labels[None], **meta))
@@ -244,6 +252,15 @@ class Predictor:
             if probabilities
             else None,
             instances=instances,
+        )
+
+
+def require_voxels(shape: tuple[int, ...], source: str | None) -> None:
+    """Refuse an image with no voxels (a zero-length axis) before any window is planned."""
+    if 0 in tuple(shape)[1:]:
+        raise ShapeError(
+            f"{source or 'the image'} has no voxels (shape {tuple(shape)[1:]}); there is nothing to "
+            "predict: remove it from the inputs or export it again"
         )
 
 

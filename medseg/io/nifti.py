@@ -31,6 +31,7 @@ import logging
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -105,6 +106,7 @@ def open_nifti(path: str | Path) -> LazyArray:
             f"NIfTI file {path} has shape {shape}; medseg reads (i, j[, k[, c]]) images "
             "(or (i, j, k, 1, c) vectors); split the other dimensions into separate files"
         )
+    _check_size(path, image, shape)
     ndim = len(plan) - 1
     spacing, origin, direction = ras_affine_to_geometry(affine, ndim)
     file_unit = image.header.get_xyzt_units()[0]
@@ -118,7 +120,7 @@ def open_nifti(path: str | Path) -> LazyArray:
     }
     try:
         return LazyArray(
-            proxy,
+            _CheckedProxy(proxy, path),
             plan,
             spacing=spacing,
             origin=origin,
@@ -213,6 +215,39 @@ def geometry_to_ras_affine(
     affine[:3, :3] = _RAS_TO_LPS @ matrix
     affine[:3, 3] = _RAS_TO_LPS @ translation
     return affine
+
+
+def _check_size(path: Path, image: nib.Nifti1Image, shape: tuple[int, ...]) -> None:
+    """Refuse an uncompressed file shorter than its header's data (``.nii.gz`` fails on reading)."""
+    if path.name.lower().endswith(".gz"):
+        return
+    data_bytes = int(np.prod(shape, dtype=np.int64)) * image.get_data_dtype().itemsize
+    needed = int(image.header.get_data_offset()) + data_bytes
+    have = path.stat().st_size
+    if have < needed:
+        raise FormatError(
+            f"NIfTI file {path} is truncated: its header declares a {' x '.join(map(str, shape))} "
+            f"{image.get_data_dtype()} array ending at byte {needed}, but the file has {have} bytes; "
+            "copy or export the file again"
+        )
+
+
+class _CheckedProxy:
+    """nibabel's array proxy whose read errors (a damaged ``.nii.gz``) name the file."""
+
+    def __init__(self, proxy: Any, path: Path) -> None:
+        self._proxy = proxy
+        self._path = path
+        self.shape = proxy.shape
+        self.dtype = proxy.dtype
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return self._proxy[key]
+        except _NIFTI_ERRORS as err:
+            raise FormatError(
+                f"cannot read NIfTI data of {self._path}: {err} (is the file truncated? copy or export it again)"
+            ) from err
 
 
 def _descrip(image: nib.Nifti1Image) -> bytes:

@@ -273,6 +273,10 @@ class BlockOutput:
             (folder / str(int(index))).touch()
             journal.unlink()
 
+    def discard(self) -> None:
+        """Delete the incomplete store (a job that cannot be resumed)."""
+        shutil.rmtree(self.partial, ignore_errors=True)
+
     def finish(self) -> Path:
         """Move the completed array into place (replacing an older ``path``).
 

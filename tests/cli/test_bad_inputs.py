@@ -9,6 +9,7 @@ branch are strict xfails that the merge flips.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
 import io
@@ -154,6 +155,13 @@ def world(tmp_path_factory) -> Path:
     from medseg.io import Volume, write
 
     write(Volume(image[None, :2].astype(np.float32)), w / "small.h5")
+    with h5py.File(w / "empty.h5", "w") as handle:  # a stack of 0 sections
+        handle.create_dataset("raw", data=np.zeros((0, 40, 48), np.float32))
+    nifti = nib.Nifti1Image(image[:2].T.astype(np.float32), np.eye(4))
+    nib.save(nifti, w / "whole.nii")
+    (w / "trunc.nii").write_bytes((w / "whole.nii").read_bytes()[:9000])
+    packed = gzip.compress((w / "whole.nii").read_bytes())
+    (w / "trunc.nii.gz").write_bytes(packed[: len(packed) // 2])
     return w
 
 
@@ -462,6 +470,30 @@ CASES = [
         "train {w}/tiny.yaml --out {out} --init {w}/alien.pt",
         2,
         r"--init \(train\.init\) .*alien\.pt: none of its tensors fits model 'unet' .*drop --init",
+    ),
+    _case(
+        "predict-empty-image",
+        "predict -m {w}/run -i {w}/empty.h5:/raw -o {out}",
+        2,
+        r"empty\.h5 has no voxels \(shape \(0, 40, 48\)\); there is nothing to predict",
+    ),
+    _case(
+        "predict-empty-image-blocks",
+        "predict -m {w}/run -i {w}/empty.h5:/raw -o {out} --block-shape 2 20 24",
+        2,
+        r"empty\.h5:/raw has no voxels",
+    ),
+    _case(
+        "predict-truncated-nifti-blocks",
+        "predict -m {w}/run -i {w}/trunc.nii -o {out} --block-shape 2 20 24",
+        2,
+        r"NIfTI file .*trunc\.nii is truncated: its header declares a 48 x 40 x 2 float32 array",
+    ),
+    _case(
+        "predict-truncated-nifti-gz-blocks",
+        "predict -m {w}/run -i {w}/trunc.nii.gz -o {out} --block-shape 2 20 24",
+        2,
+        r"cannot read NIfTI data of .*trunc\.nii\.gz: .*is the file truncated",
     ),
 ]
 
