@@ -107,7 +107,7 @@ def _single_channel(volume: Volume, array: np.ndarray) -> Volume:
 
 
 def _isbi_read(path: Path) -> Volume:
-    volume = read_volume(path)
+    volume = read_volume(path, greyscale=True)
     return _single_channel(volume, stored_array(volume))
 
 
@@ -138,7 +138,7 @@ def _ctc_write(array: np.ndarray, out_dir: Path, case_id: str | int, **geometry)
 
 
 def _ctc_read(path: Path) -> Volume:
-    volume = read_volume(path)
+    volume = read_volume(path, greyscale=True)
     if volume.array.dtype != np.uint16:
         raise FormatError(
             f"{path}: CTC masks must be uint16 TIFF, got {volume.array.dtype}; re-save as 16-bit"
@@ -266,7 +266,7 @@ def _write_map(
 
 
 def _read_single_channel(path: Path, what: str) -> Volume:
-    volume = read_volume(path)
+    volume = read_volume(path, greyscale=True)
     if volume.num_channels != 1:
         raise FormatError(
             f"{path}: a {what} has one channel, got {volume.num_channels}; save it as a single-channel image"

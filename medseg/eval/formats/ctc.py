@@ -81,7 +81,7 @@ def read_ctc_reference(path: Path, result: np.ndarray) -> tuple[np.ndarray, np.n
     """
     path = Path(path)
     if path.exists():
-        return stored_array(read_volume(path)), result
+        return stored_array(read_volume(path, greyscale=True)), result
     frame = path.stem.split("_")[-1]
     slices = sorted(
         (int(m.group("z")), p)
@@ -97,7 +97,7 @@ def read_ctc_reference(path: Path, result: np.ndarray) -> tuple[np.ndarray, np.n
             f"{path.parent}: frame {frame} is annotated on slices {[z for z, _ in slices]} but the result "
             f"mask has shape {result.shape}; slice annotations need a 3D result with those slices"
         )
-    reference = np.stack([stored_array(read_volume(p)) for _, p in slices])
+    reference = np.stack([stored_array(read_volume(p, greyscale=True)) for _, p in slices])
     return reference, result[[z for z, _ in slices]]
 
 
