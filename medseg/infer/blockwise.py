@@ -149,7 +149,8 @@ def predict_blockwise(
         The finished store.
     """
     spatial = tuple(int(s) for s in image.shape[1:])
-    require_voxels(image.shape, getattr(image, "path", None))
+    source = getattr(image, "path", None)  # names the image in errors
+    require_voxels(image.shape, source)
     block_shape = tuple(int(b) for b in block_shape)
     halo = tuple(int(h) for h in halo)
     if len(block_shape) != len(spatial) or len(halo) != len(spatial):
@@ -210,9 +211,11 @@ def predict_blockwise(
             block = all_blocks[index]
             if not instances:  # the whole image's windows that reach the block: equal to in-memory labels
                 if probs is None:
-                    out.write_block(index, block, predictor.predict_label_region(image, block))
+                    out.write_block(index, block, predictor.predict_label_region(image, block, source=source))
                     continue
-                labels, probabilities_block = predictor.predict_label_region(image, block, probabilities=True)
+                labels, probabilities_block = predictor.predict_label_region(
+                    image, block, source=source, probabilities=True
+                )
                 probs.write_block(index, (slice(None), *block), probabilities_block)
                 if index not in done:
                     out.write_block(index, block, labels)
@@ -225,7 +228,7 @@ def predict_blockwise(
             inner = tuple(
                 slice(s.start - o.start, s.stop - o.start) for s, o in zip(block, outer, strict=True)
             )
-            logits = predictor.predict_logits(data)
+            logits = predictor.predict_logits(data, source=source)
             if probs is not None:
                 probs.write_block(index, (slice(None), *block), _probabilities(predictor, logits, inner))
             if index in done:  # only its probabilities were missing

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from medseg.errors import ConfigError, DataValueError
+from medseg.errors import ConfigError, DataValueError, FormatError
 
 __all__ = ["NONFINITE_POLICIES", "ZScore"]
 
@@ -161,9 +161,11 @@ class ZScore:
         """
         image = np.array(image, dtype=np.float32)  # one float32 copy, normalised in place below
         if image.shape[channel_axis] != len(self.mean):
+            got, want = image.shape[channel_axis], len(self.mean)
             raise DataValueError(
-                f"image has {image.shape[channel_axis]} channels on axis {channel_axis}, the normalisation "
-                f"was fitted on {len(self.mean)}"
+                f"{source or 'the image'} has {got} channel(s) but the model was trained on {want} (its "
+                f"normalisation and input layer): pass images with {want} channel(s) (split or convert "
+                f"them), or a checkpoint trained on {got}-channel images"
             )
         shape = [1] * image.ndim
         shape[channel_axis] = len(self.mean)
@@ -186,7 +188,25 @@ class ZScore:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ZScore:
+        """The normalisation a checkpoint stores (:meth:`to_dict`).
+
+        Raises
+        ------
+        FormatError
+            A mean that is not finite or a std that is not finite and positive: the
+            checkpoint is damaged (every image would be normalised to NaN or inf).
+        """
         fill = data.get("fill")
+        for name in ("mean", "std"):
+            values = np.asarray(data[name], dtype=np.float64)
+            bad = ~np.isfinite(values) | ((values <= 0) if name == "std" else False)
+            if bad.any():
+                channel = int(np.flatnonzero(bad)[0])
+                raise FormatError(
+                    f"the checkpoint's normalisation has {name} {float(values[channel])!r} for channel "
+                    f"{channel} (every image would become NaN or inf): the checkpoint is damaged or was "
+                    "written outside medseg train; train it again or fix metadata['normalization']"
+                )
         return cls(
             tuple(data["mean"]),
             tuple(data["std"]),

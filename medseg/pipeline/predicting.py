@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from medseg.config import InferConfig
-from medseg.errors import ConfigError, DataNotFoundError
+from medseg.errors import ConfigError, DataNotFoundError, FormatError
 from medseg.eval.formats import get_format, write_submission
 from medseg.infer.blockwise import predict_blockwise
 from medseg.infer.postprocess import label_instances
@@ -161,9 +161,12 @@ def predict_files(
         raise ConfigError(f"inputs share case names {duplicates[:5]}; predict them into separate folders")
     rank, world = shard()
     state = load_checkpoint(checkpoint)
-    predictor = Predictor.from_checkpoint(
-        state, window, identity={"checkpoint_sha256": file_sha256(checkpoint)}
-    )
+    try:
+        predictor = Predictor.from_checkpoint(
+            state, window, identity={"checkpoint_sha256": file_sha256(checkpoint)}
+        )
+    except FormatError as err:  # the checkpoint's contents: name the file
+        raise FormatError(f"{checkpoint}: {err}") from err
     by_case = world > 1 and block_shape is None
     mine = [
         (p, n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if not by_case or i % world == rank

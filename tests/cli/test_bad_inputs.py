@@ -162,6 +162,10 @@ def world(tmp_path_factory) -> Path:
     (w / "trunc.nii").write_bytes((w / "whole.nii").read_bytes()[:9000])
     packed = gzip.compress((w / "whole.nii").read_bytes())
     (w / "trunc.nii.gz").write_bytes(packed[: len(packed) // 2])
+    write(Volume(np.stack([image[0], image[0]]).astype(np.float32)), w / "two_channel.tif")
+    checkpoint = torch.load(w / "run" / "checkpoints" / "best.pt", weights_only=True)
+    checkpoint["metadata"]["normalization"]["std"] = [0.0]
+    torch.save(checkpoint, w / "std0.pt")
     return w
 
 
@@ -494,6 +498,24 @@ CASES = [
         "predict -m {w}/run -i {w}/trunc.nii.gz -o {out} --block-shape 2 20 24",
         2,
         r"cannot read NIfTI data of .*trunc\.nii\.gz: .*is the file truncated",
+    ),
+    _case(
+        "predict-two-channel-image",
+        "predict -m {w}/run -i {w}/two_channel.tif -o {out}",
+        2,
+        r"two_channel\.tif has 2 channel\(s\) but the model was trained on 1 .*pass images with 1 channel",
+    ),
+    _case(
+        "predict-two-channel-image-blocks",
+        "predict -m {w}/run -i {w}/two_channel.tif -o {out} --block-shape 20 24",
+        2,
+        r"two_channel\.tif has 2 channel\(s\) but the model was trained on 1",
+    ),
+    _case(
+        "predict-checkpoint-std-zero",
+        "predict -m {w}/std0.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"std0\.pt: the checkpoint's normalisation has std 0\.0 for channel 0 .*train it again",
     ),
 ]
 
