@@ -1,7 +1,8 @@
 """Kill -9 harness: interrupt medseg commands at random points, resume them, compare with an uninterrupted run.
 
-For each command (``predict`` over many files, block-wise ``predict --block-shape``,
-``train``) the harness first runs it once uninterrupted (the reference), then N times:
+For each command (``predict`` over many files, block-wise ``predict --block-shape`` of class
+labels and of instances (``predict-instances``: an instance checkpoint, so the blocks are
+stitched and renumbered in a last pass), ``train``) the harness first runs it once uninterrupted (the reference), then N times:
 start it, SIGKILL its process group at a random moment between the first output
 appearing and the reference's end, start the same command again (``train`` with
 ``--resume``) and let it finish, then check
@@ -16,7 +17,7 @@ appearing and the reference's end, start the same command again (``train`` with
 
 Usage::
 
-    python benchmarks/kill_harness.py --kills 20            # all three commands
+    python benchmarks/kill_harness.py --kills 20            # all four commands
     python benchmarks/kill_harness.py --kills 5 --commands train --work /tmp/kills
 
 Prints one line per trial and a table of counts per command; ``--json`` writes them.
@@ -169,6 +170,7 @@ class Setup:
         big = np.concatenate([stack] * 2, axis=0)  # (12, 96, 96)
         self.stack = work / "images" / "stack.tif"
         tifffile.imwrite(self.stack, big)
+        self.instance_checkpoint = _instance_checkpoint(self.checkpoint, work / "instances.pt")
 
     def command(self, name: str, out: Path, *, resume: bool = False) -> list[str]:
         if name == "predict-files":
@@ -181,6 +183,11 @@ class Setup:
                 "predict", "-m", str(self.checkpoint), "-i", str(self.stack), "-o", str(out),
                 "--block-shape", "4", "48", "48", "--device", "cpu", "--no-progress",
             )  # fmt: skip
+        if name == "predict-instances":
+            return _medseg(
+                "predict", "-m", str(self.instance_checkpoint), "-i", str(self.stack), "-o", str(out),
+                "--block-shape", "4", "48", "48", "--device", "cpu", "--no-progress",
+            )  # fmt: skip
         if name == "train":
             return _medseg(
                 "train",
@@ -191,6 +198,26 @@ class Setup:
                 *(["--resume"] if resume else []),
             )
         raise ValueError(name)
+
+
+def _instance_checkpoint(trained: Path, path: Path) -> Path:
+    """The trained 2-class U-Net as a boundary-instance model: a third head channel (boundary).
+
+    Its instances are plumbing, not accuracy: what the harness checks is that an interrupted
+    job stitches and renumbers them exactly as an uninterrupted one.
+    """
+    checkpoint = torch.load(trained, map_location="cpu", weights_only=True)
+    weights = checkpoint["model"]
+    weight, bias = weights["head.weight"], weights["head.bias"]
+    weights["head.weight"] = torch.cat([weight, 0.5 * (weight[:1] + weight[1:])])
+    weights["head.bias"] = torch.cat([bias, bias[:1] - 0.5])
+    metadata = checkpoint["metadata"]
+    metadata["model"]["params"]["out_channels"] = 3
+    metadata["config"]["model"]["params"]["out_channels"] = 3
+    metadata["config"]["data"].update(label_kind="instances", instance_target="boundary")
+    metadata["targets"] = {"label_kind": "instances", "instance_target": "boundary"}
+    torch.save(checkpoint, path)
+    return path
 
 
 def _train_history(out: Path) -> tuple[int, list[int]]:
@@ -268,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs per command (default 20)")
     parser.add_argument(
-        "--commands", nargs="+", default=["predict-files", "predict-blocks", "train"],
-        choices=["predict-files", "predict-blocks", "train"],
+        "--commands", nargs="+", default=["predict-files", "predict-blocks", "predict-instances", "train"],
+        choices=["predict-files", "predict-blocks", "predict-instances", "train"],
     )  # fmt: skip
     parser.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
     parser.add_argument("--seed", type=int, default=0)
