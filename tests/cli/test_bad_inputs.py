@@ -166,6 +166,15 @@ def world(tmp_path_factory) -> Path:
     checkpoint = torch.load(w / "run" / "checkpoints" / "best.pt", weights_only=True)
     checkpoint["metadata"]["normalization"]["std"] = [0.0]
     torch.save(checkpoint, w / "std0.pt")
+    # a block-wise job left incomplete, whose input then changed (same shape, new content)
+    tifffile.imwrite(w / "changing.tif", image[:2], photometric="minisblack")
+    blocks = ["--block-shape", "1", "20", "24", "--no-progress"]
+    assert (
+        main(["predict", "-m", str(w / "run"), "-i", str(w / "changing.tif"), "-o", str(w / "job"), *blocks])
+        == 0
+    )
+    (w / "job" / "changing.zarr").rename(w / "job" / "changing.zarr.incomplete")
+    tifffile.imwrite(w / "changing.tif", image[1:3], photometric="minisblack")
     return w
 
 
@@ -516,6 +525,13 @@ CASES = [
         "predict -m {w}/std0.pt -i {w}/stack.tif -o {out}",
         2,
         r"std0\.pt: the checkpoint's normalisation has std 0\.0 for channel 0 .*train it again",
+    ),
+    _case(
+        "predict-blocks-resume-changed-input",
+        "predict -m {w}/run -i {w}/changing.tif -o {w}/job --block-shape 1 20 24",
+        2,
+        r"cannot resume .*changing\.zarr\.incomplete: the input .*changing\.tif changed since the interrupted run "
+        r"\(.*content differ\).*--overwrite",
     ),
 ]
 
