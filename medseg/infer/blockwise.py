@@ -7,8 +7,9 @@ in-memory prediction voxel for voxel (:meth:`SlidingWindow.predict_labels_region
 models are read block by block with a halo of context (like torch-em's
 ``predict_with_halo``) and the halo is cropped. The labels go into an on-disk Zarr array.
 Memory stays bounded by the block size; an interrupted run continues with the blocks not
-yet written, and only when it is the same job: block shape, halo, window, model and
-checkpoint hash are recorded in the store's attributes and compared on resume.
+yet written, and only when it is the same job: block shape, halo, window, model,
+checkpoint hash and the input file's identity (size, modification time, a hash of sampled
+pieces) are recorded in the store's attributes and compared on resume.
 
 Instance-trained models get seamless instances: each block's objects are split on the
 block *with* its halo; objects of the block's interior get new global ids; where the halo
@@ -76,7 +77,9 @@ def _job_settings(predictor: Predictor, image: Any, block_shape, halo, instances
     source = getattr(image, "path", None)
     if source is not None:  # a file: its identity, so a changed input is not resumed
         source = split_key(source)[0]
-    identity = {"input": file_identity(source), "input_path": str(source)} if source is not None else {}
+    identity: dict[str, Any] = {}
+    if source is not None and Path(source).exists():
+        identity = {"input": file_identity(source), "input_path": str(source)}
     return {
         **identity,
         "block_shape": list(block_shape),
