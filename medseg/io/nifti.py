@@ -67,6 +67,8 @@ def read_nifti(path: str | Path) -> Volume:
     lazy = open_nifti(path)
     try:
         array = np.ascontiguousarray(lazy[...])
+    except FormatError:  # already names the file (a truncated or damaged file)
+        raise
     except _NIFTI_ERRORS as err:
         raise FormatError(f"cannot read NIfTI data of {path}: {err} (is the file truncated?)") from err
     return make_volume(
@@ -106,7 +108,6 @@ def open_nifti(path: str | Path) -> LazyArray:
             f"NIfTI file {path} has shape {shape}; medseg reads (i, j[, k[, c]]) images "
             "(or (i, j, k, 1, c) vectors); split the other dimensions into separate files"
         )
-    _check_size(path, image, shape)
     ndim = len(plan) - 1
     spacing, origin, direction = ras_affine_to_geometry(affine, ndim)
     file_unit = image.header.get_xyzt_units()[0]
@@ -120,7 +121,7 @@ def open_nifti(path: str | Path) -> LazyArray:
     }
     try:
         return LazyArray(
-            _CheckedProxy(proxy, path),
+            _CheckedProxy(proxy, path, _truncation(path, image, shape)),
             plan,
             spacing=spacing,
             origin=origin,
@@ -217,31 +218,39 @@ def geometry_to_ras_affine(
     return affine
 
 
-def _check_size(path: Path, image: nib.Nifti1Image, shape: tuple[int, ...]) -> None:
-    """Refuse an uncompressed file shorter than its header's data (``.nii.gz`` fails on reading)."""
+def _truncation(path: Path, image: nib.Nifti1Image, shape: tuple[int, ...]) -> str | None:
+    """Why an uncompressed file is shorter than its header's data, or ``None`` (``.nii.gz``: unknown)."""
     if path.name.lower().endswith(".gz"):
-        return
+        return None
     data_bytes = int(np.prod(shape, dtype=np.int64)) * image.get_data_dtype().itemsize
     needed = int(image.header.get_data_offset()) + data_bytes
     have = path.stat().st_size
-    if have < needed:
-        raise FormatError(
-            f"NIfTI file {path} is truncated: its header declares a {' x '.join(map(str, shape))} "
-            f"{image.get_data_dtype()} array ending at byte {needed}, but the file has {have} bytes; "
-            "copy or export the file again"
-        )
+    if have >= needed:
+        return None
+    return (
+        f"NIfTI file {path} is truncated: its header declares a {' x '.join(map(str, shape))} "
+        f"{image.get_data_dtype()} array ending at byte {needed}, but the file has {have} bytes; "
+        "copy or export the file again"
+    )
 
 
 class _CheckedProxy:
-    """nibabel's array proxy whose read errors (a damaged ``.nii.gz``) name the file."""
+    """nibabel's array proxy whose read errors name the file (a truncated ``.nii``, a damaged ``.nii.gz``).
 
-    def __init__(self, proxy: Any, path: Path) -> None:
+    Opening stays cheap and lazy (a header is checked against memory limits before any
+    read); the first read of a truncated file raises :class:`FormatError` with the sizes.
+    """
+
+    def __init__(self, proxy: Any, path: Path, truncated: str | None) -> None:
         self._proxy = proxy
         self._path = path
+        self._truncated = truncated
         self.shape = proxy.shape
         self.dtype = proxy.dtype
 
     def __getitem__(self, key: Any) -> np.ndarray:
+        if self._truncated is not None:
+            raise FormatError(self._truncated)
         try:
             return self._proxy[key]
         except _NIFTI_ERRORS as err:
