@@ -322,9 +322,10 @@ def finished_output_problem(path: str | Path) -> str | None:
     """Why the existing output ``path`` is not a finished prediction, or ``None`` when it is.
 
     A file medseg wrote is complete (written atomically); a stranger's or a damaged one
-    is caught by opening it (the header, not the data). A ``.zarr`` store must open as an
-    array; a block-wise store must carry its job record, and one whose bookkeeping was
-    left by a run killed after moving it into place is tidied here.
+    is caught by opening it (the header, not the data). A ``.zarr`` output must be a
+    store that opens as an array; a block-wise store whose bookkeeping was left by a run
+    killed after moving it into place (it is complete: only finished jobs are moved) is
+    tidied here.
     """
     path = Path(path)
     if path.name.endswith(".zarr"):
