@@ -74,18 +74,19 @@ def _run(cmd: list[str], cwd: Path, timeout: float = 900) -> tuple[int, float, s
     return proc.returncode, time.perf_counter() - start, proc.stderr
 
 
-def _run_and_kill(cmd: list[str], cwd: Path, delay: float) -> bool:
-    """Start ``cmd``, SIGKILL its process group after ``delay`` s; False when it ended first."""
+def _run_and_kill(cmd: list[str], cwd: Path, delay: float) -> float | None:
+    """Start ``cmd``, SIGKILL its process group after ``delay`` s; its run time when it ended first."""
+    start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
         proc.wait(timeout=delay)
-        return False
+        return time.perf_counter() - start
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        return True
+        return None
 
 
 def _first_output_time(cmd: list[str], cwd: Path, watch: Path) -> tuple[float, float]:
@@ -244,9 +245,12 @@ def run_command(setup: Setup, name: str, kills: int, rng: random.Random, log) ->
         out = setup.work / f"{name}-trial"
         shutil.rmtree(out, ignore_errors=True)
         delay = rng.uniform(first, total)
-        if not _run_and_kill(setup.command(name, out), setup.work, delay):
+        ran = _run_and_kill(setup.command(name, out), setup.work, delay)
+        if ran is not None:
             counts["finished before the kill"] += 1
-            total = max(first + 0.5, 0.9 * delay)  # runs are faster than the reference: aim earlier
+            # runs are faster than the (contended) reference: aim within this run's time
+            first = min(first, 0.6 * ran)
+            total = max(first + 0.5, 0.9 * ran)
             continue
         counts["kills"] += 1
         left = _partial(out)
