@@ -235,6 +235,7 @@ def run_command(setup: Setup, name: str, kills: int, rng: random.Random, log) ->
     reference = setup.work / f"{name}-reference"
     watch = reference / "checkpoints" / "latest.pt" if name == "train" else reference
     first, total = _first_output_time(setup.command(name, reference), setup.work, watch)
+    ref_first, ref_total = first, total
     log(f"{name}: reference run {total:.1f} s wall, first output after {first:.1f} s")
     if name == "train":
         ref_iterations, ref_validation = _train_history(reference)
@@ -248,9 +249,9 @@ def run_command(setup: Setup, name: str, kills: int, rng: random.Random, log) ->
         ran = _run_and_kill(setup.command(name, out), setup.work, delay)
         if ran is not None:
             counts["finished before the kill"] += 1
-            # runs are faster than the (contended) reference: aim within this run's time
-            first = min(first, 0.6 * ran)
-            total = max(first + 0.5, 0.9 * ran)
+            # runs are faster than the (contended) reference: aim within this run's time, the
+            # first output coming at the same fraction of it as in the reference
+            first, total = ref_first * ran / ref_total, 0.95 * ran
             continue
         counts["kills"] += 1
         left = _partial(out)
