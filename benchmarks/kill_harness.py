@@ -187,7 +187,7 @@ class Setup:
         if name == "predict-instances":
             return _medseg(
                 "predict", "-m", str(self.instance_checkpoint), "-i", str(self.stack), "-o", str(out),
-                "--block-shape", "4", "48", "48", "--device", "cpu", "--no-progress",
+                "--block-shape", "2", "48", "48", "--device", "cpu", "--no-progress",
             )  # fmt: skip
         if name == "train":
             return _medseg(
@@ -233,7 +233,11 @@ def _weights(out: Path) -> dict[str, torch.Tensor]:
 def run_command(setup: Setup, name: str, kills: int, rng: random.Random, log) -> Counter:
     counts: Counter = Counter()
     reference = setup.work / f"{name}-reference"
-    watch = reference / "checkpoints" / "latest.pt" if name == "train" else reference
+    watch = {
+        "train": reference / "checkpoints" / "latest.pt",
+        "predict-blocks": reference / "stack.zarr.incomplete",  # the job's store: kills land in its work
+        "predict-instances": reference / "stack.zarr.incomplete",
+    }.get(name, reference)
     first, total = _first_output_time(setup.command(name, reference), setup.work, watch)
     ref_first, ref_total = first, total
     log(f"{name}: reference run {total:.1f} s wall, first output after {first:.1f} s")
