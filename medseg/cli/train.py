@@ -13,7 +13,7 @@ from medseg.cli._options import add_overrides, add_progress, output_path
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a segmenter from a pipeline config (e.g. medseg/resources/pipelines/*.yaml)",
+        help="train a segmenter from a pipeline config (e.g. pipelines/*.yaml)",
         description=(
             "Train the model of a pipeline config on its dataset. Writes checkpoints/latest.pt and best.pt, "
             "the resolved config.yaml, train_summary.json and training_curve.png to --out; --resume continues "
@@ -43,10 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from medseg.config import load_config
     from medseg.errors import ConfigError
-    from medseg.pipeline.datasets import load_training_samples
-    from medseg.pipeline.plots import plot_training
-    from medseg.pipeline.results import write_json, write_yaml
-    from medseg.pipeline.training import prepare_output_dir, train_from_config
+    from medseg.pipeline.training import run_training
 
     latest = args.out / "checkpoints" / "latest.pt"
     if args.resume and not latest.is_file():  # a mistyped --out must not silently restart a long run
@@ -63,35 +60,16 @@ def run(args: argparse.Namespace) -> int:
     if args.deterministic:
         overrides.append("train.deterministic=true")
     config = load_config(args.config, overrides)
-    prepare_output_dir(args.out)
-    train_samples, val_samples = load_training_samples(config.data)
-    trained = train_from_config(
+    trained = run_training(
         config,
-        train_samples,
-        val_samples,
         args.out,
         resume=args.resume,
         progress=main_rank and not args.no_progress,
+        write_results=main_rank,
     )
     if not main_rank:
         return 0
     result = trained.result
-    write_yaml(args.out / "config.yaml", config.model_dump(mode="json"))
-    plot_training(args.out / "training_curve.png", result.losses, result.validation)
-    summary = {
-        "iterations": result.iterations,
-        "seconds": round(result.seconds, 2),
-        "data_wait_seconds": round(result.data_seconds, 2),
-        "best_validation": result.best_score,
-        "validation": result.validation,
-        "losses": result.losses,
-        "stopped": result.stopped,
-        "device": trained.device,
-        "world_size": trained.world_size,
-    }
-    if trained.init is not None:
-        summary["init"] = {"checkpoint": str(config.train.init), **trained.init.to_dict()}
-    write_json(args.out / "train_summary.json", summary)
     print(f"trained {config.model.name} for {result.iterations} iterations on {trained.device}")
     if result.stopped:
         print(f"stopped early: {result.stopped}")

@@ -7,7 +7,6 @@ size and checksum are right.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -17,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from medseg.errors import ChecksumError, ConfigError, DownloadError
+from medseg.io.paths import file_sha256
 
 __all__ = ["sha256sum", "check_url", "download_file", "verify_file", "INCOMPLETE_SUFFIX"]
 
@@ -27,18 +27,14 @@ _CHUNK = 1 << 20
 
 
 def sha256sum(path: str | os.PathLike, *, progress: bool = False) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
+    """Hex sha256 of a file (:func:`medseg.io.paths.file_sha256`), with a progress bar when asked."""
     path = Path(path)
-    digest = hashlib.sha256()
     bar = _bar(path.stat().st_size, f"sha256 {path.name}", progress)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            if bar is not None:
-                bar.update(len(chunk))
-    if bar is not None:
-        bar.close()
-    return digest.hexdigest()
+    try:
+        return file_sha256(path, on_chunk=None if bar is None else bar.update)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def verify_file(

@@ -29,8 +29,9 @@ from medseg.data.sampling import PatchSampler
 from medseg.data.targets import boundary_target, distance_target
 from medseg.data.transforms import augment, build_augmentation
 from medseg.data.weight_map import WeightMap
-from medseg.errors import ConfigError, LabelError, ShapeError
+from medseg.errors import LabelError, ShapeError
 from medseg.io.lazy import LazyArray
+from medseg.options import InstanceTarget
 
 __all__ = ["PatchDataset", "TrainingTargets", "worker_init"]
 
@@ -100,7 +101,7 @@ class TrainingTargets:
 
     Parameters
     ----------
-    instance_target : {'boundary', 'distance'} or None
+    instance_target : InstanceTarget or {'boundary', 'distance'} or None
         For instance label maps, the target of :mod:`medseg.data.targets`: 3 classes
         (background, inside, boundary), or foreground plus a distance map (returned as
         the first extra). ``None``: the label is a class map and is the target.
@@ -109,10 +110,14 @@ class TrainingTargets:
         made) as the last extra.
     """
 
-    def __init__(self, instance_target: str | None = None, weight_map: WeightMap | None = None) -> None:
-        if instance_target not in (None, "boundary", "distance"):
-            raise ConfigError(f"data.instance_target must be boundary or distance, got {instance_target!r}")
-        self.instance_target = instance_target
+    def __init__(
+        self, instance_target: InstanceTarget | str | None = None, weight_map: WeightMap | None = None
+    ) -> None:
+        self.instance_target = (
+            None
+            if instance_target is None
+            else InstanceTarget.parse(instance_target, option="data.instance_target")
+        )
         self.weight_map = weight_map
 
     def __call__(self, label: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -120,7 +125,7 @@ class TrainingTargets:
         if self.instance_target is None:
             target = label
         else:
-            if self.instance_target == "boundary":
+            if self.instance_target is InstanceTarget.BOUNDARY:
                 target = boundary_target(label)
             else:
                 target, distance = distance_target(label)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from medseg.errors import ConfigError, DataValueError, FormatError
+from medseg.errors import ConfigError, DataValueError
 
 __all__ = ["NONFINITE_POLICIES", "ZScore"]
 
@@ -190,23 +190,9 @@ class ZScore:
     def from_dict(cls, data: dict[str, Any]) -> ZScore:
         """The normalisation a checkpoint stores (:meth:`to_dict`).
 
-        Raises
-        ------
-        FormatError
-            A mean that is not finite or a std that is not finite and positive: the
-            checkpoint is damaged (every image would be normalised to NaN or inf).
+        Validated (finite mean, finite positive std) by :class:`~medseg.checkpoint_meta.CheckpointMeta`.
         """
         fill = data.get("fill")
-        for name in ("mean", "std"):
-            values = np.asarray(data[name], dtype=np.float64)
-            bad = ~np.isfinite(values) | ((values <= 0) if name == "std" else False)
-            if bad.any():
-                channel = int(np.flatnonzero(bad)[0])
-                raise FormatError(
-                    f"the checkpoint's normalisation has {name} {float(values[channel])!r} for channel "
-                    f"{channel} (every image would become NaN or inf): the checkpoint is damaged or was "
-                    "written outside medseg train; train it again or fix metadata['normalization']"
-                )
         return cls(
             tuple(data["mean"]),
             tuple(data["std"]),

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -255,7 +255,7 @@ class _RecordingFile(io.RawIOBase):
 
 
 @contextlib.contextmanager
-def recording_writer(path: str | Path) -> Iterator[io.RawIOBase]:
+def recording_writer(path: str | Path) -> Iterator[IO[bytes]]:
     """A binary file to hand to a library that swallows write errors (``torch.save``).
 
     ``torch.save`` turns a full disk or the file-size limit into ``RuntimeError: [enforce
@@ -265,7 +265,7 @@ def recording_writer(path: str | Path) -> Iterator[io.RawIOBase]:
     """
     handle = _RecordingFile(Path(path))
     try:
-        yield handle
+        yield cast(IO[bytes], handle)  # a binary file as far as its users (torch.save) can tell
     except Exception as err:
         if handle.error is not None and not isinstance(err, OSError):
             raise handle.error from err

@@ -25,7 +25,7 @@ import numpy as np
 from medseg.errors import DataValueError, FormatError, ShapeError
 from medseg.io import hdf5, itk, natural, nifti, tiff, zarr_io
 from medseg.io._limits import check_fits_in_memory, check_header_size
-from medseg.io.lazy import LazyArray, wrap_in_memory
+from medseg.io.lazy import LazyArray, register_opener, wrap_in_memory
 from medseg.io.paths import require_file
 from medseg.io.volume import Volume
 
@@ -263,3 +263,6 @@ def _is_section_folder(path: Path) -> bool:
         and not path.name.lower().endswith(".zarr")
         and not any((path / m).exists() for m in zarr_markers)
     )
+
+
+register_opener(open_array)  # unpickled LazyArrays (data-loader workers) re-open their path here

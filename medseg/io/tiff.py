@@ -351,8 +351,10 @@ def _spacing_xyz(tif: tifffile.TiffFile) -> tuple[tuple[float, float, float], st
             else:
                 sx, sy = 1.0 / rx, 1.0 / ry
                 unit = "cm" if resolution_unit == 3 else None
+    z_known = False
     if tif.is_imagej:
         ij = tif.imagej_metadata or {}
+        z_known = "spacing" in ij
         sz = float(ij.get("spacing", 1.0))
         ij_unit = ij.get("unit")
         if ij_unit and "dpi" not in extra:
@@ -362,7 +364,9 @@ def _spacing_xyz(tif: tifffile.TiffFile) -> tuple[tuple[float, float, float], st
     except DataValueError:
         logger.warning("%s: unknown spacing unit %r; spacing kept without unit", tif.filename, unit)
         values, unit = (sx, sy, sz), None
-    return (values[0], values[1], values[2]), unit, extra
+    # a file without a Z spacing keeps the default Z of 1: it is no length in the file's unit
+    # (a CENTIMETER resolution would otherwise turn it into 10000 um)
+    return (values[0], values[1], values[2] if z_known else sz), unit, extra
 
 
 class _SectionFiles:

@@ -9,6 +9,7 @@ branch are strict xfails that the merge flips.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import http.server
@@ -148,10 +149,9 @@ def world(tmp_path_factory) -> Path:
     (w / "done_broken" / "stack.zarr").mkdir()
     (w / "done_broken" / "stack.zarr" / ".zarray").write_text("{broken")
     # a checkpoint of another model: no tensor name in common with the tiny U-Net
-    torch.save(
-        {"format": 1, "model": {"encoder.conv.weight": torch.zeros(3, 3)}, "metadata": {}, "iteration": 0},
-        w / "alien.pt",
-    )
+    alien = torch.load(w / "run" / "checkpoints" / "best.pt", weights_only=True)
+    alien["model"] = {f"other.{name}": tensor for name, tensor in alien["model"].items()}
+    torch.save(alien, w / "alien.pt")
     from medseg.io import Volume, write
 
     write(Volume(image[None, :2].astype(np.float32)), w / "small.h5")
@@ -175,7 +175,27 @@ def world(tmp_path_factory) -> Path:
     )
     (w / "job" / "changing.zarr").rename(w / "job" / "changing.zarr.incomplete")
     tifffile.imwrite(w / "changing.tif", image[1:3], photometric="minisblack")
+    _evaluate_folders(w, (image[0] > 128).astype(np.uint8))
+    _crafted_checkpoints(w)
     return w
+
+
+def _evaluate_folders(w: Path, mask: np.ndarray) -> None:
+    """Prediction folders for evaluate: a stale second file of a case, duplicate references, non-labels."""
+    for name in ("ev_two_pred", "ev_two_gt", "ev_float", "ev_nan", "ev_negative", "ev_png"):
+        (w / name).mkdir()
+    tifffile.imwrite(w / "ev_two_pred" / "a.tif", mask)
+    nib.save(nib.Nifti1Image(mask.T.copy(), np.eye(4)), w / "ev_two_pred" / "a.nii.gz")
+    tifffile.imwrite(w / "ev_two_gt" / "a.tif", mask)
+    tifffile.imwrite(w / "ev_two_gt" / "a.tiff", mask)
+    tifffile.imwrite(w / "ev_float" / "a.tif", mask.astype(np.float32) / 2)
+    nan = mask.astype(np.float32)
+    nan[0, 0] = np.nan
+    tifffile.imwrite(w / "ev_nan" / "a.tif", nan)
+    tifffile.imwrite(w / "ev_negative" / "a.tif", mask.astype(np.int16) - 1)
+    from PIL import Image
+
+    Image.fromarray(mask * 255).save(w / "ev_png" / "a.png")
 
 
 # (id, argv with {w}=world and {out}=this case's output folder, exit status, pattern the error line matches)
@@ -524,7 +544,7 @@ CASES = [
         "predict-checkpoint-std-zero",
         "predict -m {w}/std0.pt -i {w}/stack.tif -o {out}",
         2,
-        r"std0\.pt: the checkpoint's normalisation has std 0\.0 for channel 0 .*train it again",
+        r"std0\.pt: checkpoint normalization std must be > 0 per channel, got \[0\.0\]; the checkpoint is damaged",
     ),
     _case(
         "predict-blocks-resume-changed-input",
@@ -532,6 +552,86 @@ CASES = [
         2,
         r"cannot resume .*changing\.zarr\.incomplete: the input .*changing\.tif changed since the interrupted run "
         r"\(.*content differ\).*--overwrite",
+    ),
+    # evaluate (issue 21: two files for one case, duplicate references, values that are no labels)
+    _case(
+        "evaluate-two-predictions-one-case",
+        "evaluate --pred {w}/ev_two_pred --gt {w}/ev_gt --format labelmap -o {out}",
+        2,
+        r"two prediction files for case 'a': .*ev_two_pred/a\.nii\.gz and .*ev_two_pred/a\.tif",
+    ),
+    _case(
+        "evaluate-two-references-one-case",
+        "evaluate --pred {w}/ev_pred --gt {w}/ev_two_gt --format labelmap -o {out}",
+        2,
+        r"two reference files for case 'a': .*ev_two_gt/a\.tif and .*ev_two_gt/a\.tiff",
+    ),
+    _case(
+        "evaluate-float-labels",
+        "evaluate --pred {w}/ev_float --gt {w}/ev_gt --format labelmap -o {out} --workers 1",
+        2,
+        r"prediction .*ev_float/a\.tif has dtype float32 with non-integral, negative or non-finite values",
+    ),
+    _case(
+        "evaluate-nan-labels",
+        "evaluate --pred {w}/ev_nan --gt {w}/ev_gt --format labelmap -o {out} --workers 1",
+        2,
+        r"prediction .*ev_nan/a\.tif has dtype float32 with non-integral, negative or non-finite values",
+    ),
+    _case(
+        "evaluate-negative-labels",
+        "evaluate --pred {w}/ev_negative --gt {w}/ev_gt --format labelmap -o {out} --workers 1",
+        2,
+        r"prediction .*ev_negative/a\.tif holds negative labels \(min -1\)",
+    ),
+    _case(
+        "evaluate-isbi2012-no-reference-files",
+        "evaluate --pred {w}/ev_png --gt {w}/ev_png --format isbi2012 -o {out}",
+        2,
+        r"no reference file of format 'isbi2012' in --gt .*ev_png \(ISBI 2012 EM: float32 multipage TIFF",
+    ),
+    _case(
+        "evaluate-format-misspelt",
+        "evaluate --pred {w}/ev_pred --gt {w}/ev_gt --format labelmpa -o {out}",
+        2,
+        r"unknown format 'labelmpa' \(did you mean 'labelmap'\?\)",
+    ),
+    # crafted checkpoints: a FormatError naming the file, before any large allocation
+    _case(
+        "predict-checkpoint-depth-mismatch",
+        "predict -m {w}/crafted/depth.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"depth\.pt: the checkpoint's weights do not match its model .*missing",
+    ),
+    _case(
+        "predict-checkpoint-huge-params",
+        "predict -m {w}/crafted/huge.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"huge\.pt: the checkpoint's weights do not match its model .*model needs \(100000, 1, 3, 3\)",
+    ),
+    _case(
+        "predict-checkpoint-no-normalization",
+        "predict -m {w}/crafted/no_norm.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"no_norm\.pt: checkpoint metadata has no 'normalization'",
+    ),
+    _case(
+        "predict-checkpoint-missing-weights",
+        "predict -m {w}/crafted/missing.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"missing\.pt: the checkpoint's weights do not match its model .*missing",
+    ),
+    _case(
+        "predict-checkpoint-std-0",
+        "predict -m {w}/crafted/std0.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"std0\.pt: checkpoint normalization std must be > 0",
+    ),
+    _case(
+        "predict-checkpoint-newer-meta",
+        "predict -m {w}/crafted/newer.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"newer\.pt has checkpoint metadata version 99, this medseg reads up to 2; upgrade medseg",
     ),
 ]
 
@@ -703,3 +803,23 @@ def test_fetch_over_http_gives_one_clear_error(tmp_path, capsys, case, pattern):
     lines = [line for line in err.splitlines() if line.startswith("medseg fetch: error:")]
     assert code == 2 and len(lines) == 1 and re.search(pattern, lines[0]), err
     assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+
+
+def _crafted_checkpoints(w: Path) -> None:
+    """Copies of the world's checkpoint with edited metadata or weights (bug reports' crafted files)."""
+    state = torch.load(w / "run" / "checkpoints" / "best.pt", weights_only=True)
+    params = state["metadata"]["model"]["params"]
+    edits = {
+        "depth": lambda s: s["metadata"]["model"]["params"].update(depth=params["depth"] + 1),
+        # U-Net with 100000 features: ~720 GB of float32 weights if it were built
+        "huge": lambda s: s["metadata"]["model"]["params"].update(features=100_000),
+        "no_norm": lambda s: s["metadata"].pop("normalization"),
+        "missing": lambda s: s["model"].pop(next(iter(s["model"]))),
+        "std0": lambda s: s["metadata"]["normalization"].update(std=[0.0]),
+        "newer": lambda s: s["metadata"].update(version=99),
+    }
+    (w / "crafted").mkdir()
+    for name, edit in edits.items():
+        crafted = copy.deepcopy(state)
+        edit(crafted)
+        torch.save(crafted, w / "crafted" / f"{name}.pt")

@@ -12,7 +12,7 @@ from medseg.io import Volume, atomic_output, read, read_greyscale
 __all__ = ["atomic_write", "read_volume", "stored_array"]
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a temporary path and move it to ``path`` only if it succeeds.
 
     No half-written file is left at ``path`` if ``write`` raises.
