@@ -31,6 +31,7 @@ from medseg.infer.postprocess import label_instances
 from medseg.infer.predictor import Prediction, Predictor
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import open_array, read, split_key, suffix_of, write
+from medseg.io.zarr_output import finished_output_problem
 
 __all__ = [
     "PredictedCase",
@@ -122,7 +123,8 @@ def predict_files(
         OME-Zarr NGFF 0.5 label images). Not combined with
         ``submission_format``.
     save_probabilities : bool
-        Also write ``<case>_probabilities<suffix>`` (float32 softmax, one channel per class);
+        Also write ``<case>_probabilities<suffix>`` (float32 softmax, one channel per class;
+        block-wise: ``<case>_probabilities.zarr``, written block by block);
         otherwise labels are computed without a full-size probability buffer.
     overwrite : bool
         Predict cases whose label file already exists again (default: skip them, so an
@@ -150,6 +152,12 @@ def predict_files(
         for path, name in tqdm(mine, desc="cases", unit="case", disable=not progress):
             target = out / f"{name}{_label_suffix(path, block_shape, ome_zarr)}"
             if target.exists() and not overwrite:
+                problem = finished_output_problem(target)
+                if problem is not None:
+                    raise ConfigError(
+                        f"{target} exists but is not a finished prediction: {problem}; delete it or "
+                        "predict with overwrite (medseg predict --overwrite)"
+                    )
                 logger.info("skipping %s: %s exists (use overwrite to predict it again)", path, target)
                 results.append(PredictedCase(name, target, None, skipped=True))
             elif block_shape is not None:
@@ -163,6 +171,7 @@ def predict_files(
                         overwrite=overwrite,
                         shard=(rank, world),
                         barrier=barrier,
+                        probabilities=out / f"{name}_probabilities.zarr" if save_probabilities else None,
                     )
                 results.append(PredictedCase(name, labels, None, skipped=False))
             else:
