@@ -42,15 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from medseg.config import load_config
-    from medseg.errors import ConfigError
     from medseg.pipeline.training import run_training
 
-    latest = args.out / "checkpoints" / "latest.pt"
-    if args.resume and not latest.is_file():  # a mistyped --out must not silently restart a long run
-        raise ConfigError(
-            f"--resume: there is no checkpoint to resume at {latest}; check --out (the folder of the run "
-            "to continue), or drop --resume to start a fresh run there"
-        )
     main_rank = int(os.environ.get("RANK", "0")) == 0
     if not main_rank:  # under torchrun only rank 0 logs, shows progress and writes results
         logging.getLogger("medseg").setLevel(logging.WARNING)

@@ -273,6 +273,12 @@ def run_training(
     from medseg.pipeline.plots import plot_training
     from medseg.pipeline.results import write_json, write_yaml
 
+    latest = Path(out_dir) / "checkpoints" / "latest.pt"
+    if resume and not latest.is_file():  # a mistyped --out must not silently restart a long run
+        raise ConfigError(
+            f"--resume: there is no checkpoint to resume at {latest}; check --out (the folder of the run "
+            "to continue), or drop --resume to start a fresh run there"
+        )
     out = prepare_output_dir(out_dir)
     train_samples, val_samples = load_training_samples(config.data)
     trained = train_from_config(config, train_samples, val_samples, out, resume=resume, progress=progress)
