@@ -59,3 +59,14 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "runs/toy/checkpoints/best.pt").is_file()
     assert (tmp_path / "runs/toy/eval/summary.json").is_file()
     assert (tmp_path / "runs/toy/train_summary.json").is_file()
+
+
+def test_train_resume_without_a_checkpoint_is_refused(tmp_path):
+    import pytest
+
+    from medseg.errors import ConfigError
+
+    config = REPO / "pipelines" / "isbi2012.yaml"
+    with pytest.raises(ConfigError, match=r"no checkpoint to resume at .*typo"):
+        medseg.train(config, out=tmp_path / "typo", resume=True, overrides=[f"data.root={tmp_path}"])
+    assert not (tmp_path / "typo").exists()

@@ -88,7 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--save-probabilities",
         action="store_true",
-        help="also write <case>_probabilities (float32, one channel per class); labels alone need far less memory",
+        help="also write <case>_probabilities (float32, one channel per class; with --block-shape <case>_probabilities.zarr); "
+        "labels alone need far less memory",
     )
     parser.add_argument(
         "--overwrite",

@@ -26,7 +26,14 @@ from medseg.io.paths import file_sha256
 from medseg.models import build_model
 from medseg.options import InstanceTarget, LabelKind
 
-__all__ = ["Prediction", "Predictor", "checkpoint_path", "file_sha256", "load_trained_model"]
+__all__ = [
+    "Prediction",
+    "Predictor",
+    "checkpoint_path",
+    "file_sha256",
+    "load_trained_model",
+    "require_voxels",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -253,13 +260,15 @@ class Predictor:
         return labels.numpy().astype(label_dtype(self.num_classes), copy=False)
 
     def predict_label_region(
-        self, image: Any, region: tuple[slice, ...], *, source: str | None = None
-    ) -> np.ndarray:
+        self, image: Any, region: tuple[slice, ...], *, source: str | None = None, probabilities: bool = False
+    ) -> Any:
         """Class ids of ``region`` of a ``(C, *spatial)`` image, equal to :meth:`predict_label_array`'s there.
 
         ``image`` is read lazily (only what the region's windows need, mirror padding at the
         image border included), so a volume larger than memory can be predicted region by
         region with the same windows, weights and result as one whole-image pass.
+        ``probabilities``: return ``(labels, probabilities)``, the softmax ``(K, *region)``
+        float32 and its argmax, as :meth:`predict` with ``probabilities=True``.
         """
         if self.is_instance_model:
             raise FormatError("region-wise labels are for class-label models; instance models predict blocks")
@@ -270,19 +279,28 @@ class Predictor:
             def read(box: tuple[slice, ...]) -> np.ndarray:
                 return self.normalization(np.asarray(image[(slice(None), *box)]), source=source)[None]
 
-            labels = self.window.predict_labels_region(self.model, read, spatial, region)[0]
+            labels = self.window.predict_labels_region(
+                self.model, read, spatial, region, labels_only=not probabilities
+            )[0]
         elif len(spatial) == 3 and window_dims == 2:  # sections as a batch, as predict_label_array
 
             def read(box: tuple[slice, ...]) -> np.ndarray:
                 block = np.asarray(image[(slice(None), region[0], *box)])
                 return np.moveaxis(self.normalization(block, source=source), 1, 0)
 
-            labels = self.window.predict_labels_region(self.model, read, spatial[1:], region[1:])
+            labels = self.window.predict_labels_region(
+                self.model, read, spatial[1:], region[1:], labels_only=not probabilities
+            )
+            labels = labels.movedim(0, 1) if probabilities else labels
         else:
             raise ShapeError(
                 f"image has {len(spatial)} spatial axes but the window has {window_dims} (roi_size "
                 f"{self.window.roi_size}); use a 2D or 3D roi matching the model"
             )
+        if probabilities:  # ``labels`` holds the logits (K, *region)
+            probs = torch.softmax(labels.float(), dim=0)
+            classes = probs.argmax(dim=0).numpy().astype(label_dtype(probs.shape[0]))
+            return classes, probs.numpy().astype(np.float32)
         return labels.numpy().astype(label_dtype(self.num_classes), copy=False)
 
     def instances_from_logits(self, logits: torch.Tensor) -> np.ndarray:
@@ -298,6 +316,7 @@ class Predictor:
         """Labels (and probabilities or instances when asked or needed) on ``image``'s grid."""
         source = image.meta.get("source")
         meta = {"classes": list(self.classes) if self.classes else None, "source": source}
+        require_voxels(image.array.shape, source)
         if not probabilities and not self.is_instance_model:
             labels = self.predict_label_array(image.array, source=source)
             return Prediction(labels=image.with_array(labels[None], **meta))
@@ -314,4 +333,13 @@ class Predictor:
             if probabilities
             else None,
             instances=instances,
+        )
+
+
+def require_voxels(shape: tuple[int, ...], source: str | None) -> None:
+    """Refuse an image with no voxels (a zero-length axis) before any window is planned."""
+    if 0 in tuple(shape)[1:]:
+        raise ShapeError(
+            f"{source or 'the image'} has no voxels (shape {tuple(shape)[1:]}); there is nothing to "
+            "predict: remove it from the inputs or export it again"
         )

@@ -218,6 +218,8 @@ class SlidingWindow:
         read: Callable[[tuple[slice, ...]], np.ndarray],
         shape: tuple[int, ...],
         region: tuple[slice, ...],
+        *,
+        labels_only: bool = True,
     ) -> torch.Tensor:
         """Labels of ``region`` of an image, equal to :meth:`predict_labels` of the whole image.
 
@@ -237,6 +239,9 @@ class SlidingWindow:
             Spatial shape of the whole image.
         region : tuple of slice
             The part of the output to predict (within ``shape``).
+        labels_only : bool
+            ``False``: the blended logits ``(N, K, *region-shape)`` instead, equal to
+            :meth:`__call__`'s there.
 
         Returns
         -------
@@ -264,9 +269,9 @@ class SlidingWindow:
         gather = np.ix_(*(i - b.start for i, b in zip(index, box, strict=True)))
         padded = _to_device(torch.from_numpy(data[(slice(None), slice(None), *gather)]), self.compute_device)
         grid = tuple(hi - lo for lo, hi in zip(lows, highs, strict=True))
-        labels = self._blend(model, padded, picked, grid, out_roi, labels_only=True)
+        labels = self._blend(model, padded, picked, grid, out_roi, labels_only=labels_only)
         crop = tuple(slice(r.start - lo, r.stop - lo) for r, lo in zip(region, lows, strict=True))
-        return labels[(slice(None), *crop)]
+        return labels[(slice(None), *crop)] if labels_only else labels[(slice(None), slice(None), *crop)]
 
     def _blend(
         self,

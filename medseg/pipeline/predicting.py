@@ -34,6 +34,7 @@ from medseg.infer.predictor import Prediction, Predictor
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import Volume, open_array, read, split_key, suffix_of, write
 from medseg.io.paths import file_sha256
+from medseg.io.zarr_output import finished_output_problem
 
 __all__ = [
     "PredictedCase",
@@ -135,7 +136,8 @@ def predict_files(
         OME-Zarr NGFF 0.5 label images). Not combined with
         ``submission_format`` or ``geojson``.
     save_probabilities : bool
-        Also write ``<case>_probabilities<suffix>`` (float32 softmax, one channel per class);
+        Also write ``<case>_probabilities<suffix>`` (float32 softmax, one channel per class;
+        block-wise: ``<case>_probabilities.zarr``, written block by block);
         otherwise labels are computed without a full-size probability buffer.
     overwrite : bool
         Predict cases whose label file already exists again (default: skip them, so an
@@ -162,6 +164,12 @@ def predict_files(
         for path, name in tqdm(mine, desc="cases", unit="case", disable=not progress):
             target = out / f"{name}{_label_suffix(path, block_shape, ome_zarr)}"
             if target.exists() and not overwrite:
+                problem = finished_output_problem(target)
+                if problem is not None:
+                    raise ConfigError(
+                        f"{target} exists but is not a finished prediction: {problem}; delete it or "
+                        "predict with overwrite (medseg predict --overwrite)"
+                    )
                 logger.info("skipping %s: %s exists (use overwrite to predict it again)", path, target)
                 results.append(PredictedCase(name, target, None, skipped=True))
             elif block_shape is not None:
@@ -175,6 +183,7 @@ def predict_files(
                         overwrite=overwrite,
                         shard=(rank, world),
                         barrier=barrier,
+                        probabilities=out / f"{name}_probabilities.zarr" if save_probabilities else None,
                     )
                 results.append(PredictedCase(name, labels, None, skipped=False))
             else:

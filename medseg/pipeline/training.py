@@ -273,6 +273,12 @@ def run_training(
     from medseg.pipeline.plots import plot_training
     from medseg.pipeline.results import write_json, write_yaml
 
+    latest = Path(out_dir) / "checkpoints" / "latest.pt"
+    if resume and not latest.is_file():  # a mistyped --out must not silently restart a long run
+        raise ConfigError(
+            f"--resume: there is no checkpoint to resume at {latest}; check --out (the folder of the run "
+            "to continue), or drop --resume to start a fresh run there"
+        )
     out = prepare_output_dir(out_dir)
     train_samples, val_samples = load_training_samples(config.data)
     trained = train_from_config(config, train_samples, val_samples, out, resume=resume, progress=progress)
@@ -412,13 +418,20 @@ def _previous_run(latest: Path, config: PipelineConfig) -> Checkpoint | None:
 def _initialize(model: torch.nn.Module, config: PipelineConfig, init: Path) -> InitReport:
     checkpoint = read_checkpoint(init)
     old_classes = list(checkpoint.meta.classes)
-    return initialize_from(
+    report = initialize_from(
         model,
         checkpoint.weights,
         class_map=class_index_map(config.data.classes, old_classes, config.train.label_map),
         num_classes=constraints_of(model).out_channels,
         checkpoint_num_classes=checkpoint.meta.out_channels or len(old_classes),
     )
+    if not report.loaded and not report.remapped:  # fine-tuning from nothing is training from scratch
+        name, why = next(iter(report.initialized.items()))
+        raise ConfigError(
+            f"--init (train.init) {init}: none of its tensors fits model {config.model.name!r} "
+            f"(e.g. {name}: {why}); pass a checkpoint of this model, or drop --init to train from scratch"
+        )
+    return report
 
 
 def _pretrain(

@@ -18,7 +18,7 @@ import torch
 
 import medseg
 from medseg.checkpoint_meta import CHECKPOINT_FORMAT, CheckpointMeta, load_checkpoint
-from medseg.io import atomic_output
+from medseg.io import atomic_output, recording_writer
 
 __all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "save_checkpoint"]
 
@@ -75,6 +75,7 @@ def save_checkpoint(
         payload["optimizer"] = optimizer.state_dict()
     if scheduler is not None:
         payload["scheduler"] = scheduler.state_dict()
-    with atomic_output(path) as tmp:  # killed mid-save: cleaned up by the next save to `path`
-        torch.save(payload, tmp)
+    # killed mid-save: cleaned up by the next save to `path`; a full disk: an OutputError, not torch's
+    with atomic_output(path) as tmp, recording_writer(tmp) as handle:
+        torch.save(payload, handle)
     return path

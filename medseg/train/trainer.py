@@ -55,12 +55,13 @@ def poly_schedule(
 
 @dataclass
 class History:
-    """Loss per iteration and validation scores since iteration 0 (kept across resumes)."""
+    """Loss per iteration, validation scores and training seconds since iteration 0 (kept across resumes)."""
 
     losses: list[float] = field(default_factory=list)
     validation: list[tuple[int, float]] = field(default_factory=list)
     best_score: float = -math.inf
     since_best: int = 0
+    seconds: float = 0.0
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,7 @@ class History:
             "validation": [[int(i), float(s)] for i, s in self.validation],
             "best_score": float(self.best_score),
             "since_best": int(self.since_best),
+            "seconds": float(self.seconds),
         }
 
     @classmethod
@@ -77,6 +79,7 @@ class History:
             validation=[(int(i), float(s)) for i, s in state["validation"]],
             best_score=float(state["best_score"]),
             since_best=int(state["since_best"]),
+            seconds=float(state.get("seconds", 0.0)),
         )
 
 
@@ -98,9 +101,10 @@ class Stopping:
 
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` did; ``losses``/``validation`` span every run of a resumed job."""
+    """What :meth:`Trainer.fit` did; ``losses``/``validation``/``seconds`` span every run of a resumed job."""
 
     iterations: int
+    #: Training seconds over every run of the job (up to each run's last checkpoint, then this run).
     seconds: float
     losses: list[float] = field(default_factory=list)
     validation: list[tuple[int, float]] = field(default_factory=list)
@@ -232,6 +236,7 @@ class Trainer:
         self.progress = progress
         self.iteration = 0
         self.history = History()
+        self._clock_origin = time.perf_counter()
 
     @property
     def best_score(self) -> float:
@@ -293,6 +298,7 @@ class Trainer:
             batches = batches(self.iteration)
         result = TrainResult(iterations=self.iteration, seconds=0.0)
         start = time.perf_counter()
+        self._clock_origin = start - self.history.seconds  # seconds count over every resumed run
         main = self.distributed.is_main
         bar = tqdm(
             total=iterations,
@@ -337,7 +343,7 @@ class Trainer:
         if self.validation is None:
             self._save("best.pt", result)
         result.iterations = self.iteration
-        result.seconds = time.perf_counter() - start
+        result.seconds = self.history.seconds = time.perf_counter() - self._clock_origin
         result.best_score = self.history.best_score
         result.losses = list(self.history.losses)
         result.validation = list(self.history.validation)
@@ -391,6 +397,7 @@ class Trainer:
     def _save(self, name: str, result: TrainResult) -> None:
         if self.checkpoints is None or not self.distributed.is_main:
             return
+        self.history.seconds = time.perf_counter() - self._clock_origin
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()

@@ -134,3 +134,23 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path):
 
     with pytest.raises(DataValueError, match="training loss became nan at iteration 1"):
         _trainer(tmp_path).fit(nan_batches(), iterations=3)
+
+
+def test_seconds_add_up_over_resumed_runs(tmp_path, monkeypatch):
+    """A fake clock that advances 1 s per reading: each run's seconds add to the previous runs'."""
+    import medseg.train.trainer as trainer_module
+
+    ticks = itertools.count()
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(ticks)))
+    first = _trainer(tmp_path, iterations=6).fit(_stream(), iterations=3)
+    assert first.seconds > 0
+    saved = float(load_checkpoint(tmp_path / "latest.pt")["history"]["seconds"])
+    assert 0 < saved <= first.seconds
+    second = _trainer(tmp_path, iterations=6)
+    assert second.resume()
+    total = second.fit(_stream(), iterations=6)
+    assert total.seconds > first.seconds + 1  # this run's time on top of the first run's
+    finished = _trainer(tmp_path, iterations=6)
+    assert finished.resume()
+    again = finished.fit(_stream(), iterations=6)  # nothing left to train
+    assert total.seconds <= again.seconds <= total.seconds + 3

@@ -111,8 +111,11 @@ def single_channel(volume: Volume, array: np.ndarray) -> Volume:
 
 
 def read_single_channel(path: Path, what: str) -> Volume:
-    """A file that must hold one channel (a label map), as a one-channel volume."""
-    volume = read_volume(path)
+    """A file that must hold one channel (a label map), as a one-channel volume.
+
+    A planar RGB(A) TIFF page is read as a 3- or 4-section stack (:func:`medseg.io.read_greyscale`).
+    """
+    volume = read_volume(path, greyscale=True)
     if volume.num_channels != 1:
         raise FormatError(
             f"{path}: a {what} has one channel, got {volume.num_channels}; save it as a single-channel image"

@@ -160,7 +160,7 @@ class CtcFormat(InstanceMapFormat):
         return self._write(np.asarray(array).astype(np.int64), out_dir, case_id, "man_seg")
 
     def read(self, path: Path) -> Volume:
-        volume = read_volume(path)
+        volume = read_volume(path, greyscale=True)
         if volume.array.dtype != np.uint16:
             raise FormatError(
                 f"{path}: CTC masks must be uint16 TIFF, got {volume.array.dtype}; re-save as 16-bit"

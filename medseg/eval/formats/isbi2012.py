@@ -55,7 +55,7 @@ class Isbi2012Format(ChallengeFormat):
         return self.write((np.asarray(array) == 0).astype(np.float32), out_dir, case_id)
 
     def read(self, path: Path) -> Volume:
-        volume = read_volume(path)
+        volume = read_volume(path, greyscale=True)
         return single_channel(volume, stored_array(volume))
 
     def prediction_array(
