@@ -79,3 +79,15 @@ def test_small_label_image_has_one_level(tmp_path):
     assert [d.path for d in image.attributes.ome.multiscales[0].datasets] == ["0"]
     levels, _ = _read_with_ome_zarr(store)
     np.testing.assert_array_equal(levels[0], labels)
+
+
+def test_finished_store_keeps_no_bookkeeping_and_counts_as_finished(tmp_path):
+    from medseg.io.zarr_output import finished_output_problem
+
+    labels = np.arange(70 * 40, dtype=np.uint32).reshape(70, 40)
+    store = _write(
+        tmp_path / "case.ome.zarr", labels, spacing=(1.0, 1.0), origin=(0.0, 0.0), unit=None, above=16
+    )
+    assert sorted(p.name for p in store.iterdir()) == ["0", "1", "2", "3", "zarr.json"]
+    assert "medseg_state" not in zarr.open_array(str(store / "0"), mode="r").attrs
+    assert finished_output_problem(store) is None
