@@ -72,10 +72,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default=None)
     parser.add_argument(
         "--compile",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="torch.compile the model with frozen weights, in channels-last: 1.5-1.8x faster per window "
-        "on 2 CPU threads; the first case compiles (15-40 s)",
+        help="torch.compile the model with frozen weights: 1.5-1.8x faster per window on 2 CPU threads, "
+        "the first case compiles (15-40 s). Default: on the CPU, compile when an image's windows repay it "
+        "(decided after two batches, said in one log line)",
     )
     parser.add_argument(
         "--save-probabilities",
@@ -130,7 +131,8 @@ def infer_config(trained: dict, chosen: dict):
 
     given = {k: v for k, v in chosen.items() if v is not None}
     try:
-        infer = {**trained.get("infer", {}), **given}
+        # compiling is a choice of the machine that predicts, not of the model: never the training run's
+        infer = {**{k: v for k, v in trained.get("infer", {}).items() if k != "compile"}, **given}
         data = dict(trained.get("data", {}))
         if "patch_shape" not in data and "roi_size" in infer:
             data["patch_shape"] = infer["roi_size"]  # not stored: there are no training patches to check
@@ -143,6 +145,8 @@ def infer_config(trained: dict, chosen: dict):
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from medseg.errors import ConfigError
     from medseg.infer.predictor import checkpoint_path
     from medseg.pipeline.predicting import predict_files, shard, sliding_window_from_infer
@@ -162,6 +166,9 @@ def run(args: argparse.Namespace) -> int:
         "compile": args.compile,
     }
     window = sliding_window_from_infer(infer_config(trained, chosen), progress=False)
+    if window.compile is None:  # the automatic compile decision is said without -v
+        engine_log = logging.getLogger("medseg.infer.sliding_window")
+        engine_log.setLevel(min(engine_log.getEffectiveLevel(), logging.INFO))
     results = predict_files(
         checkpoint,
         args.input,
