@@ -108,8 +108,9 @@ class SlidingWindow:
         ``torch.compile`` the model with inductor, weights frozen as constants (oneDNN weight
         prepacking and fused convolutions on the CPU), traced as one graph (see
         :func:`_whole_graph`). The first call compiles (tens of seconds on a CPU), later calls
-        with the same model reuse it; every batch is padded to ``batch_size`` windows so one
-        graph serves all. Frozen weights make it a choice for prediction with a trained model,
+        with the same model reuse it. One graph serves all batches: a last, partial batch is
+        padded to ``batch_size`` windows, or runs uncompiled when it holds so few windows that
+        padding costs more. Frozen weights make it a choice for prediction with a trained model,
         never for validation while the weights change. ``None`` (automatic, CPU only): the
         first two batches run uncompiled, and the model is compiled for the rest when the
         windows left repay the compile time (:func:`compile_pays_off`, logged at INFO level);
@@ -311,11 +312,15 @@ class SlidingWindow:
                 raise DataValueError(
                     "image contains NaN or infinite values; clean or mask them before inference"
                 )
+            runner, running = net, compiling
             if compiling and len(batch) < self.batch_size:  # one input shape: no recompilation
-                filler = inputs[:1].expand(self.batch_size - len(batch), *inputs.shape[1:])
-                inputs = torch.cat([inputs, filler])
+                if len(batch) * _COMPILED_SPEEDUP < self.batch_size:  # a few windows: cheaper uncompiled
+                    runner, running = self._network(model, False), False
+                else:
+                    filler = inputs[:1].expand(self.batch_size - len(batch), *inputs.shape[1:])
+                    inputs = torch.cat([inputs, filler])
             started = time.perf_counter()
-            logits = self._predict(net, inputs, out_roi, channels_last=self._channels_last(compiling))
+            logits = self._predict(runner, inputs, out_roi, channels_last=self._channels_last(running))
             if compiling is None and index == 1:  # the second eager batch: past first-call costs
                 _sync(logits)
                 compiling = self._decide(

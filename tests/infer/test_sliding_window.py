@@ -101,11 +101,13 @@ def test_channels_last_does_not_change_the_output():
     )
 
 
-def test_compiled_model_with_frozen_weights_matches_eager_with_a_partial_last_batch():
+@pytest.mark.parametrize("batch_size", [5, 7])
+def test_compiled_model_with_frozen_weights_matches_eager_with_a_partial_last_batch(batch_size):
     model = ValidConv()
-    image = torch.randn(1, 1, 40, 29)  # 3 x 2 windows with batch 4: the last batch is padded to 4
-    eager = SlidingWindow((16, 16), batch_size=4)(model, image)
-    compiled = SlidingWindow((16, 16), batch_size=4, compile=True)
+    # 6 x 4 windows: the last batch of 5 holds 4 windows (padded to 5), of 7 holds 3 (run uncompiled)
+    image = torch.randn(1, 1, 40, 29)
+    eager = SlidingWindow((16, 16), batch_size=batch_size)(model, image)
+    compiled = SlidingWindow((16, 16), batch_size=batch_size, compile=True)
     torch.testing.assert_close(compiled(model, image), eager, rtol=0, atol=1e-5)
     torch.testing.assert_close(
         compiled(model, image + 1), SlidingWindow((16, 16))(model, image + 1), rtol=0, atol=1e-5
