@@ -47,6 +47,7 @@ step bench "$OUT/bench.log" "$PY" benchmarks/bench_sliding_window.py "${BENCH_AR
 # optional: compile times on a fresh machine are unknown (two engines compile), so it is cut off
 # after 240 s and does not fail the check
 step compiled "$OUT/compiled.log" timeout 240 "$PY" benchmarks/bench_sliding_window.py "${COMPILED_ARGS[@]}"
+# bounded too: a slow machine is no failure, a crash is
 step training "$OUT/training.log" timeout 150 "$PY" benchmarks/bench_training.py "${TRAIN_ARGS[@]}"
 step demo "$OUT/demo.log" "$PY" -m medseg demo --out "$OUT/demo" --no-progress "${DEMO_ARGS[@]}"
 
@@ -59,7 +60,7 @@ grep -E '^(3D|2D) .*(MONAI|medseg)' "$OUT/compiled.log" || true
 grep -E '^ *(workers|[0-9]+ )' "$OUT/training.log" || true
 tail -n 3 "$OUT/tests.log"
 grep -iE 'dice|rand|seconds' "$OUT/demo.log" | tail -n 5 || true
-for row in "${ROWS[@]}"; do
-    case $row in compiled*) ;; *FAIL*) exit 1 ;; esac
+for row in "${ROWS[@]}"; do  # compiled rows never fail the check, training only when it did not time out
+    case $row in compiled*) ;; "training   FAIL:124"*) ;; *FAIL*) exit 1 ;; esac
 done
 exit 0
