@@ -106,8 +106,7 @@ class SlidingWindow:
         been measured either way, so they keep the model's own layout unless asked.
     compile : bool or None
         ``torch.compile`` the model with inductor, weights frozen as constants (oneDNN weight
-        prepacking and fused convolutions on the CPU), traced as one graph (see
-        :func:`_whole_graph`). The first call compiles (tens of seconds on a CPU), later calls
+        prepacking and fused convolutions on the CPU). The first call compiles (tens of seconds on a CPU), later calls
         with the same model reuse it. One graph serves all batches: a last, partial batch is
         padded to ``batch_size`` windows, or runs uncompiled when it holds so few windows that
         padding costs more. Frozen weights make it a choice for prediction with a trained model,
@@ -378,7 +377,7 @@ class SlidingWindow:
         compiled = _COMPILED.setdefault(model, {})
         if channels_last not in compiled:
             net = channels_last_view(model) if channels_last else model
-            compiled[channels_last] = _whole_graph(torch.compile(net, options={"freezing": True}))
+            compiled[channels_last] = torch.compile(net, options={"freezing": True})
         return compiled[channels_last]
 
     def _output_device(self, device: torch.device) -> torch.device:
@@ -447,22 +446,6 @@ def compile_pays_off(
 
 # torch.compile(model) with frozen weights, once per model object and channels-last choice
 _COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, dict[bool, Callable]] = weakref.WeakKeyDictionary()
-
-
-def _whole_graph(compiled: Callable) -> Callable:
-    """``compiled`` traced through the functions dynamo skips by default (``torch.jit.isinstance`` ...).
-
-    MONAI's ``UpCat`` asks ``torch.jit.isinstance(x_e, torch.Tensor)``, a function dynamo
-    does not trace: every decoder stage breaks the graph, and ``BasicUNet`` compiles to 9
-    graphs whose boundaries hold activations in the eager layout. Traced through, it is one
-    graph (inductor plans every layout and fuses across the decoder).
-    """
-
-    def run(*args: torch.Tensor) -> torch.Tensor:
-        with torch._dynamo.config.patch(dont_skip_tracing=True):
-            return compiled(*args)
-
-    return run
 
 
 def _sync(tensor: torch.Tensor) -> None:
