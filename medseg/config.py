@@ -132,7 +132,8 @@ class InferConfig(_Section):
 
     ``compile``: ``torch.compile`` the trained model with frozen weights for prediction
     (faster on many windows; the first prediction compiles; validation during training
-    never compiles).
+    never compiles). ``null`` (default): compile on the CPU when the windows of an image
+    repay the compile time (see :func:`medseg.infer.sliding_window.compile_pays_off`).
     """
 
     roi_size: Shape = (128, 128)
@@ -142,7 +143,7 @@ class InferConfig(_Section):
     mirror_axes: tuple[int, ...] = (0, 1)
     precision: Precision = Precision.FLOAT32
     device: str | None = None
-    compile: bool = False
+    compile: bool | None = None
 
 
 class PipelineConfig(_Section):

@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--case", nargs="*", default=[], help="only cases whose name starts with these")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument(
-        "--compile", action="store_true", help="add medseg rows with torch.compile (inductor, frozen weights)"
+        "--compile",
+        action="store_true",
+        help="add compiled rows: MONAI given torch.compile(net, freezing) and medseg compile=True, each in its own process",
     )
     parser.set_defaults(func=run)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from medseg.infer.tiling import BlendMode, aligned_size, importance_map, window_
 from medseg.models.constraints import mirror_pad, reflect_index
 from medseg.options import Precision
 
-__all__ = ["SlidingWindow", "label_dtype", "model_margin"]
+__all__ = ["SlidingWindow", "compile_pays_off", "label_dtype", "model_margin"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,12 +103,16 @@ class SlidingWindow:
         the compiled 3D ``BasicUNet`` measured 1.5x faster on the CPU with it than without
         (1.8x MONAI). Eager CPU runs measured no faster with it; eager CUDA runs have not
         been measured either way, so they keep the model's own layout unless asked.
-    compile : bool
+    compile : bool or None
         ``torch.compile`` the model with inductor, weights frozen as constants (oneDNN weight
-        prepacking and fused convolutions on the CPU). The first call compiles (tens of
-        seconds on a CPU), later calls with the same model reuse it; every batch is padded
-        to ``batch_size`` windows so one graph serves all. Frozen weights make it a choice
-        for prediction with a trained model, never for validation while the weights change.
+        prepacking and fused convolutions on the CPU). The first call compiles (tens of seconds on a CPU), later calls
+        with the same model reuse it. One graph serves all batches: a last, partial batch is
+        padded to ``batch_size`` windows, or runs uncompiled when it holds so few windows that
+        padding costs more. Frozen weights make it a choice for prediction with a trained model,
+        never for validation while the weights change. ``None`` (automatic, CPU only): the
+        first two batches run uncompiled, and the model is compiled for the rest when the
+        windows left repay the compile time (:func:`compile_pays_off`, logged at INFO level);
+        a model compiled by an earlier call is used as it is.
     progress : bool
         Show a progress bar over window batches.
     """
@@ -122,7 +127,7 @@ class SlidingWindow:
     precision: Precision | str = Precision.FLOAT32
     mirror_axes: tuple[int, ...] = ()
     channels_last: bool | None = None
-    compile: bool = False
+    compile: bool | None = False
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -289,10 +294,13 @@ class SlidingWindow:
         # (image, window start) items in raster order of the window starts: cells finish early
         items = [(k, starts) for starts in itertools.product(*per_axis) for k in range(n)]
         model.eval()
-        net = self._network(model)
+        compiling = self._compiling(model, len(items))
+        net = self._network(model, compiling)
         sums: Blender | LabelCells | None = None
         batches = range(0, len(items), self.batch_size)
-        for first in tqdm(batches, desc="predict", unit="batch", disable=not self.progress, leave=False):
+        for index, first in enumerate(
+            tqdm(batches, desc="predict", unit="batch", disable=not self.progress, leave=False)
+        ):
             batch = items[first : first + self.batch_size]
             inputs = torch.stack(
                 [
@@ -306,10 +314,22 @@ class SlidingWindow:
                 raise DataValueError(
                     "image contains NaN or infinite values; clean or mask them before inference"
                 )
-            if self.compile and len(batch) < self.batch_size:  # one input shape: no recompilation
-                filler = inputs[:1].expand(self.batch_size - len(batch), *inputs.shape[1:])
-                inputs = torch.cat([inputs, filler])
-            logits = self._predict(net, inputs, out_roi)[: len(batch)]
+            runner, running = net, compiling
+            if compiling and len(batch) < self.batch_size:  # one input shape: no recompilation
+                if len(batch) * _COMPILED_SPEEDUP < self.batch_size:  # a few windows: cheaper uncompiled
+                    runner, running = self._network(model, False), False
+                else:
+                    filler = inputs[:1].expand(self.batch_size - len(batch), *inputs.shape[1:])
+                    inputs = torch.cat([inputs, filler])
+            started = time.perf_counter()
+            logits = self._predict(runner, inputs, out_roi, channels_last=self._channels_last(running))
+            if compiling is None and index == 1:  # the second eager batch: past first-call costs
+                _sync(logits)
+                compiling = self._decide(
+                    model, len(items) - first - len(batch), time.perf_counter() - started
+                )
+                net = self._network(model, compiling)
+            logits = logits[: len(batch)]
             if sums is None:
                 device = self._output_device(self.compute_device)
                 channels = logits.shape[1]
@@ -322,13 +342,40 @@ class SlidingWindow:
             del inputs, logits  # not held through the next forward pass
         return sums.result()
 
-    def _channels_last(self) -> bool:
-        return self.compile if self.channels_last is None else self.channels_last
+    def _compiling(self, model: torch.nn.Module, windows: int) -> bool | None:
+        """Whether to run compiled from the start; ``None``: decide after the second batch (automatic)."""
+        if self.compile is not None:
+            return self.compile
+        if _COMPILED.get(model, {}).get(self._channels_last(True)) is not None:
+            return True  # compiled by an earlier call: nothing left to pay
+        if self.compute_device.type != "cpu" or windows <= 2 * self.batch_size:
+            return False  # compiled speed measured on the CPU only; a job this small never repays it
+        return None
 
-    def _network(self, model: torch.nn.Module) -> Callable:
+    def _decide(self, model: torch.nn.Module, windows: int, batch_seconds: float) -> bool:
+        """Compile now when the ``windows`` left repay it (:func:`compile_pays_off`), and say so."""
+        per_window = batch_seconds / self.batch_size
+        compile_seconds = _COMPILE_SECONDS.get(len(self.roi_size), max(_COMPILE_SECONDS.values()))
+        compiling = compile_pays_off(windows, per_window, compile_seconds=compile_seconds)
+        logger.info(
+            "%s the model: %d windows left at %.3f s each uncompiled (%.0f s) against about %.0f s to "
+            "compile and %.1fx faster windows (--compile / --no-compile decide)",
+            "compiling" if compiling else "not compiling",
+            windows,
+            per_window,
+            windows * per_window,
+            compile_seconds,
+            _COMPILED_SPEEDUP,
+        )
+        return compiling
+
+    def _channels_last(self, compiling: bool | None) -> bool:
+        return bool(compiling) if self.channels_last is None else self.channels_last
+
+    def _network(self, model: torch.nn.Module, compiling: bool | None) -> Callable:
         """What runs the windows: the model, its channels-last view, compiled or not."""
-        channels_last = self._channels_last()
-        if not self.compile:
+        channels_last = self._channels_last(compiling)
+        if not compiling:
             return channels_last_view(model) if channels_last else model
         compiled = _COMPILED.setdefault(model, {})
         if channels_last not in compiled:
@@ -340,14 +387,14 @@ class SlidingWindow:
         return torch.device(self.output_device) if self.output_device else device
 
     def _predict(
-        self, model: torch.nn.Module, inputs: torch.Tensor, out_roi: tuple[int, ...]
+        self, model: Callable, inputs: torch.Tensor, out_roi: tuple[int, ...], *, channels_last: bool
     ) -> torch.Tensor:
         precision = Precision.parse(self.precision)
         dtype = precision.torch_dtype()
         device = self.compute_device
         inputs = inputs.to(device, non_blocking=True)
         fmt = channels_last_format(inputs.ndim)
-        if fmt is not None and self._channels_last():
+        if fmt is not None and channels_last:
             inputs = inputs.contiguous(memory_format=fmt)
         flips = [
             combo
@@ -371,8 +418,44 @@ class SlidingWindow:
         return total / len(flips) if len(flips) > 1 else total
 
 
+#: Seconds a first compiled call takes (inductor, frozen weights, whole graph) and how much
+#: faster compiled windows then run, measured with MONAI's BasicUNet (features 16-128) on
+#: 2 CPU threads: about 20 s in 2D and 40 s in 3D, windows 1.5-1.8x faster (medseg bench --compile).
+_COMPILE_SECONDS = {2: 20.0, 3: 40.0}
+_COMPILED_SPEEDUP = 1.5
+
+
+def compile_pays_off(
+    windows: int, seconds_per_window: float, *, compile_seconds: float, speedup: float = _COMPILED_SPEEDUP
+) -> bool:
+    """Whether compiling before ``windows`` more windows finishes sooner than running them uncompiled.
+
+    Uncompiled they take ``windows * seconds_per_window``; compiled, ``compile_seconds`` plus
+    that divided by ``speedup``. Compiling pays off when the time it saves is larger than
+    the time it takes.
+
+    Parameters
+    ----------
+    windows : int
+        Windows left to predict.
+    seconds_per_window : float
+        Measured uncompiled time of one window.
+    compile_seconds : float
+        Expected time of the first compiled call.
+    speedup : float
+        Expected compiled speed-up per window.
+    """
+    return windows * seconds_per_window * (1 - 1 / speedup) > compile_seconds
+
+
 # torch.compile(model) with frozen weights, once per model object and channels-last choice
 _COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, dict[bool, Callable]] = weakref.WeakKeyDictionary()
+
+
+def _sync(tensor: torch.Tensor) -> None:
+    """Wait for the kernels that write ``tensor`` (a CUDA call returns before they finish)."""
+    if tensor.device.type == "cuda":
+        torch.cuda.synchronize(tensor.device)
 
 
 def _to_device(image: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -11,19 +11,26 @@ fp32). Runs are interleaved (MONAI, medseg, MONAI, ...) and the fastest of ``rep
 kept; its CPU time is shown beside the wall time (CPU time well above wall x threads, or wall
 well above CPU / threads, means the machine was shared).
 
+Compiled engines (``--compile``): ``MONAI-c`` is MONAI's ``sliding_window_inference`` given
+``torch.compile(net, options={"freezing": True})``, the one line a MONAI user adds (weights
+frozen as constants: inductor's CPU convolutions with prepacked weights), and ``medseg-c``
+is ``SlidingWindow(compile=True)``. Each compiled engine runs in a process of its own (two
+compiled wrappers of one network class in one process share dynamo's per-code cache), its
+first call, which compiles, is reported in the ``first s`` column, and every row gives its
+speed-up over MONAI eager (``xMONAI``) and MONAI compiled (``xMONAI-c``) at its precision.
+
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` during the call; on the CPU the
 highest resident set size during the call (the kernel's high-water mark, and RSS sampled every
 2 ms), minus the RSS before it (input already allocated). On the CPU each engine of a
 labels-only case runs in a fresh process, so that no engine reuses memory another one freed
-(the allocator keeps freed pages: in one process the second engine's growth reads too low). The "labels" case compares labels-only prediction of a 384^3
-volume with 8 classes (a small network, so that the 1331 windows finish in minutes on a CPU)
-with MONAI building the full 8-class output; MONAI's argmax is taken after its time and
-memory are measured, in its favour.
+(the allocator keeps freed pages: in one process the second engine's growth reads too low).
+The "labels" case compares labels-only prediction of a 384^3 volume with 8 classes (a small
+network, so that the 1331 windows finish in minutes on a CPU) with MONAI building the full
+8-class output; MONAI's argmax is taken after its time and memory are measured, in its favour.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import multiprocessing
 import resource
@@ -31,7 +38,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 from monai.inferers import sliding_window_inference
@@ -126,46 +132,55 @@ class _Timing:
     output: torch.Tensor | None = None
 
 
-def _engines(
-    case: Case, device: torch.device, precisions: list[str], compile: bool = False
-) -> dict[tuple[str, str], Callable]:
+def _engine(case: Case, device: torch.device, key: tuple[str, str]) -> Callable:
+    """One engine ``(name, precision)`` of a case, with the case's network (seeded: the same in every process)."""
+    name, precision = key
     spatial_dims = len(case.roi)
     torch.manual_seed(0)
     model = BasicUNet(
         spatial_dims=spatial_dims, in_channels=1, out_channels=case.classes, features=case.features
     )
     model = model.to(device).eval()
-    weights = torch.from_numpy(importance_map(case.roi, "gaussian")).to(device)
-    engines = {}
-    for precision in ["fp32"] if case.labels_only else precisions:
-        dtype = _DTYPES[precision]
-        window = SlidingWindow(
-            case.roi,
-            overlap=case.overlap,
-            batch_size=case.batch_size,
-            device=str(device),
-            precision={"fp32": "float32", "bf16": "bfloat16"}[precision],
-        )
+    dtype = _DTYPES[precision]
+    if name in ("MONAI", "MONAI-c"):
+        weights = torch.from_numpy(importance_map(case.roi, "gaussian")).to(device)
+        # what a MONAI user writes: the compiled module, weights frozen (inference only)
+        net = torch.compile(model, options={"freezing": True}) if name == "MONAI-c" else model
 
-        def monai(image, dtype=dtype):
+        def monai(image):
             with torch.inference_mode(), torch.autocast(device.type, dtype, enabled=dtype != torch.float32):
-                out = sliding_window_inference(
-                    image, case.roi, case.batch_size, model, overlap=case.overlap, roi_weight_map=weights
+                return sliding_window_inference(
+                    image, case.roi, case.batch_size, net, overlap=case.overlap, roi_weight_map=weights
                 )
-            return out
 
-        def medseg(image, window=window):
-            return window.predict_labels(model, image) if case.labels_only else window(model, image)
+        return monai
+    window = SlidingWindow(
+        case.roi,
+        overlap=case.overlap,
+        batch_size=case.batch_size,
+        device=str(device),
+        precision={"fp32": "float32", "bf16": "bfloat16"}[precision],
+        channels_last=True if name == "medseg-cl" else None,
+        compile=name == "medseg-c",
+    )
 
-        engines[("MONAI", precision)] = monai
-        engines[("medseg", precision)] = medseg
-        if device.type == "cuda" and not case.labels_only:  # eager channels-last: measured here only
-            channels_last = dataclasses.replace(window, channels_last=True)
-            engines[("medseg-cl", precision)] = partial(medseg, window=channels_last)
-        if compile:
-            compiled = dataclasses.replace(window, compile=True)
-            engines[("compiled", precision)] = partial(medseg, window=compiled)
-    return engines
+    def medseg(image):
+        return window.predict_labels(model, image) if case.labels_only else window(model, image)
+
+    return medseg
+
+
+def _keys(case: Case, device: torch.device, precisions: list[str], compile: bool) -> list[tuple[str, str]]:
+    """The engines of a case, MONAI's first at each precision."""
+    names = ["MONAI", "medseg"]
+    if device.type == "cuda" and not case.labels_only:  # eager channels-last: measured here only
+        names.append("medseg-cl")
+    if compile and not case.labels_only:
+        names[1:1] = ["MONAI-c"]
+        names.append("medseg-c")
+    return [
+        (name, precision) for precision in (["fp32"] if case.labels_only else precisions) for name in names
+    ]
 
 
 def _input(case: Case, device: torch.device) -> torch.Tensor:
@@ -189,22 +204,68 @@ def _measure(fn: Callable, image: torch.Tensor, device: torch.device, timing: _T
         timing.wall, timing.cpu = wall, cpu
 
 
-def _isolated(case: Case, device: torch.device, key: tuple[str, str], repeat: int) -> _Timing:
-    """``repeat + 1`` calls of one engine in a fresh process (its own allocator, its own peak)."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_run_isolated, (case, str(device), key, repeat, torch.get_num_threads()))
+class _InProcess:
+    """An engine run in this process."""
+
+    def __init__(self, case: Case, device: torch.device, key: tuple[str, str], image: torch.Tensor) -> None:
+        self.case, self.device, self.image = case, device, image
+        self.fn = _engine(case, device, key)
+        self.timing = _Timing()
+
+    def call(self, first: bool) -> None:
+        _measure(self.fn, self.image, self.device, self.timing, first)
+        if first:
+            self.timing.output = _labels(self.timing.output, self.case)
+
+    def close(self) -> None:
+        del self.fn, self.image
 
 
-def _run_isolated(case: Case, device: str, key: tuple[str, str], repeat: int, threads: int) -> _Timing:
-    torch.set_num_threads(threads)
-    device_ = torch.device(device)
-    image = _input(case, device_)
-    fn = _engines(case, device_, ["fp32"])[key]
-    timing = _Timing()
-    for run in range(repeat + 1):  # the first call is measured first: the peak of a fresh process
-        _measure(fn, image, device_, timing, first=run == 0)
-    timing.output = _labels(timing.output, case)
-    return timing
+class _Worker:
+    """An engine in a fresh process of its own, called on request (interleaved with the others).
+
+    A compiled engine must not share a process with another one: two compiled wrappers of
+    modules with the same code share dynamo's per-code cache (the second one can hit the
+    recompile limit and fall back to eager). On the CPU a process of its own also gives an
+    engine its own allocator, so that its peak memory is not read too low.
+    """
+
+    def __init__(self, case: Case, device: torch.device, key: tuple[str, str]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_serve, args=(child, case, str(device), key, torch.get_num_threads()), daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.timing = _Timing()
+
+    def call(self, first: bool) -> None:
+        self.conn.send(first)
+        reply = self.conn.recv()
+        if isinstance(reply, BaseException):
+            raise reply
+        reply.output = self.timing.output if reply.output is None else reply.output
+        self.timing = reply
+
+    def close(self) -> None:
+        self.conn.send(None)
+        self.process.join()
+
+
+def _serve(conn, case: Case, device: str, key: tuple[str, str], threads: int) -> None:
+    """The worker process: build one engine, then run it once per request until told to stop."""
+    try:
+        torch.set_num_threads(threads)
+        engine = _InProcess(case, torch.device(device), key, _input(case, torch.device(device)))
+        while (first := conn.recv()) is not None:
+            engine.call(first)
+            conn.send(engine.timing)
+            engine.timing.output = None  # sent once, with the first call
+    except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
+        conn.send(exc)
+    finally:
+        conn.close()
 
 
 def _labels(out: torch.Tensor, case: Case) -> torch.Tensor:
@@ -241,11 +302,15 @@ def bench_sliding_window(
     names : tuple of str
         Only the cases whose name starts with one of these.
     compile : bool
-        Add ``compiled`` rows: medseg's engine with ``compile=True`` (inductor, frozen
-        weights); its first call, which compiles, is reported below each case's rows.
+        Add compiled rows: ``MONAI-c``, MONAI's inferer given
+        ``torch.compile(net, options={"freezing": True})`` (what a MONAI user writes), and
+        ``medseg-c``, medseg's engine with ``compile=True``. Each compiled engine runs in a
+        process of its own; the first call (which compiles) is the ``first s`` column.
 
-    On CUDA, ``medseg-cl`` rows run the uncompiled engine with ``channels_last=True``
-    (:func:`medseg.infer.layout.channels_last_view`), whose default there waits on this number.
+    Every row gives its speed-up (wall time) over MONAI eager and, with ``compile``, over
+    MONAI compiled, at the same precision. On CUDA, ``medseg-cl`` rows run the uncompiled
+    engine with ``channels_last=True`` (:func:`medseg.infer.layout.channels_last_view`),
+    whose default there waits on this number.
     """
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
         raise ConfigError(f"--repeat must be a whole number >= 1 (timed runs per engine), got {repeat!r}")
@@ -260,29 +325,31 @@ def bench_sliding_window(
         if device.type == "cuda"
         else f"cpu, {torch.get_num_threads()} threads"
     )
-    yield f"device {label}; best of {repeat} interleaved runs after a warm-up"
+    yield f"device {label}; best of {repeat} interleaved runs after a first call"
+    yield "engines: MONAI-c = MONAI given torch.compile(net, freezing); medseg-c = medseg compile=True"
     yield (
-        f"{'case':<17} {'engine':<9} {'prec':<5} {'wall s':>8} {'cpu s':>8} {'Mvox/s':>8} "
-        f"{'speed-up':>9} {'max diff':>9} {'agree %':>8} {'peak MB':>8}"
+        f"{'case':<17} {'engine':<9} {'prec':<5} {'wall s':>8} {'cpu s':>8} {'first s':>8} {'Mvox/s':>8} "
+        f"{'xMONAI':>7} {'xMONAI-c':>8} {'max diff':>9} {'agree %':>8} {'peak MB':>8}"
     )
     for case in cases:
-        if case.labels_only and device.type == "cpu":
-            keys = [("MONAI", "fp32"), ("medseg", "fp32")]
-            timings = {key: _isolated(case, device, key, repeat) for key in keys}
-            yield from _rows(case, timings)
-            continue
-        image = _input(case, device)
-        if compile:  # a fresh compile cache per case: other cases' graphs must not use up the recompile limit
-            torch._dynamo.reset()
-        engines = _engines(case, device, list(precisions), compile)
-        timings = {key: _Timing() for key in engines}
-        for run in range(repeat + 1):  # interleaved: MONAI, medseg, MONAI, ...
-            for key, fn in engines.items():
-                _measure(fn, image, device, timings[key], first=run == 0)
-                if run == 0:
-                    timings[key].output = _labels(timings[key].output, case)
-        yield from _rows(case, timings)
-        del engines, timings, image
+        keys = _keys(case, device, list(precisions), compile)
+        image = None
+        engines = {}
+        for key in keys:
+            if key[0].endswith("-c") or (case.labels_only and device.type == "cpu"):
+                engines[key] = _Worker(case, device, key)
+            else:
+                image = _input(case, device) if image is None else image
+                engines[key] = _InProcess(case, device, key, image)
+        try:
+            for run in range(repeat + 1):  # interleaved: MONAI, medseg, MONAI, ...; the first call apart
+                for engine in engines.values():
+                    engine.call(first=run == 0)
+        finally:
+            for engine in engines.values():
+                engine.close()
+        yield from _rows(case, {key: engine.timing for key, engine in engines.items()})
+        del engines, image
 
 
 def _rows(case: Case, timings: dict[tuple[str, str], _Timing]) -> Iterator[str]:
@@ -290,7 +357,12 @@ def _rows(case: Case, timings: dict[tuple[str, str], _Timing]) -> Iterator[str]:
     reference = timings[("MONAI", "fp32")].output if ("MONAI", "fp32") in timings else None
     voxels = math.prod(case.shape[2:]) * case.shape[0]
     for (engine, precision), timing in timings.items():
-        speedup = timings[("MONAI", precision)].wall / timing.wall
+        speedups = [
+            f"{timings[(anchor, precision)].wall / timing.wall:.2f}x"
+            if (anchor, precision) in timings
+            else "-"
+            for anchor in ("MONAI", "MONAI-c")
+        ]
         diff, agree = "-", "-"
         if reference is not None:
             out, ref = timing.output, reference
@@ -301,9 +373,6 @@ def _rows(case: Case, timings: dict[tuple[str, str], _Timing]) -> Iterator[str]:
                 agree = f"{(out.argmax(1).cpu() == ref.argmax(1).cpu()).double().mean().item() * 100:.3f}"
         yield (
             f"{case.name:<17} {engine:<9} {precision:<5} {timing.wall:>8.3f} {timing.cpu:>8.2f} "
-            f"{voxels / timing.wall / 1e6:>8.2f} {speedup:>8.2f}x {diff:>9} {agree:>8} "
-            f"{timing.memory / 2**20:>8.0f}"
+            f"{timing.first:>8.2f} {voxels / timing.wall / 1e6:>8.2f} {speedups[0]:>7} {speedups[1]:>8} "
+            f"{diff:>9} {agree:>8} {timing.memory / 2**20:>8.0f}"
         )
-    for (engine, precision), timing in timings.items():
-        if engine == "compiled":
-            yield f"{'':<17} compiled {precision}: first call {timing.first:.1f} s (compiles), then as above"

@@ -405,7 +405,8 @@ def window_for_checkpoint(
     """
     trained = checkpoint.meta.training_config()
     given = {k: v for k, v in (options or {}).items() if v is not None}
-    infer = {**trained.get("infer", {}), **given}
+    # compiling is a choice of the machine that predicts, not of the model: never the training run's
+    infer = {**{k: v for k, v in trained.get("infer", {}).items() if k != "compile"}, **given}
     data = dict(trained.get("data", {}))
     if "patch_shape" not in data and "roi_size" in infer:
         data["patch_shape"] = infer["roi_size"]  # not stored: there are no training patches to check

@@ -104,13 +104,39 @@ def test_predictions_are_named_by_case_id_and_probabilities_only_on_request(run_
 def test_compile_option_predicts_the_eager_probabilities(run_dir, tmp_path):
     images = _images(tmp_path / "in", ["a.tif", "b.tif"], shape=(50, 70))
     probabilities = {}
-    for flags in ([], ["--compile"]):
+    for flags in (["--no-compile"], ["--compile"]):
         out = tmp_path / ("compiled" if flags else "eager")
         args = ["predict", "-m", str(run_dir), "-i", *images, "-o", str(out), "--save-probabilities"]
         assert main([*args, *flags, "--no-progress"]) == 0
-        probabilities[bool(flags)] = [read(out / f"{c}_probabilities.tif").array for c in "ab"]
+        probabilities[flags == ["--compile"]] = [read(out / f"{c}_probabilities.tif").array for c in "ab"]
     for eager, compiled in zip(probabilities[False], probabilities[True], strict=True):
         np.testing.assert_allclose(compiled, eager, rtol=0, atol=1e-5)
+
+
+def test_compile_is_decided_from_the_windows_and_said_in_one_line_unless_a_flag_decides(
+    run_dir, tmp_path, caplog, monkeypatch
+):
+    from medseg.infer import sliding_window
+
+    # 100 x 100 with 32^2 windows at overlap 0.25: 4 x 4 windows, 8 batches of 2
+    (image,) = _images(tmp_path / "in", ["a.tif"], shape=(100, 100))
+    monkeypatch.setattr(sliding_window, "_COMPILE_SECONDS", {2: 1e6})  # never repaid: stays uncompiled
+    runs = {}
+    for flags in ([], ["--no-compile"]):
+        caplog.clear()
+        out = tmp_path / ("auto" if not flags else "off")
+        assert (
+            main(["predict", "-m", str(run_dir), "-i", image, "-o", str(out), "--no-progress", *flags]) == 0
+        )
+        runs[bool(flags)] = [
+            r.getMessage() for r in caplog.records if "compiling the model" in r.getMessage()
+        ]
+    # automatic: decided after two batches, for the 12 windows left; the flag: nothing to decide
+    assert len(runs[False]) == 1 and runs[False][0].startswith("not compiling the model: 12 windows left")
+    assert runs[True] == []
+    np.testing.assert_array_equal(
+        read(tmp_path / "auto" / "a.tif").array, read(tmp_path / "off" / "a.tif").array
+    )
 
 
 def test_checkpoint_with_a_partial_config_is_checked_against_its_own_model(tmp_path):

@@ -10,7 +10,8 @@ from monai.inferers import sliding_window_inference
 from torch import nn
 
 from medseg.errors import ConfigError, DataValueError, ShapeError
-from medseg.infer.sliding_window import SlidingWindow
+from medseg.infer import sliding_window
+from medseg.infer.sliding_window import SlidingWindow, compile_pays_off
 from medseg.infer.tiling import importance_map, window_starts
 
 
@@ -100,15 +101,48 @@ def test_channels_last_does_not_change_the_output():
     )
 
 
-def test_compiled_model_with_frozen_weights_matches_eager_with_a_partial_last_batch():
+@pytest.mark.parametrize("batch_size", [5, 7])
+def test_compiled_model_with_frozen_weights_matches_eager_with_a_partial_last_batch(batch_size):
     model = ValidConv()
-    image = torch.randn(1, 1, 40, 29)  # 3 x 2 windows with batch 4: the last batch is padded to 4
-    eager = SlidingWindow((16, 16), batch_size=4)(model, image)
-    compiled = SlidingWindow((16, 16), batch_size=4, compile=True)
+    # 6 x 4 windows: the last batch of 5 holds 4 windows (padded to 5), of 7 holds 3 (run uncompiled)
+    image = torch.randn(1, 1, 40, 29)
+    eager = SlidingWindow((16, 16), batch_size=batch_size)(model, image)
+    compiled = SlidingWindow((16, 16), batch_size=batch_size, compile=True)
     torch.testing.assert_close(compiled(model, image), eager, rtol=0, atol=1e-5)
     torch.testing.assert_close(
         compiled(model, image + 1), SlidingWindow((16, 16))(model, image + 1), rtol=0, atol=1e-5
     )
+
+
+def test_compile_pays_off_when_the_time_it_saves_exceeds_the_compile_time():
+    # 100 windows of 0.3 s: 30 s uncompiled, 20 s at 1.5x, so compiling saves 10 s
+    assert compile_pays_off(100, 0.3, compile_seconds=9.9)
+    assert not compile_pays_off(100, 0.3, compile_seconds=10.1)
+    # twice as fast compiled saves half: 15 s
+    assert compile_pays_off(100, 0.3, compile_seconds=14.9, speedup=2.0)
+    assert not compile_pays_off(0, 0.3, compile_seconds=0.0)
+
+
+def test_automatic_compile_decides_after_two_batches_and_then_reuses_the_compiled_model(caplog, monkeypatch):
+    caplog.set_level("INFO", logger="medseg.infer.sliding_window")
+    model = Pointwise()
+    image = torch.randn(1, 1, 64, 64)  # 7 x 7 windows of 16^2, 25 batches of 2
+    eager = SlidingWindow((16, 16), batch_size=2)(model, image)
+    auto = SlidingWindow((16, 16), batch_size=2, compile=None)
+    monkeypatch.setattr(sliding_window, "_COMPILE_SECONDS", {2: 1e6})
+    torch.testing.assert_close(auto(model, image), eager, rtol=0, atol=0)  # never repaid: uncompiled
+    monkeypatch.setattr(sliding_window, "_COMPILE_SECONDS", {2: 0.0})
+    torch.testing.assert_close(auto(model, image), eager, rtol=0, atol=1e-5)  # compiled after 2 batches
+    decisions = [r.getMessage() for r in caplog.records]
+    assert [d.split(":")[0] for d in decisions] == ["not compiling the model", "compiling the model"]
+    assert all(" 45 windows left " in d for d in decisions)
+    # compiled already: used from the first batch, nothing to decide
+    torch.testing.assert_close(
+        auto(model, image + 1), SlidingWindow((16, 16))(model, image + 1), rtol=0, atol=1e-5
+    )
+    assert len(caplog.records) == 2
+    # a job of two batches or fewer never compiles
+    assert not SlidingWindow((16, 16), batch_size=32, compile=None)._compiling(nn.Conv2d(1, 1, 1), 64)
 
 
 def test_bfloat16_autocast_agrees_with_float32_on_the_labels():
