@@ -65,7 +65,9 @@ class DataConfig(_Section):
     object (``instances``, trained through ``instance_target``: ``boundary`` =
     background/inside/boundary classes, ``distance`` = foreground plus a normalised
     distance map). ``nonfinite`` says what NaN/inf image voxels become
-    (:mod:`medseg.infer.normalize`).
+    (:mod:`medseg.infer.normalize`). ``validation_slices`` cases are held out for
+    validation; with no more cases than that, the last ``validation_fraction`` of each
+    case along its longest axis is held out instead (:mod:`medseg.data.holdout`).
     """
 
     dataset: str = "isbi2012"
@@ -77,6 +79,7 @@ class DataConfig(_Section):
     patch_shape: Shape = (128, 128)
     batch_size: int = Field(8, ge=1)
     validation_slices: int = Field(2, ge=0)
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
     num_workers: int = Field(0, ge=0)
 
