@@ -33,6 +33,7 @@ __all__ = [
     "InferConfig",
     "ModelConfig",
     "PipelineConfig",
+    "PostProcessingConfig",
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",
@@ -64,7 +65,7 @@ class DataConfig(_Section):
     ``label_kind`` says whether label files hold class ids (``classes``) or one id per
     object (``instances``, trained through ``instance_target``: ``boundary`` =
     background/inside/boundary classes, ``distance`` = foreground plus a normalised
-    distance map). ``nonfinite`` says what NaN/inf image voxels become
+    distance map, ``both`` = the three classes plus the distance map). ``nonfinite`` says what NaN/inf image voxels become
     (:mod:`medseg.infer.normalize`). ``validation_slices`` cases are held out for
     validation; with no more cases than that, the last ``validation_fraction`` of each
     case along its longest axis is held out instead (:mod:`medseg.data.holdout`).
@@ -74,7 +75,7 @@ class DataConfig(_Section):
     root: Path | None = None
     classes: tuple[str, ...] = ("cell", "membrane")
     label_kind: Literal["classes", "instances"] = "classes"
-    instance_target: Literal["boundary", "distance"] = "boundary"
+    instance_target: Literal["boundary", "distance", "both"] = "boundary"
     nonfinite: Literal["error", "zero", "min"] = "error"
     patch_shape: Shape = (128, 128)
     batch_size: int = Field(8, ge=1)
@@ -129,12 +130,27 @@ class TrainConfig(_Section):
     pretrained_lr_factor: float = Field(1.0, gt=0, le=1)
 
 
+class PostProcessingConfig(_Section):
+    """Thresholds of the instance watershed (:class:`medseg.infer.postprocess.PostProcessing`).
+
+    Unset values (``null``) are chosen by ``medseg train`` on the held-out data (a grid
+    search on validation AJI, ``tune: true``) and stored in the checkpoint; a value set
+    here is kept as it is.
+    """
+
+    seed_threshold: float | None = Field(None, gt=0, lt=1)
+    foreground_threshold: float | None = Field(None, gt=0, lt=1)
+    min_size: int | None = Field(None, ge=0)
+    tune: bool = True
+
+
 class InferConfig(_Section):
     """Sliding-window settings (see :class:`medseg.infer.SlidingWindow`).
 
     ``compile``: ``torch.compile`` the trained model with frozen weights for prediction
     (faster on many windows; the first prediction compiles; validation during training
-    never compiles).
+    never compiles). ``postprocessing``: instance watershed thresholds
+    (:class:`PostProcessingConfig`).
     """
 
     roi_size: Shape = (128, 128)
@@ -145,6 +161,7 @@ class InferConfig(_Section):
     precision: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str | None = None
     compile: bool = False
+    postprocessing: PostProcessingConfig = PostProcessingConfig()
 
 
 class PipelineConfig(_Section):
@@ -174,10 +191,11 @@ def expected_out_channels(data: DataConfig) -> int:
     """Output channels a model needs for ``data``: one per class, or 3 for instance targets.
 
     Instance maps train a 3-class target (background, inside, boundary) or 2 classes
-    plus 1 distance regression channel; both need 3 output channels.
+    plus 1 distance regression channel (3 output channels each), or both: 3 classes plus
+    the distance channel (4).
     """
     if data.label_kind == "instances":
-        return 3
+        return 4 if data.instance_target == "both" else 3
     return len(data.classes)
 
 
@@ -201,7 +219,7 @@ def _cross_field_problems(config: PipelineConfig) -> list[tuple[tuple[str, ...],
         given = "is not set: the model's default is" if "out_channels" not in config.model.params else "is"
         why = (
             f"data.label_kind: instances ({config.data.instance_target} target)"
-            if expected == 3 and config.data.label_kind == "instances"
+            if config.data.label_kind == "instances"
             else f"data.classes has {len(config.data.classes)} classes {list(config.data.classes)}"
         )
         problems.append(

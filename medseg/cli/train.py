@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 from pathlib import Path
@@ -42,10 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from medseg.config import load_config
+    from medseg.data.fingerprint import format_fingerprint
     from medseg.pipeline.datasets import load_training_samples
     from medseg.pipeline.plots import plot_training
     from medseg.pipeline.results import write_json, write_yaml
     from medseg.pipeline.training import prepare_output_dir, train_from_config
+    from medseg.train.checkpoint import load_checkpoint
 
     main_rank = int(os.environ.get("RANK", "0")) == 0
     if not main_rank:  # under torchrun only rank 0 logs, shows progress and writes results
@@ -69,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
     if not main_rank:
         return 0
     result = trained.result
+    fingerprint = args.out / "fingerprint.json"
+    if fingerprint.is_file():
+        print(f"data fingerprint ({fingerprint}):")
+        print(format_fingerprint(json.loads(fingerprint.read_text())))
     write_yaml(args.out / "config.yaml", config.model_dump(mode="json"))
     plot_training(args.out / "training_curve.png", result.losses, result.validation)
     summary = {
@@ -93,6 +100,17 @@ def run(args: argparse.Namespace) -> int:
             f"initialised from {config.train.init}: {len(trained.init.loaded)} tensors loaded, "
             f"{len(trained.init.remapped)} remapped by class, {len(trained.init.initialized)} new "
             "(listed in train_summary.json)"
+        )
+    post = load_checkpoint(trained.best)["metadata"].get("postprocessing") if trained.best.is_file() else None
+    if post is not None:
+        how = (
+            f"tuned on the held-out data: AJI {post['validation_aji']:.3f} (defaults {post['default_aji']:.3f})"
+            if post.get("tuned")
+            else "not tuned (no held-out data)"
+        )
+        print(
+            f"post-processing: seed_threshold {post['seed_threshold']:g}, foreground_threshold "
+            f"{post['foreground_threshold']:g}, min_size {post['min_size']}; {how}"
         )
     print(f"best checkpoint: {trained.best}")
     return 0

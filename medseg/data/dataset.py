@@ -100,18 +100,20 @@ class TrainingTargets:
 
     Parameters
     ----------
-    instance_target : {'boundary', 'distance'} or None
+    instance_target : {'boundary', 'distance', 'both'} or None
         For instance label maps, the target of :mod:`medseg.data.targets`: 3 classes
-        (background, inside, boundary), or foreground plus a distance map (returned as
-        the first extra). ``None``: the label is a class map and is the target.
+        (background, inside, boundary), foreground plus a distance map (returned as the
+        first extra), or the 3 classes plus the distance map (``both``). ``None``: the label is a class map and is the target.
     weight_map : WeightMap or None
         Adds the U-Net weight map (computed from the instances, before the target is
         made) as the last extra.
     """
 
     def __init__(self, instance_target: str | None = None, weight_map: WeightMap | None = None) -> None:
-        if instance_target not in (None, "boundary", "distance"):
-            raise ConfigError(f"data.instance_target must be boundary or distance, got {instance_target!r}")
+        if instance_target not in (None, "boundary", "distance", "both"):
+            raise ConfigError(
+                f"data.instance_target must be boundary, distance or both, got {instance_target!r}"
+            )
         self.instance_target = instance_target
         self.weight_map = weight_map
 
@@ -122,9 +124,12 @@ class TrainingTargets:
         else:
             if self.instance_target == "boundary":
                 target = boundary_target(label)
-            else:
+            elif self.instance_target == "distance":
                 target, distance = distance_target(label)
                 extras.append(distance)
+            else:
+                target = boundary_target(label)
+                extras.append(distance_target(label)[1])
         if self.weight_map is not None:
             extras.append(self.weight_map(label))
         return (target, *extras)

@@ -19,7 +19,7 @@ import torch
 
 from medseg.errors import DataNotFoundError, FormatError, ShapeError
 from medseg.infer.normalize import ZScore
-from medseg.infer.postprocess import instances_from_boundary, instances_from_distance
+from medseg.infer.postprocess import INSTANCE_TARGETS, PostProcessing, instances_from_maps
 from medseg.infer.sliding_window import SlidingWindow, label_dtype
 from medseg.io import Volume
 from medseg.models import build_model
@@ -76,7 +76,10 @@ class Predictor:
         Class names, index = class id (recorded in the output's ``meta``).
     targets : dict, optional
         The checkpoint's ``targets`` metadata: ``{"label_kind": "classes" | "instances",
-        "instance_target": None | "boundary" | "distance"}``; default class labels.
+        "instance_target": None | "boundary" | "distance" | "both"}``; default class labels.
+    postprocessing : PostProcessing, optional
+        Thresholds of the instance watershed (the checkpoint's tuned ones); default
+        :class:`PostProcessing()`.
     identity : dict, optional
         What identifies the model for resumable outputs (e.g. the checkpoint's hash).
     """
@@ -89,6 +92,7 @@ class Predictor:
         *,
         classes: Sequence[str] | None = None,
         targets: dict[str, Any] | None = None,
+        postprocessing: PostProcessing | None = None,
         identity: dict[str, Any] | None = None,
     ) -> None:
         self.model = model.eval()
@@ -99,10 +103,12 @@ class Predictor:
         self.instance_target = (
             targets.get("instance_target") if targets.get("label_kind") == "instances" else None
         )
-        if self.instance_target not in (None, "boundary", "distance"):
+        if self.instance_target is not None and self.instance_target not in INSTANCE_TARGETS:
             raise FormatError(
-                f"checkpoint targets.instance_target is {self.instance_target!r}; expected boundary or distance"
+                f"checkpoint targets.instance_target is {self.instance_target!r}; expected one of "
+                f"{', '.join(INSTANCE_TARGETS)}"
             )
+        self.postprocessing = postprocessing or PostProcessing()
         self.identity = dict(identity or {})
         self.model.to(window.compute_device)
 
@@ -122,6 +128,7 @@ class Predictor:
             ZScore.from_dict(metadata["normalization"]),
             classes=metadata.get("classes"),
             targets=metadata.get("targets"),
+            postprocessing=PostProcessing.from_dict(metadata.get("postprocessing")),
             identity={"model": metadata.get("model"), **(identity or {})},
         )
 
@@ -132,6 +139,8 @@ class Predictor:
             return len(self.classes)
         if self.instance_target == "distance":
             return 2
+        if self.instance_target == "both":
+            return 3
         return int(getattr(getattr(self.model, "constraints", None), "out_channels", 256))
 
     @property
@@ -167,8 +176,9 @@ class Predictor:
 
     def predict_label_array(self, image: np.ndarray, *, source: str | None = None) -> np.ndarray:
         """Class ids ``(*spatial)`` of a ``(C, *spatial)`` image, without a full-size probability buffer."""
-        if self.instance_target == "distance":  # channel 2 is a distance, not a class
-            return self.predict_logits(image, source=source)[:2].argmax(dim=0).cpu().numpy().astype(np.uint8)
+        if self.instance_target in ("distance", "both"):  # the last channel is a distance, not a class
+            logits = self.predict_logits(image, source=source)
+            return logits[: self.num_classes].argmax(dim=0).cpu().numpy().astype(np.uint8)
         labels = self._batched(image, self.window.predict_labels, channel_axis=False, source=source)
         return labels.numpy().astype(label_dtype(self.num_classes), copy=False)
 
@@ -205,14 +215,21 @@ class Predictor:
             )
         return labels.numpy().astype(label_dtype(self.num_classes), copy=False)
 
-    def instances_from_logits(self, logits: torch.Tensor) -> np.ndarray:
-        """Instance ids ``(*spatial)`` from the logits of an instance-trained model."""
+    def instance_maps(self, logits: torch.Tensor) -> np.ndarray:
+        """The maps :func:`~medseg.infer.postprocess.instances_from_maps` takes, from an instance model's logits."""
         if self.instance_target == "boundary":
-            return instances_from_boundary(torch.softmax(logits, dim=0).cpu().numpy())
+            return torch.softmax(logits, dim=0).cpu().numpy()
         if self.instance_target == "distance":
             foreground = torch.softmax(logits[:2], dim=0)[1]
-            return instances_from_distance(foreground.cpu().numpy(), torch.sigmoid(logits[2]).cpu().numpy())
+            return torch.stack([foreground, torch.sigmoid(logits[2])]).cpu().numpy()
+        if self.instance_target == "both":
+            return torch.cat([torch.softmax(logits[:3], dim=0), torch.sigmoid(logits[3:4])]).cpu().numpy()
         raise FormatError("this checkpoint was trained on class labels, not instances")
+
+    def instances_from_logits(self, logits: torch.Tensor, params: PostProcessing | None = None) -> np.ndarray:
+        """Instance ids ``(*spatial)`` from the logits of an instance-trained model (``params``: default own)."""
+        maps = self.instance_maps(logits)
+        return instances_from_maps(maps, self.instance_target, params or self.postprocessing)
 
     def predict(self, image: Volume, *, probabilities: bool = False) -> Prediction:
         """Labels (and probabilities or instances when asked or needed) on ``image``'s grid."""
@@ -221,7 +238,7 @@ class Predictor:
             labels = self.predict_label_array(image.array, source=meta["source"])
             return Prediction(labels=image.with_array(labels[None], **meta))
         logits = self.predict_logits(image.array, source=meta["source"])
-        classes = logits[:2] if self.instance_target == "distance" else logits
+        classes = logits[: self.num_classes] if self.instance_target in ("distance", "both") else logits
         probs = torch.softmax(classes, dim=0)
         labels = probs.argmax(dim=0, keepdim=True).cpu().numpy().astype(label_dtype(probs.shape[0]))
         instances = None

@@ -66,7 +66,7 @@ def load_training_samples(data: DataConfig) -> tuple[list[Sample], list[Sample]]
     if entry.label_kind == "instances" and data.label_kind == "classes":
         raise ConfigError(
             f"dataset {entry.name} has instance labels (one id per object): set data.label_kind: instances "
-            "and data.instance_target: boundary or distance"
+            "and data.instance_target: boundary, distance or both"
         )
     samples = entry.train(folder)
     check_labels([s.label for s in samples], label_kind=data.label_kind, classes=data.classes)

@@ -23,6 +23,7 @@ import torch
 from medseg.config import PipelineConfig
 from medseg.data import Sample
 from medseg.data.dataset import PatchDataset, TrainingTargets
+from medseg.data.fingerprint import data_fingerprint
 from medseg.data.weight_map import WeightMap
 from medseg.device import resolve_device
 from medseg.errors import ConfigError
@@ -34,6 +35,14 @@ from medseg.io import Volume
 from medseg.io.lazy import LazyArray
 from medseg.models import build_model
 from medseg.pipeline.predicting import sliding_window_from_infer
+from medseg.pipeline.results import write_json
+from medseg.pipeline.tuning import (
+    instance_score,
+    min_size_candidates,
+    postprocessing_metadata,
+    store_postprocessing,
+    tune_postprocessing,
+)
 from medseg.train.checkpoint import load_checkpoint
 from medseg.train.distributed import Distributed
 from medseg.train.finetune import (
@@ -180,7 +189,9 @@ def train_from_config(
     """Train ``config.model`` on the samples; checkpoints go to ``out_dir/checkpoints``.
 
     The validation score (for ``best.pt`` and early stopping) is the mean foreground
-    Dice of sliding-window predictions on ``val_samples``; without validation samples
+    Dice of sliding-window predictions on ``val_samples`` (instance models: the mean
+    AJI of their watershed objects, whose thresholds are then tuned on the same samples
+    and stored in the checkpoints, :mod:`medseg.pipeline.tuning`); without validation samples
     ``best.pt`` is the final model. ``resume`` continues ``latest.pt`` exactly (same
     batches, optimiser state and history) and refuses a config changed in
     non-resumable keys (:mod:`medseg.train.resume`).
@@ -193,6 +204,7 @@ def train_from_config(
         the model.
     """
     checkpoint_dir = prepare_output_dir(out_dir) / "checkpoints"
+    fingerprint = _fingerprint(config, train_samples, Path(out_dir))
     config_dump = config.model_dump(mode="json")
     previous = _previous_run(checkpoint_dir / "latest.pt", config_dump) if resume else None
     if config.train.deterministic:
@@ -223,6 +235,8 @@ def train_from_config(
         "targets": _targets(config),
         "config": config_dump,
     }
+    if fingerprint is not None:
+        metadata["fingerprint"] = fingerprint
     if init is not None:
         metadata["init"] = {"checkpoint": str(config.train.init), **init.to_dict(), "frozen": frozen}
     device = resolve_device(config.train.device, option="train.device")
@@ -247,7 +261,7 @@ def train_from_config(
         build_loss(
             config.train.loss,
             ignore_label=config.train.ignore_label,
-            distance=_targets(config)["instance_target"] == "distance",
+            distance=_targets(config)["instance_target"] in ("distance", "both"),
         ),
         optimizer,
         scheduler=scheduler,
@@ -295,6 +309,8 @@ def train_from_config(
     finally:
         trainer.release_distributed()
         distributed.close()
+    if _targets(config)["label_kind"] == "instances" and distributed.rank == 0:
+        _store_postprocessing(config, checkpoint_dir, val_samples, fingerprint)
     return TrainedModel(
         result=result,
         checkpoint_dir=checkpoint_dir,
@@ -302,6 +318,47 @@ def train_from_config(
         world_size=distributed.world_size,
         init=init,
     )
+
+
+def _fingerprint(config: PipelineConfig, samples: Sequence[Sample], out: Path) -> dict[str, Any] | None:
+    """The data fingerprint of the training samples, written to ``out/fingerprint.json`` (labelled data only)."""
+    if not samples or any(s.label is None for s in samples):
+        return None
+    fingerprint = data_fingerprint(samples, label_kind=config.data.label_kind)
+    if int(os.environ.get("RANK", "0")) == 0:
+        write_json(out / "fingerprint.json", fingerprint)
+    return fingerprint
+
+
+def _store_postprocessing(
+    config: PipelineConfig,
+    checkpoint_dir: Path,
+    val_samples: Sequence[Sample],
+    fingerprint: dict[str, Any] | None,
+) -> None:
+    """Tune the instance watershed of ``best.pt`` on the held-out samples; store it in both checkpoints."""
+    settings = config.infer.postprocessing
+    tuned = None
+    best = checkpoint_dir / "best.pt"
+    if settings.tune and val_samples and best.is_file():
+        window = sliding_window_from_infer(config.infer, compile=False)
+        predictor = Predictor.from_checkpoint(load_checkpoint(best), window)
+        objects = (fingerprint or {}).get("objects") or {}
+        tuned = tune_postprocessing(
+            predictor, val_samples, settings, typical_object_voxels=objects.get("median_voxels")
+        )
+        logger.info(
+            "post-processing tuned on %d held-out case(s): %s (AJI %.3f; defaults %.3f; %d grid points; "
+            "min sizes from %s)",
+            len(val_samples),
+            tuned.params.to_dict(),
+            tuned.aji,
+            tuned.default_aji,
+            tuned.searched,
+            min_size_candidates(objects.get("median_voxels"), 10),
+        )
+    entry = postprocessing_metadata(settings, tuned, [s.case_id for s in val_samples])
+    store_postprocessing([best, checkpoint_dir / "latest.pt"], entry)
 
 
 def _previous_run(latest: Path, config_dump: dict[str, Any]) -> dict[str, Any] | None:
@@ -367,22 +424,19 @@ def _validator(
     config: PipelineConfig,
 ):
     targets = _targets(config)
-    transform = TrainingTargets(targets["instance_target"]) if targets["label_kind"] == "instances" else None
+    if targets["label_kind"] == "instances":  # instance models are chosen by held-out AJI
+
+        def validate_instances(model: torch.nn.Module) -> float:
+            return instance_score(Predictor(model, window, normalization, targets=targets), samples)
+
+        return validate_instances
     cases = [(_in_memory(s.image), np.asarray(_in_memory(s.label).array)) for s in samples]
-    if transform is not None:
-        cases = [(image, transform(label)[0]) for image, label in cases]
-        foreground = [1, 2] if targets["instance_target"] == "boundary" else [1]
 
     def validate(model: torch.nn.Module) -> float:
         predictor = Predictor(model, window, normalization)
         scores = []
         for image, label in cases:
-            distance = targets["instance_target"] == "distance"
-            prediction = predictor.predict(image, probabilities=distance)
-            if distance:  # channels 0-1 are the foreground classes, channel 2 the distance map
-                labels = prediction.probabilities.array[:2].argmax(0)
-            else:
-                labels = prediction.labels.array[0]
+            labels = predictor.predict(image).labels.array[0]
             per_class = overlap_metrics(label[0], labels, labels=foreground)
             scores += [per_class[c]["dice"] for c in foreground]
         return float(np.nanmean(scores)) if scores else float("nan")

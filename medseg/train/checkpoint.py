@@ -17,7 +17,7 @@ import medseg
 from medseg.errors import DataNotFoundError, FormatError
 from medseg.io import atomic_output
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "update_metadata", "CHECKPOINT_FORMAT"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,3 +108,13 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             f"{CHECKPOINT_FORMAT}; upgrade medseg"
         )
     return payload
+
+
+def update_metadata(path: str | Path, **entries: Any) -> Path:
+    """Set ``metadata[key] = value`` for each entry of an existing checkpoint, rewritten atomically."""
+    path = Path(path)
+    payload = load_checkpoint(path)
+    payload["metadata"] = {**payload.get("metadata", {}), **entries}
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
+    return path
