@@ -107,15 +107,24 @@ class TrainingTargets:
     weight_map : WeightMap or None
         Adds the U-Net weight map (computed from the instances, before the target is
         made) as the last extra.
+    spacing : tuple of float or None
+        Voxel size of the labels: the distance target is measured in these units
+        (anisotropic volumes); default isotropic.
     """
 
-    def __init__(self, instance_target: str | None = None, weight_map: WeightMap | None = None) -> None:
+    def __init__(
+        self,
+        instance_target: str | None = None,
+        weight_map: WeightMap | None = None,
+        spacing: tuple[float, ...] | None = None,
+    ) -> None:
         if instance_target not in (None, "boundary", "distance", "both"):
             raise ConfigError(
                 f"data.instance_target must be boundary, distance or both, got {instance_target!r}"
             )
         self.instance_target = instance_target
         self.weight_map = weight_map
+        self.spacing = spacing
 
     def __call__(self, label: np.ndarray) -> tuple[np.ndarray, ...]:
         extras: list[np.ndarray] = []
@@ -125,11 +134,11 @@ class TrainingTargets:
             if self.instance_target == "boundary":
                 target = boundary_target(label)
             elif self.instance_target == "distance":
-                target, distance = distance_target(label)
+                target, distance = distance_target(label, self.spacing)
                 extras.append(distance)
             else:
                 target = boundary_target(label)
-                extras.append(distance_target(label)[1])
+                extras.append(distance_target(label, self.spacing)[1])
         if self.weight_map is not None:
             extras.append(self.weight_map(label))
         return (target, *extras)

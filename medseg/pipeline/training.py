@@ -151,6 +151,12 @@ def _in_memory(x: Volume | LazyArray) -> Volume:
     return Volume(x.read(), spacing=x.spacing, origin=x.origin, direction=x.direction, meta=dict(x.meta))
 
 
+def _median_spacing(samples: Sequence[Sample], dims: int) -> tuple[float, ...] | None:
+    """The median voxel size of the patches' ``dims`` axes (anisotropic distance targets); ``None``: isotropic."""
+    spacing = tuple(float(v) for v in np.median([s.image.spacing[-dims:] for s in samples], axis=0))
+    return None if len(set(spacing)) == 1 else spacing
+
+
 def build_dataset(
     config: PipelineConfig, samples: Sequence[Sample], normalization: ZScore, *, seed_offset: int = 0
 ) -> PatchDataset:
@@ -161,7 +167,11 @@ def build_dataset(
         WeightMap(objects_from_classes=not instances) if config.train.loss == "unet_weighted_ce" else None
     )
     transform = (
-        TrainingTargets(targets["instance_target"], weight_map)
+        TrainingTargets(
+            targets["instance_target"],
+            weight_map,
+            spacing=_median_spacing(samples, len(config.data.patch_shape)),
+        )
         if instances or weight_map is not None
         else None
     )
