@@ -2,12 +2,12 @@
 
 Arguments: TRAIN_FOLDER TEST_FOLDER OUT_TIF CPU_SECONDS. The training folder's one image
 (``images/`` + ``labels/``) is normalised to its 1st-99.8th percentiles (``csbdeep``'s
-``normalize``), its last 20 % of rows validate (as medseg holds them out), and StarDist
+``normalize``), the last 20 % of its longest axis validates (as medseg holds it out), and StarDist
 trains one short epoch at a time until it has used CPU_SECONDS of process CPU time; the
 probability and NMS thresholds are then optimised on the validation rows
 (``optimize_thresholds``) and the test image is predicted. 2D: 32 rays, grid 2x2, 128²
 patches; 3D: 96 rays, grid 1x2x2, 16x48x48 patches (the StarDist example notebooks' recipes
-at a CPU-sized patch).
+at a CPU-sized patch), each patch size cut to the smaller of the two parts.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def main() -> None:
     [path] = sorted((train / "images").iterdir())
     image = normalize(tifffile.imread(path).astype(np.float32), 1, 99.8)
     label = fill_label_holes(tifffile.imread(train / "labels" / path.name))
-    axis = image.ndim - 2  # rows
+    axis = int(np.argmax(image.shape))
     cut = int(image.shape[axis] * 0.8)
     head = tuple(slice(0, cut) if a == axis else slice(None) for a in range(image.ndim))
     tail = tuple(slice(cut, None) if a == axis else slice(None) for a in range(image.ndim))
@@ -35,14 +35,23 @@ def main() -> None:
     if image.ndim == 2:
         from stardist.models import Config2D, StarDist2D
 
-        patch = tuple(min(128, s) // 16 * 16 for s in image[head].shape)
-        config = Config2D(n_rays=32, grid=(2, 2), n_channel_in=1, train_patch_size=patch, train_batch_size=4)
+        smaller = np.minimum(image[head].shape, image[tail].shape)
+        patch = tuple(int(min(128, s)) // 16 * 16 for s in smaller)
+        config = Config2D(
+            n_rays=32,
+            grid=(2, 2),
+            n_channel_in=1,
+            train_patch_size=patch,
+            train_batch_size=4,
+            train_tensorboard=False,
+        )
         model = StarDist2D(config, name="scratch", basedir=str(out.parent / "stardist_model"))
     else:
         from stardist import Rays_GoldenSpiral
         from stardist.models import Config3D, StarDist3D
 
-        patch = tuple(min(p, s) // 4 * 4 for p, s in zip((16, 48, 48), image[head].shape, strict=True))
+        smaller = np.minimum(image[head].shape, image[tail].shape)
+        patch = tuple(int(min(p, s)) // 4 * 4 for p, s in zip((16, 48, 48), smaller, strict=True))
         config = Config3D(
             rays=Rays_GoldenSpiral(96),
             grid=(1, 2, 2),
