@@ -58,6 +58,7 @@ def main() -> None:
             n_channel_in=1,
             train_patch_size=patch,
             train_batch_size=2,
+            train_tensorboard=False,
         )
         model = StarDist3D(config, name="scratch", basedir=str(out.parent / "stardist_model"))
     start = time.process_time()
