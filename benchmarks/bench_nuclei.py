@@ -222,11 +222,13 @@ def _benchmark(name: str, data: Path, work: Path, args: argparse.Namespace) -> N
     train, test = _halves(data, work)
     gt = tifffile.imread(next((test / "labels").iterdir()))
     print(f"\n{name}: {data} ({'3D' if three_d else '2D'}), train left half, score right half; "
-          f"medseg {args.iterations} iterations, the others the same CPU time (contended machine)")  # fmt: skip
+          f"medseg {args.iterations_3d if three_d and args.iterations_3d else args.iterations} iterations, "
+          "the others the same CPU time (contended machine)")  # fmt: skip
     print("| method | AJI | PQ | Dice | found/ref | train CPU s | wall s |")
     print("|---|---|---|---|---|---|---|", flush=True)
     wall = time.perf_counter()
-    pred, cpu = _run_medseg(train, test, work / "medseg", args.iterations, three_d)
+    iterations = args.iterations_3d if three_d and args.iterations_3d else args.iterations
+    pred, cpu = _run_medseg(train, test, work / "medseg", iterations, three_d)
     runs = [("medseg default", pred, cpu, time.perf_counter() - wall)]
     for label, fn in (
         ("MONAI BasicUNet + distance watershed", lambda: _run_monai(train, test, cpu, three_d)),
