@@ -255,6 +255,9 @@ def main() -> None:
     parser.add_argument(
         "--iterations", type=int, default=200, help="medseg training iterations (default 200)"
     )
+    parser.add_argument(
+        "--iterations-3d", type=int, help="medseg training iterations in 3D (default --iterations)"
+    )
     parser.add_argument("--stardist-python", help="python of a venv with stardist (skipped when absent)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
