@@ -18,7 +18,7 @@ Data Science Bowl image shipped in the ``stardist`` wheel
 Usage::
 
     python benchmarks/bench_instance_methods.py --data DIR --iterations 300 \\
-        [--targets boundary distance both] [--folds left] [--work WORK] [--source "DSB 2018 (stardist wheel)"]
+        [--targets boundary distance both] [--folds left|right] [--work WORK] [--source "DSB 2018 (stardist wheel)"]
 """
 
 from __future__ import annotations
@@ -120,7 +120,10 @@ def main() -> None:
         "--targets", nargs="+", default=["boundary", "distance", "both"], choices=list(OUT_CHANNELS)
     )
     parser.add_argument(
-        "--folds", choices=["both", "left"], default="both", help="left: train on the left halves only"
+        "--folds",
+        choices=["both", "left", "right"],
+        default="both",
+        help="left/right: train on those halves only",
     )
     parser.add_argument("--work", type=Path, help="keep runs here (default: a temporary folder)")
     parser.add_argument("--source", default="", help="where the images come from (printed with the table)")
@@ -128,8 +131,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-instance-") as tmp:
         work = args.work or Path(tmp)
         folds = _folds(args.data, work)
-        if args.folds == "left":
-            folds = [f for f in folds if ":left->" in f[0]]
+        if args.folds != "both":
+            folds = [f for f in folds if f":{args.folds}->" in f[0]]
         print(f"{len(folds)} folds, {args.iterations} iterations of {args.patch}² patches, U-Net features "
               f"{args.features} depth 3; data: {args.source or args.data}", flush=True)  # fmt: skip
         print("| method | AJI | PQ | Dice | train CPU s | train wall s | per fold AJI |")
