@@ -22,12 +22,14 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check medseg tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy medseg
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check medseg tests benchmarks
 	$(BIN)/ruff format --check medseg tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy medseg
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -44,4 +46,4 @@ $(VENV)/.installed-test: $(BIN)/python $(DEPS)
 	touch $@ $(VENV)/.installed
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .import_linter_cache *.egg-info
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .import_linter_cache .mypy_cache *.egg-info

@@ -1,4 +1,4 @@
-"""Typed pipeline configuration loaded from ``medseg/resources/pipelines/*.yaml`` (or any path).
+"""Typed pipeline configuration loaded from ``pipelines/*.yaml`` (or any path).
 
 A pipeline file has the sections ``data``, ``model``, ``train`` and ``infer`` (all
 optional; defaults below). Unknown keys are errors that name the file, the key and
@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from medseg.errors import ConfigError, DataNotFoundError
+from medseg.options import InstanceTarget, LabelKind, Precision
 
 __all__ = [
     "DataConfig",
@@ -36,6 +37,7 @@ __all__ = [
     "PostProcessingConfig",
     "TrainConfig",
     "apply_overrides",
+    "config_defaults",
     "config_from_dict",
     "expected_out_channels",
     "format_validation_error",
@@ -74,8 +76,8 @@ class DataConfig(_Section):
     dataset: str = "isbi2012"
     root: Path | None = None
     classes: tuple[str, ...] = ("cell", "membrane")
-    label_kind: Literal["classes", "instances"] = "classes"
-    instance_target: Literal["boundary", "distance", "both"] = "boundary"
+    label_kind: LabelKind = LabelKind.CLASSES
+    instance_target: InstanceTarget = InstanceTarget.BOUNDARY
     nonfinite: Literal["error", "zero", "min"] = "error"
     patch_shape: Shape = (128, 128)
     batch_size: int = Field(8, ge=1)
@@ -118,7 +120,7 @@ class TrainConfig(_Section):
     seed: int = 0
     device: str | None = None
     deterministic: bool = False
-    precision: Literal["float32", "bfloat16", "float16"] = "float32"
+    precision: Precision = Precision.FLOAT32
     grad_clip: float | None = Field(None, gt=0)
     max_minutes: float | None = Field(None, gt=0)
     early_stopping_patience: int | None = Field(None, ge=1)
@@ -158,7 +160,7 @@ class InferConfig(_Section):
     blending: Literal["gaussian", "constant"] = "gaussian"
     batch_size: int = Field(8, ge=1)
     mirror_axes: tuple[int, ...] = (0, 1)
-    precision: Literal["float32", "bfloat16", "float16"] = "float32"
+    precision: Precision = Precision.FLOAT32
     device: str | None = None
     compile: bool = False
     postprocessing: PostProcessingConfig = PostProcessingConfig()
@@ -187,15 +189,27 @@ class PipelineConfig(_Section):
         return self
 
 
+def config_defaults() -> dict[str, Any]:
+    """Every setting's default, as ``PipelineConfig.model_dump(mode="json")`` lays them out.
+
+    ``model.params`` is left empty: its keys are the model's, with no default here (the
+    ``features``/``depth`` of :class:`ModelConfig` replace the whole mapping when unset).
+    Resuming uses it for keys a checkpoint's config lacks because they were added since.
+    """
+    defaults = PipelineConfig.model_construct().model_dump(mode="json")
+    defaults["model"]["params"] = {}
+    return defaults
+
+
 def expected_out_channels(data: DataConfig) -> int:
-    """Output channels a model needs for ``data``: one per class, or 3 for instance targets.
+    """Output channels a model needs for ``data``: one per class, or the instance target's.
 
     Instance maps train a 3-class target (background, inside, boundary) or 2 classes
     plus 1 distance regression channel (3 output channels each), or both: 3 classes plus
-    the distance channel (4).
+    the distance channel (4); :attr:`medseg.options.InstanceTarget.out_channels`.
     """
-    if data.label_kind == "instances":
-        return 4 if data.instance_target == "both" else 3
+    if data.label_kind is LabelKind.INSTANCES:
+        return data.instance_target.out_channels
     return len(data.classes)
 
 
@@ -208,6 +222,7 @@ def _cross_field_problems(config: PipelineConfig) -> list[tuple[tuple[str, ...],
     import torch
 
     from medseg.models import build_model, model_params
+    from medseg.models.constraints import constraints_of
 
     try:
         params = {**model_params(config.model.name), **config.model.params}
@@ -218,8 +233,8 @@ def _cross_field_problems(config: PipelineConfig) -> list[tuple[tuple[str, ...],
     if params.get("out_channels") != expected:
         given = "is not set: the model's default is" if "out_channels" not in config.model.params else "is"
         why = (
-            f"data.label_kind: instances ({config.data.instance_target} target)"
-            if config.data.label_kind == "instances"
+            f"data.label_kind: instances ({config.data.instance_target.value} target)"
+            if config.data.label_kind is LabelKind.INSTANCES
             else f"data.classes has {len(config.data.classes)} classes {list(config.data.classes)}"
         )
         problems.append(
@@ -259,7 +274,7 @@ def _cross_field_problems(config: PipelineConfig) -> list[tuple[tuple[str, ...],
         return problems
     try:
         with torch.device("meta"):
-            constraints = build_model(config.model.name, **config.model.params).constraints
+            constraints = constraints_of(build_model(config.model.name, **config.model.params))
     except ConfigError as err:
         return [(("model", "params"), str(err), dict(config.model.params))]
     except (NotImplementedError, RuntimeError):  # a model that cannot be built on 'meta': checked when built
@@ -390,9 +405,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pipelin
             f"pipeline config {path} is a folder; pass a YAML file such as pipelines/isbi2012.yaml"
         )
     if not path.is_file():
-        raise DataNotFoundError(
-            f"pipeline config {path} does not exist; see the examples in medseg/resources/pipelines/"
-        )
+        raise DataNotFoundError(f"pipeline config {path} does not exist; see the examples in pipelines/")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:

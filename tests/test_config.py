@@ -41,7 +41,7 @@ def test_bad_values_and_files(tmp_path):
         load_config(_write(tmp_path, "train: [unclosed\n"))
     with pytest.raises(
         DataNotFoundError,
-        match=r"missing.yaml does not exist; see the examples in medseg/resources/pipelines/",
+        match=r"missing.yaml does not exist; see the examples in pipelines/",
     ):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="must look like section.key=value"):
@@ -52,7 +52,7 @@ def test_shipped_pipelines_validate():
     from medseg.resources import list_pipelines
 
     shipped = sorted(list_pipelines().values())
-    assert shipped, "medseg/resources/pipelines/ should ship example configs"
+    assert shipped, "pipelines/ should ship example configs"
     for path in shipped:
         load_config(path)
 

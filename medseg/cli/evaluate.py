@@ -10,13 +10,19 @@ __all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from medseg.eval.formats import FORMATS
+    from medseg.eval.formats import format_names
+    from medseg.eval.options import NsdMethod
     from medseg.eval.report import default_workers
 
     p = subparsers.add_parser("evaluate", help="score predictions against ground truth")
     p.add_argument("--pred", required=True, help="folder with the predictions (CTC: XX_RES)")
     p.add_argument("--gt", required=True, help="folder with the reference labels (CTC: XX_GT or XX_GT/SEG)")
-    p.add_argument("--format", required=True, choices=sorted(FORMATS), help="challenge file format")
+    p.add_argument(
+        "--format",
+        required=True,
+        metavar="FORMAT",
+        help=f"challenge file format: {', '.join(format_names())}",
+    )
     p.add_argument(
         "-o",
         "--out",
@@ -38,8 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tolerance", type=float, default=1.0, help="surface Dice tolerance (physical units)")
     p.add_argument(
         "--nsd-method",
-        choices=("deepmind", "monai"),
-        default="deepmind",
+        type=NsdMethod,
+        choices=list(NsdMethod),
+        default=NsdMethod.DEEPMIND,
         help="surface Dice: area-weighted surface elements as Nikolov et al./DeepMind surface-distance "
         "(default) or MONAI's boundary-voxel count",
     )

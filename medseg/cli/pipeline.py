@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "pipeline",
         help="a pipeline YAML file or the name of a shipped pipeline (e.g. isbi2012_unet_paper; "
-        "see medseg/resources/pipelines/)",
+        "see pipelines/)",
     )
     parser.add_argument("--out", type=output_path, required=True, help="output (run) folder")
     parser.add_argument(

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from medseg.cli._options import add_progress, device_name, output_path
+from medseg.options import Precision
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--device", type=device_name, default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
     )
-    parser.add_argument("--precision", choices=["float32", "bfloat16", "float16"], default=None)
+    parser.add_argument("--precision", choices=Precision.choices(), default=None)
     parser.add_argument(
         "--compile",
         action="store_true",
@@ -80,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--save-probabilities",
         action="store_true",
-        help="also write <case>_probabilities (float32, one channel per class); labels alone need far less memory",
+        help="also write <case>_probabilities (float32, one channel per class; with --block-shape <case>_probabilities.zarr); "
+        "labels alone need far less memory",
     )
     parser.add_argument(
         "--overwrite",
@@ -103,38 +105,13 @@ _OPTIONS = {
 }
 
 
-def trained_config(metadata: dict) -> dict:
-    """The training config a checkpoint stores, completed from its own model and classes.
-
-    A checkpoint written outside ``medseg train`` may store only part of the config; the
-    sections prediction is checked against then come from what the checkpoint builds
-    (``metadata["model"]``, ``metadata["classes"]``), not from config defaults (a 2D U-Net
-    with two classes), which would refuse a 3D model's window for the wrong reason.
-    """
-    trained = dict(metadata.get("config") or {})
-    if "model" not in trained and "model" in metadata:
-        trained["model"] = metadata["model"]
-    if "data" not in trained and metadata.get("classes"):
-        trained["data"] = {"classes": list(metadata["classes"])}
-    return trained
-
-
-def infer_config(trained: dict, chosen: dict):
-    """The ``infer`` section: training's, with the options given, validated by :mod:`medseg.config`.
-
-    ``trained`` is the training run's whole config (as stored in the checkpoint), so the
-    options are checked against the checkpoint's model (roi size vs its depth, 2D vs 3D).
-    """
-    from medseg.config import config_from_dict
+def _window(checkpoint, chosen: dict):
+    """The checkpoint's window with the options given; errors name the CLI options."""
     from medseg.errors import ConfigError
+    from medseg.pipeline.predicting import window_for_checkpoint
 
-    given = {k: v for k, v in chosen.items() if v is not None}
     try:
-        infer = {**trained.get("infer", {}), **given}
-        data = dict(trained.get("data", {}))
-        if "patch_shape" not in data and "roi_size" in infer:
-            data["patch_shape"] = infer["roi_size"]  # not stored: there are no training patches to check
-        return config_from_dict({**trained, "data": data, "infer": infer}, source="medseg predict").infer
+        return window_for_checkpoint(checkpoint, chosen, source="medseg predict")
     except ConfigError as err:
         message = str(err).removeprefix("medseg predict: ")
         for key, option in _OPTIONS.items():
@@ -143,15 +120,14 @@ def infer_config(trained: dict, chosen: dict):
 
 
 def run(args: argparse.Namespace) -> int:
+    from medseg.checkpoint_meta import read_checkpoint
     from medseg.errors import ConfigError
-    from medseg.infer.predictor import checkpoint_path
-    from medseg.pipeline.predicting import predict_files, shard, sliding_window_from_infer
-    from medseg.train.checkpoint import load_checkpoint
+    from medseg.pipeline.predicting import predict_files, shard
 
     if args.halo is not None and args.block_shape is None:
         raise ConfigError("--halo applies only to block-wise prediction: add --block-shape or drop --halo")
-    checkpoint = checkpoint_path(args.model)
-    trained = trained_config(load_checkpoint(checkpoint)["metadata"])
+    # loaded once: the window is checked against it, then it predicts
+    checkpoint = read_checkpoint(args.model)
     chosen = {
         "roi_size": args.roi_size,
         "overlap": args.overlap,
@@ -161,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         "mirror_axes": [] if args.no_tta else None,
         "compile": args.compile,
     }
-    window = sliding_window_from_infer(infer_config(trained, chosen), progress=False)
+    window = _window(checkpoint, chosen)
     results = predict_files(
         checkpoint,
         args.input,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from pathlib import Path
@@ -14,7 +13,7 @@ from medseg.cli._options import add_overrides, add_progress, output_path
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a segmenter from a pipeline config (e.g. medseg/resources/pipelines/*.yaml)",
+        help="train a segmenter from a pipeline config (e.g. pipelines/*.yaml)",
         description=(
             "Train the model of a pipeline config on its dataset. Writes checkpoints/latest.pt and best.pt, "
             "the resolved config.yaml, train_summary.json and training_curve.png to --out; --resume continues "
@@ -42,13 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from medseg.checkpoint_meta import read_checkpoint
     from medseg.config import load_config
     from medseg.data.fingerprint import format_fingerprint
-    from medseg.pipeline.datasets import load_training_samples
-    from medseg.pipeline.plots import plot_training
-    from medseg.pipeline.results import write_json, write_yaml
-    from medseg.pipeline.training import prepare_output_dir, train_from_config
-    from medseg.train.checkpoint import load_checkpoint
+    from medseg.pipeline.training import run_training
 
     main_rank = int(os.environ.get("RANK", "0")) == 0
     if not main_rank:  # under torchrun only rank 0 logs, shows progress and writes results
@@ -59,39 +55,20 @@ def run(args: argparse.Namespace) -> int:
     if args.deterministic:
         overrides.append("train.deterministic=true")
     config = load_config(args.config, overrides)
-    prepare_output_dir(args.out)
-    train_samples, val_samples = load_training_samples(config.data)
-    trained = train_from_config(
+    trained = run_training(
         config,
-        train_samples,
-        val_samples,
         args.out,
         resume=args.resume,
         progress=main_rank and not args.no_progress,
+        write_results=main_rank,
     )
     if not main_rank:
         return 0
     result = trained.result
-    fingerprint = args.out / "fingerprint.json"
-    if fingerprint.is_file():
-        print(f"data fingerprint ({fingerprint}):")
-        print(format_fingerprint(json.loads(fingerprint.read_text())))
-    write_yaml(args.out / "config.yaml", config.model_dump(mode="json"))
-    plot_training(args.out / "training_curve.png", result.losses, result.validation)
-    summary = {
-        "iterations": result.iterations,
-        "seconds": round(result.seconds, 2),
-        "data_wait_seconds": round(result.data_seconds, 2),
-        "best_validation": result.best_score,
-        "validation": result.validation,
-        "losses": result.losses,
-        "stopped": result.stopped,
-        "device": trained.device,
-        "world_size": trained.world_size,
-    }
-    if trained.init is not None:
-        summary["init"] = {"checkpoint": str(config.train.init), **trained.init.to_dict()}
-    write_json(args.out / "train_summary.json", summary)
+    meta = read_checkpoint(trained.best).meta if trained.best.is_file() else None
+    if meta is not None and meta.data_fingerprint is not None:
+        print(f"data fingerprint ({args.out / 'fingerprint.json'}):")
+        print(format_fingerprint(meta.data_fingerprint))
     print(f"trained {config.model.name} for {result.iterations} iterations on {trained.device}")
     if result.stopped:
         print(f"stopped early: {result.stopped}")
@@ -101,12 +78,12 @@ def run(args: argparse.Namespace) -> int:
             f"{len(trained.init.remapped)} remapped by class, {len(trained.init.initialized)} new "
             "(listed in train_summary.json)"
         )
-    post = load_checkpoint(trained.best)["metadata"].get("postprocessing") if trained.best.is_file() else None
-    if post is not None:
+    post = meta.postprocessing if meta is not None else None
+    if post:
         how = (
             f"tuned on the held-out data: AJI {post['validation_aji']:.3f} (defaults {post['default_aji']:.3f})"
             if post.get("tuned")
-            else "not tuned (no held-out data)"
+            else "not tuned (no held-out data, or infer.postprocessing.tune: false)"
         )
         print(
             f"post-processing: seed_threshold {post['seed_threshold']:g}, foreground_threshold "

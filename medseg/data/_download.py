@@ -7,7 +7,6 @@ size and checksum are right.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -17,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from medseg.errors import ChecksumError, ConfigError, DownloadError
+from medseg.io.paths import file_sha256
 
 __all__ = ["sha256sum", "check_url", "download_file", "verify_file", "INCOMPLETE_SUFFIX"]
 
@@ -27,18 +27,14 @@ _CHUNK = 1 << 20
 
 
 def sha256sum(path: str | os.PathLike, *, progress: bool = False) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
+    """Hex sha256 of a file (:func:`medseg.io.paths.file_sha256`), with a progress bar when asked."""
     path = Path(path)
-    digest = hashlib.sha256()
     bar = _bar(path.stat().st_size, f"sha256 {path.name}", progress)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            if bar is not None:
-                bar.update(len(chunk))
-    if bar is not None:
-        bar.close()
-    return digest.hexdigest()
+    try:
+        return file_sha256(path, on_chunk=None if bar is None else bar.update)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def verify_file(
@@ -111,8 +107,21 @@ def _open(url: str, start: int, timeout: float) -> http.client.HTTPResponse:
     return _OPENER.open(request, timeout=timeout)
 
 
-def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
-    """One attempt: append to ``part`` from where it ends. Raises OSError/HTTPException on failure."""
+def _too_large(url: str, part: Path, size: int, got: int) -> ChecksumError:
+    part.unlink(missing_ok=True)
+    return ChecksumError(
+        f"download of {url} is larger than the {size} bytes the manifest declares (got {got}; stopped "
+        "there, nothing kept): the source changed or serves something else; fix the manifest's size "
+        "and sha256 if the new file is right"
+    )
+
+
+def _transfer(url: str, part: Path, timeout: float, progress: bool, size: int | None = None) -> None:
+    """One attempt: append to ``part`` from where it ends. Raises OSError/HTTPException on failure.
+
+    With a declared ``size``, no more than ``size + 1`` bytes are ever written (a server that
+    sends no Content-Length, or a larger one, is stopped there) and a longer file is refused.
+    """
     start = part.stat().st_size if part.exists() else 0
     try:
         response = _open(url, start, timeout)
@@ -132,6 +141,8 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
         length = response.headers.get("Content-Length")
         expected = int(length) if length is not None and length.isdigit() else None
         total = None if expected is None else start + expected
+        if size is not None and total is not None and total > size:
+            raise _too_large(url, part, size, total)
         bar = _bar(total, part.name.removesuffix(INCOMPLETE_SUFFIX), progress)
         if bar is not None:
             bar.update(start)
@@ -139,15 +150,21 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
         with open(part, "r+b" if start > 0 else "wb") as fh:
             fh.seek(start)
             fh.truncate()
-            while chunk := response.read(_CHUNK):
+            while chunk := response.read(
+                _CHUNK if size is None else min(_CHUNK, size + 1 - start - received)
+            ):
                 fh.write(chunk)
                 received += len(chunk)
+                if size is not None and start + received > size:
+                    break
                 if bar is not None:
                     bar.update(len(chunk))
             fh.flush()
             os.fsync(fh.fileno())
         if bar is not None:
             bar.close()
+        if size is not None and start + received > size:
+            raise _too_large(url, part, size, start + received)
         if expected is not None and received != expected:
             raise http.client.IncompleteRead(b"", expected - received)
 
@@ -203,7 +220,7 @@ def download_file(
     last_error: BaseException | None = None
     for attempt in range(retries + 1):
         try:
-            _transfer(url, part, timeout, progress)
+            _transfer(url, part, timeout, progress, size)
             break
         except (OSError, http.client.HTTPException) as err:
             last_error = err
@@ -217,8 +234,16 @@ def download_file(
                 err,
             )
     else:
+        have = part.stat().st_size if part.exists() else 0
+        kept = (
+            f"partial data ({have} bytes) kept in {part} and resumed next time"
+            if have
+            else "nothing was downloaded"
+        )
+        if not have:
+            part.unlink(missing_ok=True)
         raise DownloadError(
-            f"could not download {url} ({last_error}); partial data kept in {part} and resumed next time. "
+            f"could not download {url} ({last_error}); {kept}. "
             f"If you are offline, download the file by hand and place it at {dest} "
             "(or pass its folder with --from)"
         ) from last_error

@@ -19,15 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg.data.manifest import Manifest
 from medseg.data.sample import Sample
 from medseg.errors import DataNotFoundError, FormatError, LabelError
 from medseg.io import Volume, read
 from medseg.io.paths import check_same_grid, natural_key, require_dir
 
-__all__ = ["get_ctc_paths", "load_ctc_samples", "list_ctc_sequences"]
+__all__ = ["ctc_dataset_folder", "get_ctc_paths", "load_ctc_samples", "list_ctc_sequences"]
 
 _SEG = re.compile(r"^man_seg(\d+)\.tif$")
 _FRAME = re.compile(r"^t(\d+)\.tif$")
+
+
+def ctc_dataset_folder(manifest: Manifest) -> str:
+    """The CTC dataset's own folder (``PhC-C2DH-U373``): the second part of the manifest's ``train_images`` path."""
+    return Path(manifest.layout.paths["train_images"]).parts[1]
 
 
 def list_ctc_sequences(root: str | Path) -> list[str]:

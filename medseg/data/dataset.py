@@ -29,8 +29,9 @@ from medseg.data.sampling import PatchSampler
 from medseg.data.targets import boundary_target, distance_target
 from medseg.data.transforms import augment, build_augmentation
 from medseg.data.weight_map import WeightMap
-from medseg.errors import ConfigError, LabelError, ShapeError
+from medseg.errors import LabelError, ShapeError
 from medseg.io.lazy import LazyArray
+from medseg.options import InstanceTarget
 
 __all__ = ["PatchDataset", "TrainingTargets", "worker_init"]
 
@@ -100,7 +101,7 @@ class TrainingTargets:
 
     Parameters
     ----------
-    instance_target : {'boundary', 'distance', 'both'} or None
+    instance_target : InstanceTarget or {'boundary', 'distance', 'both'} or None
         For instance label maps, the target of :mod:`medseg.data.targets`: 3 classes
         (background, inside, boundary), foreground plus a distance map (returned as the
         first extra), or the 3 classes plus the distance map (``both``). ``None``: the label is a class map and is the target.
@@ -114,15 +115,15 @@ class TrainingTargets:
 
     def __init__(
         self,
-        instance_target: str | None = None,
+        instance_target: InstanceTarget | str | None = None,
         weight_map: WeightMap | None = None,
         spacing: tuple[float, ...] | None = None,
     ) -> None:
-        if instance_target not in (None, "boundary", "distance", "both"):
-            raise ConfigError(
-                f"data.instance_target must be boundary, distance or both, got {instance_target!r}"
-            )
-        self.instance_target = instance_target
+        self.instance_target = (
+            None
+            if instance_target is None
+            else InstanceTarget.parse(instance_target, option="data.instance_target")
+        )
         self.weight_map = weight_map
         self.spacing = spacing
 
@@ -131,12 +132,12 @@ class TrainingTargets:
         if self.instance_target is None:
             target = label
         else:
-            if self.instance_target == "boundary":
+            if self.instance_target is InstanceTarget.BOUNDARY:
                 target = boundary_target(label)
-            elif self.instance_target == "distance":
+            elif self.instance_target is InstanceTarget.DISTANCE:
                 target, distance = distance_target(label, self.spacing)
                 extras.append(distance)
-            else:
+            else:  # both: the three classes plus the distance map
                 target = boundary_target(label)
                 extras.append(distance_target(label, self.spacing)[1])
         if self.weight_map is not None:

@@ -1,6 +1,6 @@
 """ISBI 2015 bitewing radiographs (caries challenge): images plus one binary mask per class.
 
-Layout (from public loaders; see ``medseg/resources/manifests/dental_isbi2015.yaml``)::
+Layout (from public loaders; see ``data_manifests/dental_isbi2015.yaml``)::
 
     v2-TrainingData/1.bmp ... 40.bmp
     v2-TrainingData/1/1_1.bmp ... 1_7.bmp      # mask k = class k

@@ -1,6 +1,6 @@
 """Electron-microscopy datasets: ISBI 2012, CREMI and generic TIFF/HDF5/Zarr stacks.
 
-Label convention (also in ``medseg/resources/manifests/isbi2012.yaml``)
+Label convention (also in ``data_manifests/isbi2012.yaml``)
 -----------------------------------------------------------
 ISBI 2012 stores **255 = inside a cell, 0 = membrane**. medseg trains membrane
 segmentation with class ids :data:`EM_CLASSES`: **0 = cell, 1 = membrane**

@@ -25,13 +25,14 @@ parameters).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from medseg.data.sample import Sample
+from medseg.options import LabelKind
 
 __all__ = ["data_fingerprint", "format_fingerprint"]
 
@@ -56,7 +57,7 @@ def _round_patch(size: float, limit: int, divisor: int) -> int:
 
 
 def data_fingerprint(
-    samples: Sequence[Sample], *, label_kind: str = "instances", divisor: int = 16
+    samples: Sequence[Sample], *, label_kind: LabelKind | str = LabelKind.INSTANCES, divisor: int = 16
 ) -> dict[str, Any]:
     """Summarise labelled training samples and derive patch, normalisation and size defaults.
 
@@ -64,7 +65,7 @@ def data_fingerprint(
     ----------
     samples : sequence of Sample
         Training cases ``(C, [Z,] Y, X)`` with labels (lazy ones are read).
-    label_kind : str
+    label_kind : LabelKind or str
         ``instances`` (object statistics are gathered) or ``classes``.
     divisor : int
         The patch sizes are multiples of it (the model's downsampling factor).
@@ -78,6 +79,7 @@ def data_fingerprint(
         ``objects`` (``count``, ``median_voxels``, ``median_extent``; instances only),
         ``recommended`` (``normalization``, ``patch_shape``, ``min_size``).
     """
+    instances = LabelKind.parse(label_kind, option="data.label_kind") is LabelKind.INSTANCES
     shapes, spacings, values, inside, outside = [], [], [], [], []
     sizes: list[int] = []
     extents: list[tuple[int, ...]] = []
@@ -87,7 +89,7 @@ def data_fingerprint(
         image = _array(sample.image).astype(np.float32, copy=False)
         label = _array(sample.label)[0] if sample.label is not None else None
         shapes.append(image.shape[1:])
-        spacings.append(tuple(float(s) for s in sample.image.spacing))
+        spacings.append(tuple(float(s) for s in np.asarray(sample.image.spacing, dtype=float)))
         unit = unit or getattr(sample.image, "unit", None)
         flat = image[0].ravel()
         pick = rng.choice(flat.size, size=min(flat.size, _SAMPLE_VOXELS), replace=False)
@@ -96,7 +98,7 @@ def data_fingerprint(
             mask = label.ravel()[pick] > 0
             inside.append(flat[pick][mask])
             outside.append(flat[pick][~mask])
-            if label_kind == "instances":
+            if instances:
                 s, e = _objects(label)
                 sizes += s
                 extents += e
@@ -113,7 +115,7 @@ def data_fingerprint(
     # fluorescence: objects brighter than a darker, larger background
     bright_objects = fg_median is not None and bg_median is not None and fg_median > bg_median
     normalization = "percentile" if bright_objects else "zscore"
-    objects = None
+    objects: dict[str, Any] | None = None
     extent = None
     if sizes:
         extent = [float(v) for v in np.median(np.array(extents), axis=0)]
@@ -153,7 +155,7 @@ def data_fingerprint(
     }
 
 
-def format_fingerprint(fingerprint: dict[str, Any]) -> str:
+def format_fingerprint(fingerprint: Mapping[str, Any]) -> str:
     """A short two-column table of a fingerprint (what ``medseg train`` prints)."""
 
     def axes(values: Sequence[float], fmt: str = "{:g}") -> str:

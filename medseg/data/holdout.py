@@ -17,10 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from medseg.data.em import split_sections
-from medseg.data.sample import Sample
+from medseg.data.sample import Sample, in_memory
 from medseg.errors import ConfigError
 from medseg.io import Volume
-from medseg.io.lazy import LazyArray
 
 __all__ = ["HeldOutRegion", "hold_out_region", "split_cases"]
 
@@ -42,20 +41,12 @@ class HeldOutRegion:
         return f"{name} {self.start}-{self.size - 1} of {self.size}"
 
 
-def _in_memory(x: Volume | LazyArray) -> Volume:
-    if isinstance(x, Volume):
-        return x
-    return Volume(
-        x.read(), spacing=x.spacing, origin=x.origin, direction=x.direction, meta=dict(x.meta), unit=x.unit
-    )
-
-
 def _crop(volume: Volume, axis: int, part: slice) -> Volume:
     index = [slice(None)] * volume.array.ndim
     index[axis + 1] = part
-    shift = np.zeros(volume.ndim)
-    shift[axis] = (part.start or 0) * volume.spacing[axis]
-    origin = tuple(float(o) for o in np.asarray(volume.origin) + volume.direction @ shift)
+    first = np.zeros(volume.ndim + 1)  # homogeneous index of the part's first voxel
+    first[axis], first[-1] = part.start or 0, 1.0
+    origin = tuple(float(o) for o in (volume.affine @ first)[:-1])
     array = np.ascontiguousarray(volume.array[tuple(index)])
     return Volume(
         array,
@@ -104,7 +95,7 @@ def hold_out_region(sample: Sample, fraction: float) -> tuple[Sample, Sample, He
         )
     held = min(size - 1, max(1, round(size * fraction)))
     start = size - held
-    image, label = _in_memory(sample.image), _in_memory(sample.label)
+    image, label = in_memory(sample.image), in_memory(sample.label)
     parts = []
     for name, part in (("train", slice(0, start)), ("held-out", slice(start, size))):
         parts.append(

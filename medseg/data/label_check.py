@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from medseg.errors import LabelError
+from medseg.options import LabelKind
 
 __all__ = ["check_labels", "label_sample", "source_of"]
 
@@ -47,7 +48,7 @@ def label_sample(label: Any, *, max_voxels: int = 4_000_000) -> np.ndarray:
 def check_labels(
     labels: Sequence[Any],
     *,
-    label_kind: str,
+    label_kind: LabelKind | str,
     classes: Sequence[str] | None = None,
     max_voxels: int = 4_000_000,
 ) -> None:
@@ -92,7 +93,7 @@ def check_labels(
                 f"label {source} holds negative values {values[values < 0][:10].tolist()}: class and instance "
                 "ids are >= 0 (0 = background); fix the file"
             )
-        if label_kind == "classes":
+        if LabelKind.parse(label_kind, option="data.label_kind") is LabelKind.CLASSES:
             names = list(classes or ())
             bad = values[values >= len(names)]
             if bad.size:

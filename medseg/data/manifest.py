@@ -1,6 +1,6 @@
 """Dataset manifests: what a dataset is, where its files come from and how they look on disk.
 
-A manifest is a YAML file (shipped in ``medseg/resources/manifests/``, or in a folder
+A manifest is a YAML file (shipped in ``data_manifests/``, or in a folder
 named by ``$MEDSEG_MANIFESTS``) validated by :class:`Manifest`
 (pydantic v2, unknown keys forbidden). Checksums and sizes that are not public are
 ``null`` with a ``note`` saying so; ``medseg fetch`` then refuses to trust the file
@@ -162,7 +162,7 @@ class Split(_Strict):
 
 
 class Manifest(_Strict):
-    """A validated dataset manifest (see ``medseg/resources/manifests/*.yaml``)."""
+    """A validated dataset manifest (see ``data_manifests/*.yaml``)."""
 
     name: str
     title: str

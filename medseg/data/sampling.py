@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from medseg.borders import reflect_index
 from medseg.errors import ConfigError, LabelError, ShapeError
 
 __all__ = ["Patch", "PatchSampler"]
@@ -141,18 +142,23 @@ class PatchSampler:
         self.rng = np.random.default_rng(seed)
 
     def _read(self, array: Any, has_channel: bool, start: tuple[int, ...]) -> np.ndarray:
-        """The patch at ``start``; where it extends past the image, mirrored (overlap-tile) content."""
-        inside = [
-            (max(b, 0), min(b + p, s))
+        """The patch at ``start``; where it extends past the image, mirrored (overlap-tile) content.
+
+        Each axis follows :func:`medseg.borders.reflect_index`, the rule inference's windows
+        use, so training and inference see the same borders (an axis of length 1 repeats its
+        voxel while the others still reflect).
+        """
+        index = [
+            reflect_index(np.arange(b, b + p), s)
             for b, p, s in zip(start, self.patch_shape, self.spatial_shape, strict=True)
         ]
-        spatial = tuple(slice(lo, hi) for lo, hi in inside)
-        key = ((slice(None), *spatial)) if has_channel else spatial
-        block = np.asarray(array[key])
+        box: tuple[slice, ...] = tuple(slice(int(i.min()), int(i.max()) + 1) for i in index)
+        block = np.asarray(array[(slice(None), *box) if has_channel else box])
         block = block if has_channel else block[None]
-        pad = [(lo - b, b + p - hi) for (lo, hi), b, p in zip(inside, start, self.patch_shape, strict=True)]
-        if any(before or after for before, after in pad):
-            block = np.pad(block, [(0, 0), *pad], mode="reflect" if min(block.shape[1:]) > 1 else "edge")
+        if any(
+            b < 0 or b + p > s for b, p, s in zip(start, self.patch_shape, self.spatial_shape, strict=True)
+        ):
+            block = block[(slice(None), *np.ix_(*(i - b.start for i, b in zip(index, box, strict=True))))]
         return block
 
     def _random_start(self, rng: np.random.Generator) -> tuple[int, ...]:

@@ -7,7 +7,7 @@ nnU-Net v2 raw layout::
     labelsTr/<case>.nii.gz
     imagesTs/<case>_0000.nii.gz ...
 
-Generic lab folder (``medseg/resources/manifests/lab_folder.yaml``)::
+Generic lab folder (``data_manifests/lab_folder.yaml``)::
 
     images/<case>.<ext>  (or <case>_0000.<ext>, <case>_0001.<ext> per channel)
     labels/<case>.<ext>
@@ -331,7 +331,7 @@ def get_folder_paths(
         Mixed suffixes within one case's channels.
     """
     root = Path(root)
-    images_dir = require_dir(root / images, "image folder", "see medseg/resources/manifests/lab_folder.yaml")
+    images_dir = require_dir(root / images, "image folder", "see data_manifests/lab_folder.yaml")
     by_suffix: dict[str, list[Path]] = {}
     for p in images_dir.iterdir():
         if p.name.startswith("."):

@@ -20,8 +20,9 @@ The kernel works on the transposed image ``t[x, y]`` so that x-major order is C 
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from medseg.eval._jit import njit_cached
 
 __all__ = ["fiji_watershed", "flood_xy", "pair_counts"]
 
@@ -31,7 +32,7 @@ _INIT = -1
 _INQUEUE = -3
 
 
-@numba.njit(cache=True, nogil=True)
+@njit_cached
 def _flood(cells_xy: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     width, height = cells_xy.shape
     labels = np.full((width, height), _INIT, dtype=np.int32)
@@ -134,7 +135,7 @@ def flood_xy(cells_xy: np.ndarray) -> np.ndarray:
     return _flood(cells_xy)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit_cached
 def _pair_counts(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int):  # pragma: no cover - compiled
     n = rows.size
     start = np.zeros(n_cols + 1, dtype=np.int64)

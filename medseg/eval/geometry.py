@@ -19,7 +19,7 @@ from medseg.errors import ConfigError, FormatError, ShapeError
 from medseg.eval._checks import check_spacing
 from medseg.io import Volume
 
-__all__ = ["GEOMETRY_RTOL", "check_same_grid", "has_geometry", "scoring_spacing"]
+__all__ = ["GEOMETRY_RTOL", "check_same_grid", "check_same_shape", "has_geometry", "scoring_spacing"]
 
 GEOMETRY_RTOL = 1e-4
 """Relative tolerance on spacing, origin (relative to the larger of its magnitude and the
@@ -41,11 +41,7 @@ def check_same_grid(pred: Volume, reference: Volume, pred_path: Path | str, ref_
     FormatError
         Spacing, origin or direction differ by more than :data:`GEOMETRY_RTOL` (relative).
     """
-    if pred.spatial_shape != reference.spatial_shape:
-        raise ShapeError(
-            f"prediction {pred_path} has shape {pred.spatial_shape} but its reference {ref_path} has "
-            f"{reference.spatial_shape}; resample or crop the prediction to the reference grid"
-        )
+    check_same_shape(pred, reference, pred_path, ref_path)
     spacing = np.abs(np.asarray(reference.spacing))
     checks = (
         ("spacing", pred.spacing, reference.spacing, spacing),
@@ -59,6 +55,19 @@ def check_same_grid(pred: Volume, reference: Volume, pred_path: Path | str, ref_
                 f"{_fmt(want)} (tolerance {GEOMETRY_RTOL:g} relative); write the prediction with the "
                 "reference's geometry (copy its header) or resample it onto the reference grid"
             )
+
+
+def check_same_shape(pred: Volume, reference: Volume, pred_path: Path | str, ref_path: Path | str) -> None:
+    """Raise a ShapeError naming both files unless ``pred`` has the reference's spatial shape.
+
+    Formats scored by topology alone (ISBI 2012) check this and not the geometry, as the
+    challenge's own scripts do.
+    """
+    if pred.spatial_shape != reference.spatial_shape:
+        raise ShapeError(
+            f"prediction {pred_path} has shape {pred.spatial_shape} but its reference {ref_path} has "
+            f"{reference.spatial_shape}; resample or crop the prediction to the reference grid"
+        )
 
 
 def _fmt(values: Sequence[float]) -> str:

@@ -18,29 +18,9 @@ import numpy as np
 
 import medseg
 from medseg.errors import ConfigError, DataNotFoundError
-from medseg.eval.em import cremi_neuron_scores
-from medseg.eval.formats import get_format
+from medseg.eval.formats import FORMATS, ChallengeFormat, FormatKind, ScoreOptions, get_format
 from medseg.eval.formats._io import atomic_write
-from medseg.eval.formats.ctc import (
-    ctc_reference_files,
-    ctc_result_files,
-    ctc_tracking_pairs,
-    read_ctc_reference,
-)
-from medseg.eval.geometry import check_same_grid, scoring_spacing
-from medseg.eval.glas import glas_scores
-from medseg.eval.instance import (
-    aggregated_jaccard_index,
-    aji_plus,
-    ctc_det,
-    ctc_seg,
-    detection_scores,
-    panoptic_quality,
-)
-from medseg.eval.isbi2012 import isbi2012_scores, pixel_error
-from medseg.eval.overlap import confusion_counts, overlap_metrics
-from medseg.eval.surface import surface_metrics
-from medseg.eval.warping import splits_and_mergers_warping_error
+from medseg.eval.options import NsdMethod
 from medseg.io import Volume
 
 __all__ = [
@@ -60,62 +40,33 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def match_cases(pred_dir: Path, gt_dir: Path, format_name: str) -> dict[str, tuple[Path, Path]]:
-    """Pair prediction and reference files by case id; unmatched cases are an error."""
-    fmt = get_format(format_name)
+def match_cases(
+    pred_dir: Path, gt_dir: Path, format_name: str | ChallengeFormat
+) -> dict[str, tuple[Path, Path]]:
+    """Pair prediction and reference files by case id as the format says; unmatched cases are an error."""
     for d, what in ((pred_dir, "--pred"), (gt_dir, "--gt")):
         if not Path(d).is_dir():
             raise DataNotFoundError(f"{what} folder {d} does not exist")
-    if format_name == "ctc":
-        # XX_RES holds every frame, XX_GT/SEG only the annotated ones: score those
-        preds = {f"{t:03d}": p for t, p in ctc_result_files(Path(pred_dir)).items()}
-        gts = {f"{t:03d}": p for t, p in ctc_reference_files(Path(gt_dir)).items()}
-        missing_gt = []
-    else:
-        preds = fmt.case_files(Path(pred_dir))
-        gts = fmt.case_files(Path(gt_dir), reference=True)
-        missing_gt = sorted(set(preds) - set(gts))
-    missing_pred = sorted(set(gts) - set(preds))
-    if missing_pred or missing_gt or not gts:
-        raise DataNotFoundError(
-            f"cases do not match for format {format_name!r}: "
-            f"{len(missing_pred)} reference case(s) without prediction {missing_pred[:10]}, "
-            f"{len(missing_gt)} prediction(s) without reference {missing_gt[:10]} "
-            f"(pred {pred_dir}, gt {gt_dir}); add or remove files so both folders hold the same cases"
-        )
-    return {c: (preds[c], gts[c]) for c in sorted(gts)}
+    return get_format(format_name).match(Path(pred_dir), Path(gt_dir))
 
 
-def read_pair(format_name: str, pred_path: Path, gt_path: Path) -> tuple[Volume, Volume]:
-    """Read a (prediction, reference) pair and check that both lie on the same grid.
-
-    For CTC the reference may be a frame annotated on single slices: the result is then
-    restricted to those slices (see :func:`medseg.eval.formats.ctc.read_ctc_reference`).
-    """
-    fmt = get_format(format_name)
-    pred = fmt.read(Path(pred_path))
-    if format_name == "ctc" and not Path(gt_path).exists():
-        reference, result = read_ctc_reference(Path(gt_path), pred.array[0])
-        gt = Volume(reference[None])
-        pred = Volume(result[None])
-    else:
-        gt = fmt.read(Path(gt_path))
-    check_same_grid(pred, gt, pred_path, gt_path)
-    return pred, gt
+def read_pair(format_name: str | ChallengeFormat, pred_path: Path, gt_path: Path) -> tuple[Volume, Volume]:
+    """Read a (prediction, reference) pair and check that they can be compared (see the format's ``read_pair``)."""
+    return get_format(format_name).read_pair(Path(pred_path), Path(gt_path))
 
 
 def score_case(
-    format_name: str,
+    format_name: str | ChallengeFormat,
     pred_path: Path,
     gt_path: Path,
     *,
     spacing: Sequence[float] | None = None,
     tolerance: float = 1.0,
     labels: Sequence[int] | None = None,
-    nsd_method: str = "deepmind",
+    nsd_method: NsdMethod | str = NsdMethod.DEEPMIND,
     border_threshold: float | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Metrics of one case: ``label (str) -> {metric: value}``.
+    """Metrics of one case: ``label (str) -> {metric: value}``, as the format scores it.
 
     Distances use the reference file's spacing; ``spacing`` only fills in for
     references without geometry (see :func:`medseg.eval.geometry.scoring_spacing`).
@@ -125,61 +76,15 @@ def score_case(
     in-section neuron border, as ``cremi_python``'s ``NeuronIds``.
     """
     fmt = get_format(format_name)
-    pred_volume, gt_volume = read_pair(format_name, pred_path, gt_path)
-    pred, gt = pred_volume.array[0], gt_volume.array[0]
-    if format_name == "isbi2012":
-        s = isbi2012_scores(gt, pred)
-        return {
-            "all": {
-                "v_rand": s.v_rand,
-                "v_info": s.v_info,
-                "pixel_error": pixel_error(gt, pred),
-                "warping_error": splits_and_mergers_warping_error(gt, pred),
-            }
-        }
-    if format_name == "cremi":
-        resolution = scoring_spacing(gt_volume, spacing, gt_path) if border_threshold else None
-        c = cremi_neuron_scores(gt, pred, resolution=resolution, border_threshold=border_threshold)
-        return {
-            "all": {
-                "voi_split": c.voi_split,
-                "voi_merge": c.voi_merge,
-                "adapted_rand_error": c.adapted_rand_error,
-                "cremi_score": c.cremi_score,
-            }
-        }
-    if fmt.kind == "instances":
-        row = {
-            "aji": aggregated_jaccard_index(gt, pred),
-            "aji_plus": aji_plus(gt, pred),
-            **{k: panoptic_quality(gt, pred)[k] for k in ("pq", "sq", "dq")},
-            "f1@0.5": detection_scores((gt, pred))[0.5]["f1"],
-            "seg": ctc_seg((gt, pred)),
-            "dice": overlap_metrics(gt != 0, pred != 0, labels=[1])[1]["dice"],
-        }
-        return {"all": row}
-    voxel = scoring_spacing(gt_volume, spacing, gt_path)
-    counts = confusion_counts(gt, pred, labels=labels)
-    per = overlap_metrics(gt, pred, labels=list(counts))
-    surf = surface_metrics(
-        gt, pred, labels=list(counts), spacing=voxel, tolerance=tolerance, nsd_method=nsd_method
+    options = ScoreOptions(
+        spacing=None if spacing is None else tuple(float(v) for v in spacing),
+        tolerance=tolerance,
+        labels=None if labels is None else tuple(int(v) for v in labels),
+        nsd_method=NsdMethod(nsd_method),
+        border_threshold=border_threshold,
     )
-    out = {}
-    for label, (tp, fp, fn) in counts.items():
-        out[str(label)] = {
-            "Dice": per[label]["dice"],
-            "IoU": per[label]["iou"],
-            "FP": fp,
-            "TP": tp,
-            "FN": fn,
-            "TN": int(gt.size) - tp - fp - fn,
-            "n_pred": tp + fp,
-            "n_ref": tp + fn,
-            "precision": per[label]["precision"],
-            "recall": per[label]["recall"],
-            **surf[label],
-        }
-    return out
+    pred, ref = fmt.read_pair(Path(pred_path), Path(gt_path))
+    return fmt.score(pred, ref, options)
 
 
 def labels_from_dataset_json(path: str | Path) -> list[int]:
@@ -214,7 +119,7 @@ def labels_from_dataset_json(path: str | Path) -> list[int]:
 
 
 def dataset_labels(
-    format_name: str, gt_files: Sequence[Path], pred_files: Sequence[Path] = ()
+    format_name: str | ChallengeFormat, gt_files: Sequence[Path], pred_files: Sequence[Path] = ()
 ) -> list[int] | None:
     """Foreground labels of a class-format reference set: every label > 0 of any reference.
 
@@ -223,7 +128,7 @@ def dataset_labels(
     without class labels.
     """
     fmt = get_format(format_name)
-    if fmt.kind != "classes":
+    if fmt.kind is not FormatKind.CLASSES:
         return None
     found: set[int] = set()
     for path in gt_files:
@@ -238,27 +143,6 @@ def dataset_labels(
             sorted(stray),
         )
     return sorted(found)
-
-
-def _pooled(format_name: str, cases: dict[str, tuple[Path, Path]]) -> dict[str, float]:
-    """Metrics the challenge pools over all cases (CTC SEG, GlaS object metrics)."""
-    if format_name not in ("ctc", "glas"):
-        return {}
-    pairs = [(g.array[0], p.array[0]) for p, g in (read_pair(format_name, *pg) for pg in cases.values())]
-    if format_name == "ctc":
-        pooled = {"seg": ctc_seg(pairs), "f1@0.5": detection_scores(pairs)[0.5]["f1"]}
-        tracking = ctc_tracking_pairs(*_ctc_dirs(cases))
-        if tracking is not None:
-            fmt = get_format("ctc")
-            pooled["det"] = ctc_det([(fmt.read(m).array[0], fmt.read(r).array[0]) for m, r in tracking])
-        return pooled
-    return glas_scores(pairs)
-
-
-def _ctc_dirs(cases: dict[str, tuple[Path, Path]]) -> tuple[Path, Path]:
-    """(XX_RES, XX_GT) of matched CTC cases (the reference files live in XX_GT/SEG)."""
-    pred, ref = next(iter(cases.values()))
-    return Path(pred).parent, Path(ref).parent.parent
 
 
 def _summary(per_case: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
@@ -304,14 +188,15 @@ def _check_options(
     workers: int | None,
     tolerance: float,
     spacing: Sequence[float] | None,
-    format_name: str,
+    fmt: ChallengeFormat,
     border_threshold: float | None,
 ) -> None:
     """Refuse option values that would silently change what is scored (before any file is read)."""
     if border_threshold is not None:
-        if format_name != "cremi":
+        if not fmt.uses_border_threshold:
+            users = sorted(f.name for f in FORMATS.values() if f.uses_border_threshold)
             raise ConfigError(
-                f"--border-threshold applies to --format cremi only, not {format_name!r}; drop it"
+                f"--border-threshold applies to --format {' or '.join(users)} only, not {fmt.name!r}; drop it"
             )
         if isinstance(border_threshold, bool) or not 0 < float(border_threshold) < math.inf:
             raise ConfigError(
@@ -334,14 +219,14 @@ def _check_options(
 def evaluate_folders(
     pred_dir: str | Path,
     gt_dir: str | Path,
-    format_name: str,
+    format_name: str | ChallengeFormat,
     out_dir: str | Path,
     *,
     workers: int | None = None,
     spacing: Sequence[float] | None = None,
     tolerance: float = 1.0,
     labels: Sequence[int] | None = None,
-    nsd_method: str = "deepmind",
+    nsd_method: NsdMethod | str = NsdMethod.DEEPMIND,
     border_threshold: float | None = None,
     plot: bool = True,
     progress: bool = False,
@@ -356,19 +241,20 @@ def evaluate_folders(
     FP, TP, FN, TN, n_pred, n_ref``; ``mean``; ``foreground_mean``), so code that reads
     nnU-Net's summary reads it; medseg's extra metrics (precision, recall, hausdorff,
     hausdorff95, assd, surface_dice) sit beside nnU-Net's keys, and ``non_finite``,
-    ``pooled``, ``config`` and ``versions`` are added at the top level.
+    ``pooled`` (the format's :meth:`~medseg.eval.formats.ChallengeFormat.pool`), ``config``
+    and ``versions`` are added at the top level.
 
     ``labels`` is the dataset's foreground label set (class formats): every label is
     written for every case (Dice ``nan`` when absent from both maps). Default: every
     label > 0 found in a reference file. ``border_threshold``: see :func:`score_case` (CREMI).
     """
-    _check_options(workers, tolerance, spacing, format_name, border_threshold)
-    cases = match_cases(Path(pred_dir), Path(gt_dir), format_name)
+    fmt = get_format(format_name)
+    _check_options(workers, tolerance, spacing, fmt, border_threshold)
+    nsd_method = NsdMethod(nsd_method)
+    cases = match_cases(Path(pred_dir), Path(gt_dir), fmt)
     if labels is None:
-        labels = dataset_labels(format_name, [g for _, g in cases.values()], [p for p, _ in cases.values()])
+        labels = dataset_labels(fmt, [g for _, g in cases.values()], [p for p, _ in cases.values()])
     workers = default_workers() if workers is None else workers
-    names = list(cases)
-    args = [(format_name, cases[c][0], cases[c][1]) for c in names]
     kwargs = {
         "spacing": spacing,
         "tolerance": tolerance,
@@ -376,6 +262,37 @@ def evaluate_folders(
         "nsd_method": nsd_method,
         "border_threshold": border_threshold,
     }
+    per_case = _score_cases(fmt.name, cases, kwargs, workers, progress)
+    summary = {
+        "metric_per_case": [
+            {"case": c, "prediction_file": str(p), "reference_file": str(g), "metrics": per_case[c]}
+            for c, (p, g) in cases.items()
+        ],
+        **_summary(per_case),
+        "pooled": fmt.pool(cases, per_case),
+        "config": {
+            "format": fmt.name,
+            "pred_dir": str(pred_dir),
+            "gt_dir": str(gt_dir),
+            "spacing": list(spacing) if spacing else None,
+            **{k: v for k, v in kwargs.items() if k != "spacing"},
+            "workers": workers,
+        },
+        "versions": _versions(),
+    }
+    _write_report(Path(out_dir), per_case, summary, plot)
+    return summary
+
+
+def _score_cases(
+    format_name: str,
+    cases: dict[str, tuple[Path, Path]],
+    kwargs: dict[str, Any],
+    workers: int,
+    progress: bool,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """:func:`score_case` of every case, in ``workers`` processes (the format is found by name in each)."""
+    names = list(cases)
     results: list[dict] = []
     bar = None
     if progress:
@@ -384,13 +301,13 @@ def evaluate_folders(
         bar = tqdm(total=len(names), desc="evaluate", unit="case")
     try:
         if workers == 1 or len(names) == 1:
-            for a in args:
-                results.append(score_case(*a, **kwargs))
+            for c in names:
+                results.append(score_case(format_name, *cases[c], **kwargs))
                 if bar:
                     bar.update()
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(score_case, *a, **kwargs) for a in args]
+                futures = [pool.submit(score_case, format_name, *cases[c], **kwargs) for c in names]
                 for f in futures:
                     results.append(f.result())
                     if bar:
@@ -398,38 +315,18 @@ def evaluate_folders(
     finally:
         if bar:
             bar.close()
-    per_case = dict(zip(names, results, strict=True))
-    summary = {
-        "metric_per_case": [
-            {
-                "case": c,
-                "prediction_file": str(cases[c][0]),
-                "reference_file": str(cases[c][1]),
-                "metrics": per_case[c],
-            }
-            for c in names
-        ],
-        **_summary(per_case),
-        "pooled": _pooled(format_name, cases),
-        "config": {
-            "format": format_name,
-            "pred_dir": str(pred_dir),
-            "gt_dir": str(gt_dir),
-            "spacing": list(spacing) if spacing else None,
-            "tolerance": tolerance,
-            "nsd_method": nsd_method,
-            "border_threshold": border_threshold,
-            "labels": None if labels is None else list(labels),
-            "workers": workers,
-        },
-        "versions": _versions(),
-    }
-    out = Path(out_dir)
+    return dict(zip(names, results, strict=True))
+
+
+def _write_report(
+    out: Path, per_case: dict[str, dict[str, dict[str, float]]], summary: dict[str, Any], plot: bool
+) -> None:
+    """``per_case.csv``, ``summary.json`` and (``plot``) ``metrics.png``, each written atomically."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["case", "label", "metric", "value"])
-    for c in names:
-        for label, metrics in per_case[c].items():
+    for c, rows in per_case.items():
+        for label, metrics in rows.items():
             for name, value in metrics.items():
                 writer.writerow([c, label, name, repr(float(value))])
     text = json.dumps(summary, indent=2, default=_json_default, allow_nan=True)
@@ -442,8 +339,7 @@ def evaluate_folders(
     atomic_write(out / "summary.json", lambda tmp: tmp.write_text(text))
     if png is not None:
         atomic_write(out / "metrics.png", lambda tmp: tmp.write_bytes(png))
-    logger.info("evaluated %d cases into %s", len(names), out)
-    return summary
+    logger.info("evaluated %d cases into %s", len(per_case), out)
 
 
 def _versions() -> dict[str, str]:

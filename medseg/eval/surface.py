@@ -33,6 +33,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from medseg.eval._checks import check_pair, check_spacing
+from medseg.eval.options import NsdMethod
 
 __all__ = [
     "SurfaceDistances",
@@ -42,10 +43,12 @@ __all__ = [
     "normalized_surface_dice",
     "surface_metrics",
     "NSD_METHODS",
+    "NsdMethod",
     "surfel_area_table",
 ]
 
-NSD_METHODS = ("deepmind", "monai")
+
+NSD_METHODS = tuple(m.value for m in NsdMethod)
 
 
 @dataclass(frozen=True)
@@ -262,9 +265,11 @@ def _nsd_deepmind(surfels: _Surfels, tolerance: float) -> float:
     return float(overlap / total)
 
 
-def _check_method(method: str) -> None:
-    if method not in NSD_METHODS:
-        raise ValueError(f"unknown surface Dice method {method!r}; choose from {NSD_METHODS}")
+def _check_method(method: str) -> NsdMethod:
+    try:
+        return NsdMethod(method)
+    except ValueError:
+        raise ValueError(f"unknown surface Dice method {method!r}; choose from {NSD_METHODS}") from None
 
 
 def _check_percentile(percentile: float | None) -> None:
@@ -327,7 +332,7 @@ def normalized_surface_dice(
     *,
     tolerance: float,
     spacing: float | Sequence[float] | None = None,
-    method: str = "deepmind",
+    method: NsdMethod | str = NsdMethod.DEEPMIND,
 ) -> float:
     """Normalised surface Dice at ``tolerance`` (physical units).
 
@@ -355,8 +360,7 @@ def normalized_surface_dice(
     """
     if not (np.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance}")
-    _check_method(method)
-    if method == "monai":
+    if _check_method(method) is NsdMethod.MONAI:
         return _nsd(surface_distances(gt, pred, spacing=spacing), float(tolerance))
     a, b = check_pair(gt, pred)
     return _nsd_deepmind(_deepmind_surfels(a != 0, b != 0, check_spacing(spacing, a.ndim)), float(tolerance))
@@ -370,7 +374,7 @@ def surface_metrics(
     spacing: float | Sequence[float] | None = None,
     percentile: float = 95.0,
     tolerance: float | None = None,
-    nsd_method: str = "deepmind",
+    nsd_method: NsdMethod | str = NsdMethod.DEEPMIND,
 ) -> dict[int, dict[str, float]]:
     """HD, HD at ``percentile``, ASSD and (if ``tolerance``) NSD for every class.
 
@@ -378,7 +382,7 @@ def surface_metrics(
     "assd", "surface_dice"}``; ``nsd_method`` as :func:`normalized_surface_dice`.
     """
     _check_percentile(percentile)
-    _check_method(nsd_method)
+    nsd_method = _check_method(nsd_method)
     a, b = check_pair(gt, pred)
     sp = check_spacing(spacing, a.ndim)
     if labels is None:
@@ -388,7 +392,7 @@ def surface_metrics(
     for c in labels:
         sd = _pair_distances(a == c, b == c, sp)
         row = {"hausdorff": _hd(sd, None), pname: _hd(sd, percentile), "assd": _assd(sd)}
-        if tolerance is not None and nsd_method == "monai":
+        if tolerance is not None and nsd_method is NsdMethod.MONAI:
             row["surface_dice"] = _nsd(sd, float(tolerance))
         elif tolerance is not None:
             row["surface_dice"] = _nsd_deepmind(_deepmind_surfels(a == c, b == c, sp), float(tolerance))

@@ -28,11 +28,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import cc3d
-import numba
 import numpy as np
 from scipy import ndimage as ndi
 
 from medseg.errors import DataValueError, ShapeError
+from medseg.eval._jit import njit_cached
 
 __all__ = [
     "SPLITS_AND_MERGERS_THRESHOLDS",
@@ -42,6 +42,7 @@ __all__ = [
     "warping_error",
     "classify_mismatches",
     "splits_and_mergers_warping_error",
+    "fiji_8bit_reference",
 ]
 
 # neighbour offsets in bit order (dy, dx)
@@ -114,7 +115,7 @@ _DY = np.array([dy for dy, _ in _OFFSETS], dtype=np.int64)
 _DX = np.array([dx for _, dx in _OFFSETS], dtype=np.int64)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit_cached
 def _warp(
     source: np.ndarray,
     target: np.ndarray,
@@ -249,7 +250,7 @@ def _distinct(ids: np.ndarray) -> np.ndarray:
     return np.count_nonzero(new & (ordered >= 0), axis=1)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit_cached
 def _splits_when_removed(
     components: np.ndarray, ys: np.ndarray, xs: np.ndarray, dy: np.ndarray, dx: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled
@@ -354,6 +355,23 @@ def classify_mismatches(warped: np.ndarray, mismatch: np.ndarray) -> MismatchCou
         object_deletions=int(np.count_nonzero(only_zero & inside)),
         splits=int(np.count_nonzero(many & inside)) + n_split_two,
     )
+
+
+def fiji_8bit_reference(gt: np.ndarray) -> np.ndarray:
+    """The reference as the ISBI 2012 Fiji scripts see it after ImageJ's scaled 8-bit conversion.
+
+    ImageJ maps each slice's ``[min, max]`` onto ``[0, 255]``; a slice holding one value
+    (every pixel a cell, no membrane) has ``min == max`` and becomes all 0, so against it
+    every proposal foreground pixel is an object addition (not a split or merger).
+    Other slices keep their binary meaning (``value > 0`` = cell). ``gt`` is
+    ``(Y, X)`` or ``(Z, Y, X)``; a copy is returned.
+    """
+    arr = np.array(gt, copy=True)
+    slices = arr[None] if arr.ndim == 2 else arr
+    for z in range(slices.shape[0]):
+        if slices[z].size and slices[z].min() == slices[z].max():
+            slices[z] = 0
+    return arr
 
 
 def splits_and_mergers_warping_error(

@@ -7,8 +7,9 @@ in-memory prediction voxel for voxel (:meth:`SlidingWindow.predict_labels_region
 models are read block by block with a halo of context (like torch-em's
 ``predict_with_halo``) and the halo is cropped. The labels go into an on-disk Zarr array.
 Memory stays bounded by the block size; an interrupted run continues with the blocks not
-yet written, and only when it is the same job: block shape, halo, window, model and
-checkpoint hash are recorded in the store's attributes and compared on resume.
+yet written, and only when it is the same job: block shape, halo, window, model,
+checkpoint hash and the input file's identity (size, modification time, a hash of sampled
+pieces) are recorded in the store's attributes and compared on resume.
 
 Instance-trained models get seamless instances: each block's objects are split on the
 block *with* its halo; objects of the block's interior get new global ids; where the halo
@@ -19,19 +20,23 @@ every id by its set's id, numbered 1..N, so an object cut by block borders has o
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import fastremap
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
-from medseg.errors import ConfigError, ShapeError
-from medseg.infer.predictor import Predictor
+from medseg.errors import ConfigError, DataValueError, FormatError, ShapeError
+from medseg.infer.predictor import Predictor, require_voxels
 from medseg.infer.sliding_window import label_dtype
+from medseg.io.dispatch import split_key
+from medseg.io.identity import file_identity
 from medseg.io.zarr_output import BlockOutput
 
 __all__ = ["UnionFind", "iter_blocks", "predict_blockwise"]
@@ -67,9 +72,16 @@ class UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _job_settings(predictor: Predictor, block_shape, halo, instances: bool) -> dict[str, Any]:
+def _job_settings(predictor: Predictor, image: Any, block_shape, halo, instances: bool) -> dict[str, Any]:
     window = predictor.window
+    source = getattr(image, "path", None)
+    if source is not None:  # a file: its identity, so a changed input is not resumed
+        source = split_key(source)[0]
+    identity: dict[str, Any] = {}
+    if source is not None and Path(source).exists():
+        identity = {"input": file_identity(source), "input_path": str(source)}
     return {
+        **identity,
         "block_shape": list(block_shape),
         "halo": list(halo),
         "output": "instances" if instances else "labels",
@@ -93,6 +105,7 @@ def predict_blockwise(
     shard: tuple[int, int] = (0, 1),
     barrier: Callable[[], None] | None = None,
     progress: bool = False,
+    probabilities: str | Path | None = None,
 ) -> Path:
     """Predict a lazily-read image block by block into a ``.zarr`` label map.
 
@@ -117,7 +130,9 @@ def predict_blockwise(
         checkpoint was trained on instances.
     overwrite : bool
         Start again when ``<output>.incomplete`` is left from another job (default:
-        refuse with the differences named).
+        refuse with the differences named). The job includes the input's identity
+        (:func:`medseg.io.identity.file_identity` of ``image.path``): an input changed
+        since the interruption is refused too.
     shard : (int, int)
         ``(rank, world_size)``: this process predicts the blocks ``i % world_size == rank``
         (class labels only; instance ids are stitched in one process). Rank 0 creates the
@@ -126,6 +141,10 @@ def predict_blockwise(
         Waits for all processes (``torch.distributed.barrier``); needed when ``world_size > 1``.
     progress : bool
         Progress bar over blocks.
+    probabilities : path, optional
+        Also write the softmax probabilities ``(K, [Z,] Y, X)`` float32 into this ``.zarr``
+        store, block by block (equal to in-memory prediction's for class labels; from the
+        block with its halo for instance models), resumed and moved into place with the labels.
 
     Returns
     -------
@@ -133,6 +152,8 @@ def predict_blockwise(
         The finished store.
     """
     spatial = tuple(int(s) for s in image.shape[1:])
+    source = getattr(image, "path", None)  # names the image in errors
+    require_voxels(image.shape, source)
     block_shape = tuple(int(b) for b in block_shape)
     halo = tuple(int(h) for h in halo)
     if len(block_shape) != len(spatial) or len(halo) != len(spatial):
@@ -149,62 +170,125 @@ def predict_blockwise(
             "instance ids are stitched in one process (run it without torchrun)"
         )
 
-    def output_store(overwrite: bool) -> BlockOutput:
+    def output_store(overwrite: bool, path: str | Path, dtype: Any, channels: int | None) -> BlockOutput:
         return BlockOutput(
-            output,
+            path,
             shape=spatial,
-            dtype=np.uint32 if instances else label_dtype(predictor.num_classes),
+            dtype=dtype,
             spacing=getattr(image, "spacing", None),
             origin=getattr(image, "origin", None),
             direction=getattr(image, "direction", None),
             unit=getattr(image, "unit", None),
-            settings=_job_settings(predictor, block_shape, halo, instances),
+            settings=_job_settings(predictor, image, block_shape, halo, instances),
             overwrite=overwrite,
-            chunks=block_shape,  # one block = whole chunks: concurrent writers never share one
+            # one block = whole chunks: concurrent writers never share one
+            chunks=block_shape if channels is None else (channels, *block_shape),
+            channels=channels,
         )
+
+    def open_stores(overwrite: bool) -> tuple[BlockOutput, BlockOutput | None]:
+        labels_dtype = np.uint32 if instances else label_dtype(predictor.num_classes)
+        labels = output_store(overwrite, output, labels_dtype, None)
+        if probabilities is None:
+            return labels, None
+        return labels, output_store(overwrite, probabilities, np.float32, _probability_channels(predictor))
 
     if world > 1:  # rank 0 creates (or checks) the store, the others open it
         if rank == 0:
-            output_store(overwrite)
+            open_stores(overwrite)
         barrier()
-        out = output_store(False)
+        out, probs = open_stores(False)
     else:
-        out = output_store(overwrite)
+        out, probs = open_stores(overwrite)
     all_blocks = iter_blocks(spatial, block_shape)
     done = out.done
-    todo = [i for i in range(len(all_blocks)) if i % world == rank and i not in done]
+    # a block counts as done when both stores hold it (the probabilities are written first)
+    with_probs = probs.done if probs is not None else done
+    todo = [i for i in range(len(all_blocks)) if i % world == rank and not (i in done and i in with_probs)]
     logger.info("%d of %d blocks to predict into %s", len(todo), len(all_blocks), output)
     state = out.state
     sets = UnionFind({int(k): v for k, v in state.get("parents", {}).items()})
     next_id = int(state.get("next_id", 1))
-    for index in tqdm(todo, desc="blocks", unit="block", disable=not progress):
-        block = all_blocks[index]
-        if not instances:  # the whole image's windows that reach the block: equal to in-memory labels
-            out.write_block(index, block, predictor.predict_label_region(image, block))
-            continue
-        outer = tuple(
-            slice(max(0, s.start - h), min(n, s.stop + h))
-            for s, h, n in zip(block, halo, spatial, strict=True)
-        )
-        data = np.asarray(image[(slice(None), *outer)])
-        inner = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(block, outer, strict=True))
-        local = predictor.instances_from_logits(predictor.predict_logits(data))
-        ids = _global_ids(local, next_id)
-        next_id += int(local.max())
-        _join_with_written(ids, outer, all_blocks, done, out, sets)
-        out.write_block(index, block, ids[inner], state={"next_id": next_id, "parents": sets.parent})
-        done = done | {index}
+    with _discarded_on_bad_input(out, probs, world):
+        for index in tqdm(todo, desc="blocks", unit="block", disable=not progress):
+            block = all_blocks[index]
+            if not instances:  # the whole image's windows that reach the block: equal to in-memory labels
+                if probs is None:
+                    out.write_block(index, block, predictor.predict_label_region(image, block, source=source))
+                    continue
+                labels, probabilities_block = predictor.predict_label_region(
+                    image, block, source=source, probabilities=True
+                )
+                probs.write_block(index, (slice(None), *block), probabilities_block)
+                if index not in done:
+                    out.write_block(index, block, labels)
+                continue
+            outer = tuple(
+                slice(max(0, s.start - h), min(n, s.stop + h))
+                for s, h, n in zip(block, halo, spatial, strict=True)
+            )
+            data = np.asarray(image[(slice(None), *outer)])
+            inner = tuple(
+                slice(s.start - o.start, s.stop - o.start) for s, o in zip(block, outer, strict=True)
+            )
+            logits = predictor.predict_logits(data, source=source)
+            if probs is not None:
+                probs.write_block(index, (slice(None), *block), _probabilities(predictor, logits, inner))
+            if index in done:  # only its probabilities were missing
+                continue
+            local = predictor.instances_from_logits(logits)
+            ids = _global_ids(local, next_id)
+            next_id += int(local.max())
+            _join_with_written(ids, outer, all_blocks, done, out, sets)
+            out.write_block(index, block, ids[inner], state={"next_id": next_id, "parents": sets.parent})
+            done = done | {index}
     if world > 1:
         barrier()
         if rank != 0:
-            barrier()  # rank 0 moves the store into place
+            barrier()  # rank 0 moves the stores into place
             return out.path
+        if probs is not None:
+            probs.finish()
         path = out.finish()
         barrier()
         return path
     if instances:
         _relabel(out, all_blocks, sets)
+    if probs is not None:  # first: the label map in place marks the case as done
+        probs.finish()
     return out.finish()
+
+
+@contextlib.contextmanager
+def _discarded_on_bad_input(out: BlockOutput, probs: BlockOutput | None, world: int) -> Iterator[None]:
+    """Delete the incomplete stores when the input turns out unreadable (a damaged file).
+
+    Its blocks are of no use to a resume: the repaired input is another input (its
+    identity differs). Other failures (a full disk, a kill) keep them for ``resume``.
+    """
+    try:
+        yield
+    except (FormatError, DataValueError):
+        if world == 1:
+            for store in (out, probs):
+                if store is not None:
+                    store.discard()
+        raise
+
+
+def _probability_channels(predictor: Predictor) -> int:
+    """Channels of the softmax: the model's outputs (the class channels only when the last is a distance)."""
+    if predictor.instance_target is not None and predictor.instance_target.has_distance_channel:
+        return predictor.instance_target.num_classes
+    constraints = getattr(predictor.model, "constraints", None)
+    return int(getattr(constraints, "out_channels", None) or predictor.num_classes)
+
+
+def _probabilities(predictor: Predictor, logits: Any, inner: tuple[slice, ...]) -> np.ndarray:
+    """Softmax over the classes (all channels but a distance channel), cropped to ``inner``."""
+    classes = logits[:-1] if predictor.targets.has_distance_channel else logits
+    probs = torch.softmax(classes.float(), dim=0)[(slice(None), *inner)]
+    return probs.cpu().numpy().astype(np.float32)
 
 
 def _global_ids(local: np.ndarray, first: int) -> np.ndarray:
@@ -249,8 +333,9 @@ def _intersection(a: tuple[slice, ...], b: tuple[slice, ...]) -> tuple[slice, ..
 def _relabel(out: BlockOutput, blocks: list[tuple[slice, ...]], sets: UnionFind) -> None:
     """Give every written object its set's id, the sets numbered 1..N in id order.
 
-    The mapping and the blocks already relabelled are saved, so a run interrupted in this
-    pass finishes it without relabelling a block twice.
+    The mapping is saved before the first block changes, and each block is rewritten
+    through :meth:`BlockOutput.rewrite_block` (journaled), so a run interrupted in this
+    pass finishes it without renumbering a block twice.
     """
     state = out.state
     if "mapping" not in state:
@@ -259,14 +344,14 @@ def _relabel(out: BlockOutput, blocks: list[tuple[slice, ...]], sets: UnionFind)
             present.update(int(i) for i in fastremap.unique(np.asarray(out.array[block])) if i)
         numbers: dict[int, int] = {}
         state["mapping"] = {i: numbers.setdefault(sets.find(i), len(numbers) + 1) for i in sorted(present)}
-        state["relabelled"] = []
         out.save_state(state)
     mapping = {0: 0, **{int(k): int(v) for k, v in state["mapping"].items()}}
+    done = out.rewritten("relabel")
     for index, block in enumerate(blocks):
-        if index in state["relabelled"]:
-            continue
-        out.array[block] = fastremap.remap(
-            np.asarray(out.array[block]), mapping, preserve_missing_labels=True
-        )
-        state["relabelled"].append(index)
-        out.save_state(state)
+        if index not in done:
+            out.rewrite_block(
+                "relabel",
+                index,
+                block,
+                lambda ids: fastremap.remap(ids, mapping, preserve_missing_labels=True),
+            )

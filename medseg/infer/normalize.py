@@ -161,9 +161,11 @@ class ZScore:
         """
         image = np.array(image, dtype=np.float32)  # one float32 copy, normalised in place below
         if image.shape[channel_axis] != len(self.mean):
+            got, want = image.shape[channel_axis], len(self.mean)
             raise DataValueError(
-                f"image has {image.shape[channel_axis]} channels on axis {channel_axis}, the normalisation "
-                f"was fitted on {len(self.mean)}"
+                f"{source or 'the image'} has {got} channel(s) but the model was trained on {want} (its "
+                f"normalisation and input layer): pass images with {want} channel(s) (split or convert "
+                f"them), or a checkpoint trained on {got}-channel images"
             )
         shape = [1] * image.ndim
         shape[channel_axis] = len(self.mean)
@@ -186,6 +188,10 @@ class ZScore:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ZScore:
+        """The normalisation a checkpoint stores (:meth:`to_dict`).
+
+        Validated (finite mean, finite positive std) by :class:`~medseg.checkpoint_meta.CheckpointMeta`.
+        """
         fill = data.get("fill")
         return cls(
             tuple(data["mean"]),

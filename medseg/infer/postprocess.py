@@ -12,7 +12,9 @@ applied by :func:`instances_from_maps`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import cc3d
@@ -21,9 +23,9 @@ import numpy as np
 from skimage.segmentation import watershed
 
 from medseg.errors import ConfigError, FormatError, ShapeError
+from medseg.options import InstanceTarget
 
 __all__ = [
-    "INSTANCE_TARGETS",
     "PostProcessing",
     "instances_from_boundary",
     "instances_from_both",
@@ -32,9 +34,6 @@ __all__ = [
     "label_instances",
     "remove_small_objects",
 ]
-
-#: Instance targets and the number of maps :func:`instances_from_maps` takes for each.
-INSTANCE_TARGETS = {"boundary": 3, "distance": 2, "both": 4}
 
 
 @dataclass(frozen=True)
@@ -68,14 +67,25 @@ class PostProcessing:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> PostProcessing:
-        """From a checkpoint's ``metadata["postprocessing"]`` (other keys there are ignored)."""
-        values = values or {}
+    def from_dict(
+        cls, values: Mapping[str, Any] | None, *, source: str | Path = "checkpoint"
+    ) -> PostProcessing:
+        """From a checkpoint's post-processing entry (``CheckpointMeta.postprocessing``; other keys are ignored).
+
+        Raises
+        ------
+        FormatError
+            A threshold or size that is not valid; the message names ``source``.
+        """
+        values = dict(values or {})
         names = {f.name for f in fields(cls)}
         try:
             return cls(**{k: v for k, v in values.items() if k in names and v is not None})
-        except TypeError as err:
-            raise FormatError(f"checkpoint post-processing {values!r} is not valid: {err}") from err
+        except (TypeError, ConfigError) as err:
+            raise FormatError(
+                f"{source}: checkpoint post-processing {values!r} is not valid: {err}; retrain, or fix "
+                "metadata.postprocessing"
+            ) from err
 
 
 def _connectivity(ndim: int) -> int:
@@ -150,7 +160,9 @@ def instances_from_both(
     return _seeded_watershed(boundary - distance, distance > seed_threshold, mask, min_size)
 
 
-def instances_from_maps(maps: np.ndarray, instance_target: str, params: PostProcessing) -> np.ndarray:
+def instances_from_maps(
+    maps: np.ndarray, instance_target: InstanceTarget | str, params: PostProcessing
+) -> np.ndarray:
     """Objects from an instance model's maps with the thresholds ``params``.
 
     Parameters
@@ -159,7 +171,7 @@ def instances_from_maps(maps: np.ndarray, instance_target: str, params: PostProc
         ``(M, *spatial)`` float: ``boundary``: background, inside, boundary
         probabilities (M = 3); ``distance``: foreground probability, distance (M = 2);
         ``both``: background, inside, boundary probabilities, distance (M = 4).
-    instance_target : str
+    instance_target : InstanceTarget or str
         ``boundary``, ``distance`` or ``both``.
     params : PostProcessing
         Thresholds and minimum object size.
@@ -169,23 +181,18 @@ def instances_from_maps(maps: np.ndarray, instance_target: str, params: PostProc
     np.ndarray
         uint32 instance map ``(*spatial)``.
     """
-    if instance_target not in INSTANCE_TARGETS:
-        raise ConfigError(
-            f"instance_target must be one of {', '.join(INSTANCE_TARGETS)}, got {instance_target!r}"
-        )
+    target = InstanceTarget.parse(instance_target, option="instance_target")
     maps = np.asarray(maps, dtype=np.float32)
-    if maps.shape[0] != INSTANCE_TARGETS[instance_target]:
-        raise ShapeError(
-            f"the {instance_target} target has {INSTANCE_TARGETS[instance_target]} maps, got shape {maps.shape}"
-        )
-    if instance_target == "boundary":
+    if maps.shape[0] != target.num_maps:
+        raise ShapeError(f"the {target.value} target has {target.num_maps} maps, got shape {maps.shape}")
+    if target is InstanceTarget.BOUNDARY:
         return instances_from_boundary(
             maps,
             seed_threshold=params.seed_threshold,
             foreground_threshold=params.foreground_threshold,
             min_size=params.min_size,
         )
-    if instance_target == "distance":
+    if target is InstanceTarget.DISTANCE:
         return instances_from_distance(
             maps[0],
             maps[1],

@@ -7,7 +7,6 @@ class probabilities (and the distance channel) for the seeded watershed.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,14 +16,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg.errors import DataNotFoundError, FormatError, ShapeError
+from medseg.checkpoint_meta import Checkpoint, CheckpointMeta, Targets, checkpoint_path, read_checkpoint
+from medseg.errors import ConfigError, FormatError, ShapeError
 from medseg.infer.normalize import ZScore
-from medseg.infer.postprocess import INSTANCE_TARGETS, PostProcessing, instances_from_maps
+from medseg.infer.postprocess import PostProcessing, instances_from_maps
 from medseg.infer.sliding_window import SlidingWindow, label_dtype
 from medseg.io import Volume
+from medseg.io.paths import file_sha256
 from medseg.models import build_model
+from medseg.options import LabelKind
 
-__all__ = ["Prediction", "Predictor", "checkpoint_path", "file_sha256", "load_trained_model"]
+__all__ = [
+    "Prediction",
+    "Predictor",
+    "checkpoint_path",
+    "file_sha256",
+    "load_trained_model",
+    "require_voxels",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +57,72 @@ class Prediction:
     instances: Volume | None = None
 
 
-def load_trained_model(checkpoint: dict[str, Any]) -> torch.nn.Module:
-    """Rebuild the model recorded in a checkpoint's metadata and load its weights."""
-    spec = checkpoint["metadata"].get("model")
-    if not spec or "name" not in spec:
+def load_trained_model(
+    checkpoint: Checkpoint | dict[str, Any], *, source: str | Path = "checkpoint"
+) -> torch.nn.Module:
+    """Rebuild the model a checkpoint records and load its weights, checking them first.
+
+    The network is first built on PyTorch's ``meta`` device (no memory) and its tensor
+    names and shapes compared with the checkpoint's, so parameters that do not fit the
+    stored weights (another depth, a width that would allocate hundreds of GB) are
+    refused before anything is allocated.
+
+    Parameters
+    ----------
+    checkpoint : Checkpoint or dict
+        From :func:`medseg.checkpoint_meta.read_checkpoint`, or a payload dict.
+    source : str or path
+        Names the file in errors (a :class:`Checkpoint` knows its own path).
+
+    Raises
+    ------
+    FormatError
+        The metadata is malformed, the model cannot be built from it, or the weights
+        do not fit it; the message names the file.
+    """
+    if not isinstance(checkpoint, Checkpoint):
+        meta = CheckpointMeta.from_dict(checkpoint.get("metadata"), source=source)
+        checkpoint = Checkpoint(Path(str(source)), checkpoint, meta)
+    spec, source = checkpoint.meta.model, checkpoint.path
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(spec.name, **spec.kwargs())
+    except (ConfigError, TypeError, ValueError) as err:
         raise FormatError(
-            "checkpoint metadata has no 'model' entry (name, params); it was not written by medseg train"
-        )
-    model = build_model(spec["name"], **spec.get("params", {}))
-    model.load_state_dict(checkpoint["model"])
+            f"{source}: the checkpoint's model {spec.to_dict()} cannot be built: {err}"
+        ) from err
+    except (NotImplementedError, RuntimeError):  # a model that cannot be built on 'meta'
+        skeleton = None
+    weights = checkpoint.weights
+    if skeleton is not None:
+        _check_weights(skeleton.state_dict(), weights, source, spec.to_dict())
+    model = build_model(spec.name, **spec.kwargs())
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise FormatError(
+            f"{source}: the checkpoint's weights do not fit its model {spec.to_dict()} "
+            f"({str(err).splitlines()[0]}); the file is damaged or was edited"
+        ) from err
     return model.eval()
+
+
+def _check_weights(expected: dict[str, Any], weights: Any, source: Path, spec: dict[str, Any]) -> None:
+    """Refuse weights whose names or shapes differ from the model's, naming the first differences."""
+    want = {k: tuple(v.shape) for k, v in expected.items()}
+    have = {k: tuple(v.shape) for k, v in weights.items()}
+    if want == have:
+        return
+    problems = [f"missing {k}" for k in want if k not in have][:3]
+    problems += [f"unexpected {k}" for k in have if k not in want][:3]
+    problems += [
+        f"{k}: stored {have[k]}, model needs {want[k]}" for k in want if k in have and want[k] != have[k]
+    ][:3]
+    raise FormatError(
+        f"{source}: the checkpoint's weights do not match its model {spec} ({'; '.join(problems)}); "
+        "the metadata (e.g. model.params.depth or features) or the weights were changed: use the "
+        "checkpoint as medseg train wrote it"
+    )
 
 
 class Predictor:
@@ -74,12 +139,12 @@ class Predictor:
         The intensity normalisation used in training.
     classes : sequence of str, optional
         Class names, index = class id (recorded in the output's ``meta``).
-    targets : dict, optional
-        The checkpoint's ``targets`` metadata: ``{"label_kind": "classes" | "instances",
-        "instance_target": None | "boundary" | "distance" | "both"}``; default class labels.
+    targets : Targets or dict, optional
+        What the model outputs (:class:`~medseg.checkpoint_meta.Targets`, or the
+        checkpoint's ``targets`` dict); default class labels.
     postprocessing : PostProcessing, optional
-        Thresholds of the instance watershed (the checkpoint's tuned ones); default
-        :class:`PostProcessing()`.
+        Thresholds of the instance watershed (the checkpoint's tuned ones,
+        ``CheckpointMeta.postprocessing``); default :class:`PostProcessing()`.
     identity : dict, optional
         What identifies the model for resumable outputs (e.g. the checkpoint's hash).
     """
@@ -91,7 +156,7 @@ class Predictor:
         normalization: ZScore,
         *,
         classes: Sequence[str] | None = None,
-        targets: dict[str, Any] | None = None,
+        targets: Targets | dict[str, Any] | None = None,
         postprocessing: PostProcessing | None = None,
         identity: dict[str, Any] | None = None,
     ) -> None:
@@ -99,37 +164,57 @@ class Predictor:
         self.window = window
         self.normalization = normalization
         self.classes = tuple(classes) if classes is not None else None
-        targets = targets or {}
-        self.instance_target = (
-            targets.get("instance_target") if targets.get("label_kind") == "instances" else None
-        )
-        if self.instance_target is not None and self.instance_target not in INSTANCE_TARGETS:
-            raise FormatError(
-                f"checkpoint targets.instance_target is {self.instance_target!r}; expected one of "
-                f"{', '.join(INSTANCE_TARGETS)}"
-            )
+        if not isinstance(targets, Targets):
+            raw = targets or {}
+            try:
+                targets = Targets.of(raw.get("label_kind", LabelKind.CLASSES), raw.get("instance_target"))
+            except ConfigError as err:
+                raise FormatError(f"checkpoint targets: {err}") from err
+        self.targets = targets
+        self.instance_target = targets.instance_target
         self.postprocessing = postprocessing or PostProcessing()
         self.identity = dict(identity or {})
         self.model.to(window.compute_device)
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: dict[str, Any], window: SlidingWindow, *, identity: dict[str, Any] | None = None
+        cls,
+        checkpoint: Checkpoint | str | Path | dict[str, Any],
+        window: SlidingWindow,
+        *,
+        identity: dict[str, Any] | None = None,
     ) -> Predictor:
-        """Build from a payload of :func:`medseg.train.checkpoint.load_checkpoint`-style dict."""
-        metadata = checkpoint["metadata"]
-        if "normalization" not in metadata:
-            raise FormatError(
-                "checkpoint metadata has no 'normalization'; it was not written by medseg train"
-            )
+        """Build from a checkpoint: a loaded :class:`Checkpoint`, a path (run folder, ``checkpoints/``, ``.pt``) or a payload dict.
+
+        Raises
+        ------
+        DataNotFoundError
+            No checkpoint at the path.
+        FormatError
+            Not a medseg checkpoint, malformed metadata or weights that do not fit
+            (:func:`load_trained_model`); the message names the file.
+
+        Examples
+        --------
+        >>> from medseg.infer import Predictor, SlidingWindow
+        >>> predictor = Predictor.from_checkpoint("run", SlidingWindow((128, 128)))   # doctest: +SKIP
+        >>> labels = predictor.predict(medseg.read("image.tif")).labels                # doctest: +SKIP
+        """
+        if isinstance(checkpoint, str | Path):
+            checkpoint = read_checkpoint(checkpoint)
+            identity = {"checkpoint_sha256": checkpoint.sha256, **(identity or {})}
+        elif not isinstance(checkpoint, Checkpoint):
+            meta = CheckpointMeta.from_dict(checkpoint.get("metadata"), source="checkpoint")
+            checkpoint = Checkpoint(Path("checkpoint"), checkpoint, meta)
+        meta = checkpoint.meta
         return cls(
             load_trained_model(checkpoint),
             window,
-            ZScore.from_dict(metadata["normalization"]),
-            classes=metadata.get("classes"),
-            targets=metadata.get("targets"),
-            postprocessing=PostProcessing.from_dict(metadata.get("postprocessing")),
-            identity={"model": metadata.get("model"), **(identity or {})},
+            ZScore.from_dict(dict(meta.normalization)),
+            classes=meta.classes or None,
+            targets=meta.targets,
+            postprocessing=PostProcessing.from_dict(meta.postprocessing, source=checkpoint.path),
+            identity={"model": meta.model.to_dict(), **(identity or {})},
         )
 
     @property
@@ -137,15 +222,13 @@ class Predictor:
         """Classes of the label map (the class names, else the model's output channels)."""
         if self.classes:
             return len(self.classes)
-        if self.instance_target == "distance":
-            return 2
-        if self.instance_target == "both":
-            return 3
+        if self.instance_target is not None:
+            return self.instance_target.num_classes
         return int(getattr(getattr(self.model, "constraints", None), "out_channels", 256))
 
     @property
     def is_instance_model(self) -> bool:
-        """True when the checkpoint was trained on instance targets (boundary or distance)."""
+        """True when the checkpoint was trained on instance targets (boundary, distance or both)."""
         return self.instance_target is not None
 
     def _batched(
@@ -176,20 +259,21 @@ class Predictor:
 
     def predict_label_array(self, image: np.ndarray, *, source: str | None = None) -> np.ndarray:
         """Class ids ``(*spatial)`` of a ``(C, *spatial)`` image, without a full-size probability buffer."""
-        if self.instance_target in ("distance", "both"):  # the last channel is a distance, not a class
-            logits = self.predict_logits(image, source=source)
-            return logits[: self.num_classes].argmax(dim=0).cpu().numpy().astype(np.uint8)
+        if self.targets.has_distance_channel:  # the last channel is a distance, not a class
+            return self.predict_logits(image, source=source)[:-1].argmax(dim=0).cpu().numpy().astype(np.uint8)
         labels = self._batched(image, self.window.predict_labels, channel_axis=False, source=source)
         return labels.numpy().astype(label_dtype(self.num_classes), copy=False)
 
     def predict_label_region(
-        self, image: Any, region: tuple[slice, ...], *, source: str | None = None
-    ) -> np.ndarray:
+        self, image: Any, region: tuple[slice, ...], *, source: str | None = None, probabilities: bool = False
+    ) -> Any:
         """Class ids of ``region`` of a ``(C, *spatial)`` image, equal to :meth:`predict_label_array`'s there.
 
         ``image`` is read lazily (only what the region's windows need, mirror padding at the
         image border included), so a volume larger than memory can be predicted region by
         region with the same windows, weights and result as one whole-image pass.
+        ``probabilities``: return ``(labels, probabilities)``, the softmax ``(K, *region)``
+        float32 and its argmax, as :meth:`predict` with ``probabilities=True``.
         """
         if self.is_instance_model:
             raise FormatError("region-wise labels are for class-label models; instance models predict blocks")
@@ -200,45 +284,59 @@ class Predictor:
             def read(box: tuple[slice, ...]) -> np.ndarray:
                 return self.normalization(np.asarray(image[(slice(None), *box)]), source=source)[None]
 
-            labels = self.window.predict_labels_region(self.model, read, spatial, region)[0]
+            labels = self.window.predict_labels_region(
+                self.model, read, spatial, region, labels_only=not probabilities
+            )[0]
         elif len(spatial) == 3 and window_dims == 2:  # sections as a batch, as predict_label_array
 
             def read(box: tuple[slice, ...]) -> np.ndarray:
                 block = np.asarray(image[(slice(None), region[0], *box)])
                 return np.moveaxis(self.normalization(block, source=source), 1, 0)
 
-            labels = self.window.predict_labels_region(self.model, read, spatial[1:], region[1:])
+            labels = self.window.predict_labels_region(
+                self.model, read, spatial[1:], region[1:], labels_only=not probabilities
+            )
+            labels = labels.movedim(0, 1) if probabilities else labels
         else:
             raise ShapeError(
                 f"image has {len(spatial)} spatial axes but the window has {window_dims} (roi_size "
                 f"{self.window.roi_size}); use a 2D or 3D roi matching the model"
             )
+        if probabilities:  # ``labels`` holds the logits (K, *region)
+            probs = torch.softmax(labels.float(), dim=0)
+            classes = probs.argmax(dim=0).numpy().astype(label_dtype(probs.shape[0]))
+            return classes, probs.numpy().astype(np.float32)
         return labels.numpy().astype(label_dtype(self.num_classes), copy=False)
 
     def instance_maps(self, logits: torch.Tensor) -> np.ndarray:
         """The maps :func:`~medseg.infer.postprocess.instances_from_maps` takes, from an instance model's logits."""
-        if self.instance_target == "boundary":
+        target = self.instance_target
+        if target is None:
+            raise FormatError("this checkpoint was trained on class labels, not instances")
+        if not target.has_distance_channel:
             return torch.softmax(logits, dim=0).cpu().numpy()
-        if self.instance_target == "distance":
-            foreground = torch.softmax(logits[:2], dim=0)[1]
-            return torch.stack([foreground, torch.sigmoid(logits[2])]).cpu().numpy()
-        if self.instance_target == "both":
-            return torch.cat([torch.softmax(logits[:3], dim=0), torch.sigmoid(logits[3:4])]).cpu().numpy()
-        raise FormatError("this checkpoint was trained on class labels, not instances")
+        probabilities = torch.softmax(logits[:-1], dim=0)
+        if not target.has_boundary_class:  # distance: the foreground probability and the distance
+            probabilities = probabilities[1:]
+        return torch.cat([probabilities, torch.sigmoid(logits[-1:])]).cpu().numpy()
 
     def instances_from_logits(self, logits: torch.Tensor, params: PostProcessing | None = None) -> np.ndarray:
         """Instance ids ``(*spatial)`` from the logits of an instance-trained model (``params``: default own)."""
-        maps = self.instance_maps(logits)
-        return instances_from_maps(maps, self.instance_target, params or self.postprocessing)
+        target = self.instance_target
+        if target is None:
+            raise FormatError("this checkpoint was trained on class labels, not instances")
+        return instances_from_maps(self.instance_maps(logits), target, params or self.postprocessing)
 
     def predict(self, image: Volume, *, probabilities: bool = False) -> Prediction:
         """Labels (and probabilities or instances when asked or needed) on ``image``'s grid."""
-        meta = {"classes": list(self.classes) if self.classes else None, "source": image.meta.get("source")}
+        source = image.meta.get("source")
+        meta = {"classes": list(self.classes) if self.classes else None, "source": source}
+        require_voxels(image.array.shape, source)
         if not probabilities and not self.is_instance_model:
-            labels = self.predict_label_array(image.array, source=meta["source"])
+            labels = self.predict_label_array(image.array, source=source)
             return Prediction(labels=image.with_array(labels[None], **meta))
-        logits = self.predict_logits(image.array, source=meta["source"])
-        classes = logits[: self.num_classes] if self.instance_target in ("distance", "both") else logits
+        logits = self.predict_logits(image.array, source=source)
+        classes = logits[:-1] if self.targets.has_distance_channel else logits
         probs = torch.softmax(classes, dim=0)
         labels = probs.argmax(dim=0, keepdim=True).cpu().numpy().astype(label_dtype(probs.shape[0]))
         instances = None
@@ -253,30 +351,10 @@ class Predictor:
         )
 
 
-def checkpoint_path(path: str | Path) -> Path:
-    """The checkpoint file meant by ``path``: a ``.pt`` file, a ``checkpoints/`` folder or a training run folder.
-
-    Raises
-    ------
-    DataNotFoundError
-        Nothing usable at ``path``; the message lists what was looked for.
-    """
-    path = Path(path)
-    candidates = [path] if path.is_file() else [path / "best.pt", path / "checkpoints" / "best.pt"]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    looked = ", ".join(str(c) for c in candidates)
-    raise DataNotFoundError(
-        f"no checkpoint at {path} (looked for {looked}); pass the run folder that medseg train "
-        "printed, its checkpoints/ folder or a .pt file"
-    )
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB pieces."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for piece in iter(lambda: f.read(2**20), b""):
-            digest.update(piece)
-    return digest.hexdigest()
+def require_voxels(shape: tuple[int, ...], source: str | None) -> None:
+    """Refuse an image with no voxels (a zero-length axis) before any window is planned."""
+    if 0 in tuple(shape)[1:]:
+        raise ShapeError(
+            f"{source or 'the image'} has no voxels (shape {tuple(shape)[1:]}); there is nothing to "
+            "predict: remove it from the inputs or export it again"
+        )

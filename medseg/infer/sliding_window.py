@@ -35,12 +35,11 @@ from medseg.infer.blending import Blender, LabelCells
 from medseg.infer.layout import channels_last_format, channels_last_view
 from medseg.infer.tiling import BlendMode, aligned_size, importance_map, window_starts
 from medseg.models.constraints import mirror_pad, reflect_index
+from medseg.options import Precision
 
 __all__ = ["SlidingWindow", "label_dtype", "model_margin"]
 
 logger = logging.getLogger(__name__)
-
-_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def label_dtype(num_classes: int) -> np.dtype:
@@ -91,7 +90,7 @@ class SlidingWindow:
     output_device : str or None
         Where the blended output is accumulated; ``None`` is automatic: the compute device
         when the output fits there, else the CPU.
-    precision : {"float32", "bfloat16", "float16"}
+    precision : Precision or {"float32", "bfloat16", "float16"}
         Autocast dtype of the forward pass; accumulation is always float32.
     mirror_axes : tuple of int
         Spatial axes (0-based, in ``(Z,) Y, X`` order) flipped for test-time
@@ -120,7 +119,7 @@ class SlidingWindow:
     batch_size: int = 4
     device: str | None = None
     output_device: str | None = None
-    precision: str = "float32"
+    precision: Precision | str = Precision.FLOAT32
     mirror_axes: tuple[int, ...] = ()
     channels_last: bool | None = None
     compile: bool = False
@@ -136,8 +135,7 @@ class SlidingWindow:
             raise ConfigError(f"roi_size must be positive, got {self.roi_size}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.precision not in _PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(_PRECISIONS)}, got {self.precision!r}")
+        object.__setattr__(self, "precision", Precision.parse(self.precision, option="precision"))
         if any(a < 0 or a >= len(self.roi_size) for a in self.mirror_axes):
             raise ConfigError(
                 f"mirror_axes must be spatial axes in [0, {len(self.roi_size) - 1}], got {self.mirror_axes}"
@@ -220,6 +218,8 @@ class SlidingWindow:
         read: Callable[[tuple[slice, ...]], np.ndarray],
         shape: tuple[int, ...],
         region: tuple[slice, ...],
+        *,
+        labels_only: bool = True,
     ) -> torch.Tensor:
         """Labels of ``region`` of an image, equal to :meth:`predict_labels` of the whole image.
 
@@ -239,6 +239,9 @@ class SlidingWindow:
             Spatial shape of the whole image.
         region : tuple of slice
             The part of the output to predict (within ``shape``).
+        labels_only : bool
+            ``False``: the blended logits ``(N, K, *region-shape)`` instead, equal to
+            :meth:`__call__`'s there.
 
         Returns
         -------
@@ -266,9 +269,9 @@ class SlidingWindow:
         gather = np.ix_(*(i - b.start for i, b in zip(index, box, strict=True)))
         padded = _to_device(torch.from_numpy(data[(slice(None), slice(None), *gather)]), self.compute_device)
         grid = tuple(hi - lo for lo, hi in zip(lows, highs, strict=True))
-        labels = self._blend(model, padded, picked, grid, out_roi, labels_only=True)
+        labels = self._blend(model, padded, picked, grid, out_roi, labels_only=labels_only)
         crop = tuple(slice(r.start - lo, r.stop - lo) for r, lo in zip(region, lows, strict=True))
-        return labels[(slice(None), *crop)]
+        return labels[(slice(None), *crop)] if labels_only else labels[(slice(None), slice(None), *crop)]
 
     def _blend(
         self,
@@ -339,7 +342,8 @@ class SlidingWindow:
     def _predict(
         self, model: torch.nn.Module, inputs: torch.Tensor, out_roi: tuple[int, ...]
     ) -> torch.Tensor:
-        dtype = _PRECISIONS[self.precision]
+        precision = Precision.parse(self.precision)
+        dtype = precision.torch_dtype()
         device = self.compute_device
         inputs = inputs.to(device, non_blocking=True)
         fmt = channels_last_format(inputs.ndim)
@@ -351,7 +355,7 @@ class SlidingWindow:
             for combo in itertools.combinations(sorted(self.mirror_axes), k)
         ]
         total = None
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=precision.is_mixed):
             for combo in flips:
                 dims = tuple(a + 2 for a in combo)
                 x = inputs.flip(dims) if dims else inputs

@@ -57,6 +57,12 @@ def window_starts(size: int, window: int, overlap: float, *, align: int = 1) -> 
         raise ConfigError(
             f"axis {size} minus window {window} is not a multiple of align {align}; pad the axis"
         )
+    if window < align:
+        raise ConfigError(
+            f"the network's output window ({window}) is smaller than its pooling factor ({align}): "
+            f"windows whose starts keep the pooling grid would leave gaps; use a roi_size whose "
+            f"output is at least {align} voxels along this axis"
+        )
     step = max(align, int(window * (1 - overlap)) // align * align)
     n = math.ceil((size - window) / step) + 1
     if n == 1:

@@ -22,8 +22,16 @@ Example
 
 from __future__ import annotations
 
-from medseg.io._common import atomic_output
-from medseg.io.dispatch import SUPPORTED_SUFFIXES, open_array, read, split_key, suffix_of, write
+from medseg.io._common import atomic_output, recording_writer
+from medseg.io.dispatch import (
+    SUPPORTED_SUFFIXES,
+    open_array,
+    read,
+    read_greyscale,
+    split_key,
+    suffix_of,
+    write,
+)
 from medseg.io.lazy import LazyArray
 from medseg.io.volume import Volume
 
@@ -34,6 +42,8 @@ __all__ = [
     "atomic_output",
     "open_array",
     "read",
+    "read_greyscale",
+    "recording_writer",
     "split_key",
     "suffix_of",
     "write",

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
+import resource
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from medseg.io.volume import Volume
 
 __all__ = [
     "atomic_output",
+    "recording_writer",
     "clean_stale_temporaries",
     "output_errors",
     "geometry_from_attrs",
@@ -91,7 +94,23 @@ def _free_bytes(folder: Path) -> int | None:
         return None
 
 
+def _file_size_limit() -> int | None:
+    """This process's limit on the size of a file it writes (RLIMIT_FSIZE, ``ulimit -f``), if any."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def _over_file_size_limit(path: Path, limit: int) -> OutputError:
+    return OutputError(
+        f"cannot write {path}: files written by this process are limited to {format_bytes(limit)} "
+        "(the file-size limit, ulimit -f); nothing was written: raise the limit or write a smaller output"
+    )
+
+
 def _check_free_space(path: Path, needed: int) -> None:
+    limit = _file_size_limit()
+    if limit is not None and needed > limit:
+        raise _over_file_size_limit(path, limit)
     free = _free_bytes(path.parent)
     if free is not None and needed > free:
         raise OutputError(
@@ -108,6 +127,9 @@ def _output_error(err: OSError, path: Path, tmp_dir: Path) -> OutputError:
             f"cannot write {path}: no space left on the disk holding {path.parent}; nothing was written: "
             "free some space or choose another output folder"
         )
+    limit = _file_size_limit()
+    if limit is not None and (err.errno == errno.EFBIG or err.errno is None):
+        return _over_file_size_limit(path, limit)
     reason = _renamed(err.strerror or str(err), path, tmp_dir)
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return OutputError(
@@ -207,6 +229,49 @@ def atomic_output(
         raise _output_error(err, path, tmp_dir) from err
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+class _RecordingFile(io.RawIOBase):
+    """An unbuffered binary file that remembers the first :class:`OSError` of a write."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._handle = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by close()
+        self.error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        try:
+            return self._handle.write(data)
+        except OSError as err:
+            self.error = self.error or err
+            raise
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def recording_writer(path: str | Path) -> Iterator[IO[bytes]]:
+    """A binary file to hand to a library that swallows write errors (``torch.save``).
+
+    ``torch.save`` turns a full disk or the file-size limit into ``RuntimeError: [enforce
+    fail at inline_container.cc]``; written through this file, the :class:`OSError` that
+    caused it is raised instead, which :func:`atomic_output` turns into a clear
+    :class:`~medseg.errors.OutputError`.
+    """
+    handle = _RecordingFile(Path(path))
+    try:
+        yield cast(IO[bytes], handle)  # a binary file as far as its users (torch.save) can tell
+    except Exception as err:
+        if handle.error is not None and not isinstance(err, OSError):
+            raise handle.error from err
+        raise
+    finally:
+        handle.close()
 
 
 def _move_into_place(src: Path, dest: Path) -> None:

@@ -20,14 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from medseg.errors import DataValueError, FormatError, ShapeError
 from medseg.io import hdf5, itk, natural, nifti, tiff, zarr_io
 from medseg.io._limits import check_fits_in_memory, check_header_size
-from medseg.io.lazy import LazyArray, wrap_in_memory
+from medseg.io.lazy import LazyArray, register_opener, wrap_in_memory
 from medseg.io.paths import require_file
 from medseg.io.volume import Volume
 
-__all__ = ["SUPPORTED_SUFFIXES", "open_array", "read", "split_key", "suffix_of", "write"]
+__all__ = ["SUPPORTED_SUFFIXES", "open_array", "read", "read_greyscale", "split_key", "suffix_of", "write"]
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +147,30 @@ def read(path: PathLike) -> Volume:
     return volume
 
 
+def read_greyscale(path: PathLike) -> Volume:
+    """Read a file that must hold one channel (a label, instance or probability map).
+
+    Like :func:`read`, with one rule for the ambiguous TIFF: a single planar RGB(A) page
+    (what ``tifffile.imwrite`` writes for a ``(3, Y, X)`` or ``(4, Y, X)`` array) is a
+    stack of 3 or 4 sections, ``(1, Z, Y, X)`` with Z spacing 1, not a colour image.
+    Other files come back as :func:`read` gives them; the caller refuses several channels.
+    """
+    volume = read(path)
+    if volume.num_channels == 1:
+        return volume
+    file_path = split_key(path)[0]
+    if volume.ndim == 2 and suffix_of(file_path) in tiff.TIFF_SUFFIXES and tiff.is_planar_rgb_page(file_path):
+        return Volume(
+            volume.array[None],
+            spacing=(1.0, *volume.spacing),
+            origin=(0.0, *volume.origin),
+            direction=np.pad(volume.direction, ((1, 0), (1, 0))) + np.diag([1.0, 0.0, 0.0]),
+            meta={**volume.meta, "read_as": "planar RGB page read as a Z stack"},
+            unit=volume.unit,
+        )
+    return volume
+
+
 def write(volume: Volume, path: PathLike) -> Path:
     """Write ``volume`` to ``path`` (format by suffix), atomically; parent folders are created.
 
@@ -237,3 +263,6 @@ def _is_section_folder(path: Path) -> bool:
         and not path.name.lower().endswith(".zarr")
         and not any((path / m).exists() for m in zarr_markers)
     )
+
+
+register_opener(open_array)  # unpickled LazyArrays (data-loader workers) re-open their path here

@@ -22,7 +22,7 @@ import numpy as np
 
 from medseg.io.units import normalize_unit
 
-__all__ = ["LazyArray"]
+__all__ = ["LazyArray", "register_opener"]
 
 logger = logging.getLogger(__name__)
 
@@ -181,9 +181,23 @@ class LazyArray:
         self.close()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        from medseg.io.dispatch import open_array  # late import: dispatch imports this module
+        return (_reopen, (self.path,))
 
-        return (open_array, (self.path,))
+
+#: How a pickled :class:`LazyArray` is opened again from its path: :func:`medseg.io.open_array`,
+#: registered by :mod:`medseg.io.dispatch` (which imports this module, never the reverse).
+_OPENER: list[Callable[[str], LazyArray]] = []
+
+
+def register_opener(opener: Callable[[str], LazyArray]) -> None:
+    """Set the function that re-opens a path when a :class:`LazyArray` is unpickled."""
+    _OPENER[:] = [opener]
+
+
+def _reopen(path: str) -> LazyArray:
+    if not _OPENER:  # internal invariant: importing medseg.io registers open_array
+        raise RuntimeError("medseg.io.dispatch registers the LazyArray opener; import medseg.io first")
+    return _OPENER[0](path)
 
 
 def _expand_key(key: Any, shape: tuple[int, ...]) -> list[int | slice]:

@@ -31,6 +31,7 @@ import logging
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -66,6 +67,8 @@ def read_nifti(path: str | Path) -> Volume:
     lazy = open_nifti(path)
     try:
         array = np.ascontiguousarray(lazy[...])
+    except FormatError:  # already names the file (a truncated or damaged file)
+        raise
     except _NIFTI_ERRORS as err:
         raise FormatError(f"cannot read NIfTI data of {path}: {err} (is the file truncated?)") from err
     return make_volume(
@@ -118,7 +121,7 @@ def open_nifti(path: str | Path) -> LazyArray:
     }
     try:
         return LazyArray(
-            proxy,
+            _CheckedProxy(proxy, path, _truncation(path, image, shape)),
             plan,
             spacing=spacing,
             origin=origin,
@@ -213,6 +216,47 @@ def geometry_to_ras_affine(
     affine[:3, :3] = _RAS_TO_LPS @ matrix
     affine[:3, 3] = _RAS_TO_LPS @ translation
     return affine
+
+
+def _truncation(path: Path, image: nib.Nifti1Image, shape: tuple[int, ...]) -> str | None:
+    """Why an uncompressed file is shorter than its header's data, or ``None`` (``.nii.gz``: unknown)."""
+    if path.name.lower().endswith(".gz"):
+        return None
+    data_bytes = int(np.prod(shape, dtype=np.int64)) * image.get_data_dtype().itemsize
+    needed = int(image.header.get_data_offset()) + data_bytes
+    have = path.stat().st_size
+    if have >= needed:
+        return None
+    return (
+        f"NIfTI file {path} is truncated: its header declares a {' x '.join(map(str, shape))} "
+        f"{image.get_data_dtype()} array ending at byte {needed}, but the file has {have} bytes; "
+        "copy or export the file again"
+    )
+
+
+class _CheckedProxy:
+    """nibabel's array proxy whose read errors name the file (a truncated ``.nii``, a damaged ``.nii.gz``).
+
+    Opening stays cheap and lazy (a header is checked against memory limits before any
+    read); the first read of a truncated file raises :class:`FormatError` with the sizes.
+    """
+
+    def __init__(self, proxy: Any, path: Path, truncated: str | None) -> None:
+        self._proxy = proxy
+        self._path = path
+        self._truncated = truncated
+        self.shape = proxy.shape
+        self.dtype = proxy.dtype
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if self._truncated is not None:
+            raise FormatError(self._truncated)
+        try:
+            return self._proxy[key]
+        except _NIFTI_ERRORS as err:
+            raise FormatError(
+                f"cannot read NIfTI data of {self._path}: {err} (is the file truncated? copy or export it again)"
+            ) from err
 
 
 def _descrip(image: nib.Nifti1Image) -> bytes:

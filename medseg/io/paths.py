@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from medseg.errors import DataNotFoundError, ShapeError
 
-__all__ = ["check_same_grid", "natural_key", "require_dir", "require_file"]
+__all__ = ["check_same_grid", "file_sha256", "natural_key", "require_dir", "require_file"]
 
 
 def require_file(path: str | Path, what: str | None = None, fix: str = "check the path") -> Path:
@@ -55,3 +56,30 @@ def check_same_grid(
             f"label {label} has spatial shape {label_shape} but image {image} has {image_shape}: "
             "they must be on the same grid; check that the files belong together"
         )
+
+
+def file_sha256(path: str | Path, *, on_chunk: Callable[[int], None] | None = None) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB pieces (the one checksum helper of medseg).
+
+    Parameters
+    ----------
+    path : path
+        The file.
+    on_chunk : callable, optional
+        Called with the byte count of each piece read (a progress bar's ``update``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "x"
+    >>> _ = f.write_bytes(b"abc")
+    >>> file_sha256(f)[:16]
+    'ba7816bf8f01cfea'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while piece := fh.read(1 << 20):
+            digest.update(piece)
+            if on_chunk is not None:
+                on_chunk(len(piece))
+    return digest.hexdigest()

@@ -7,7 +7,9 @@ Arrays come back channels first, ``(C, Z, Y, X)`` or ``(C, Y, X)``:
 - a multi-page greyscale TIFF (Z pages of Y x X, e.g. the ISBI 2012 EM stacks) is
   ``(1, Z, Y, X)``; a single greyscale page is ``(1, Y, X)``;
 - an RGB(A) page (samples ``S``) is ``(3, Y, X)`` (``(4, Y, X)``); a stack of RGB pages
-  is ``(3, Z, Y, X)``;
+  is ``(3, Z, Y, X)``; where greyscale is required (label and probability maps),
+  :func:`medseg.io.read_greyscale` reads one *planar* RGB(A) page, which is what
+  ``tifffile.imwrite`` makes of a 3- or 4-slice stack, as ``(1, Z, Y, X)``;
 - OME/ImageJ hyperstacks map ``C``/``S`` to the channel axis and the one remaining
   non-singleton axis besides ``Y``/``X`` (``Z``, ``T``, ``I``, ``Q``...) to ``Z``; files
   with two such axes (e.g. ``TZYX`` with T > 1 and Z > 1) raise :class:`FormatError`.
@@ -50,7 +52,7 @@ from medseg.io.paths import natural_key, require_dir, require_file
 from medseg.io.units import convert_spacing
 from medseg.io.volume import Volume
 
-__all__ = ["TIFF_SUFFIXES", "open_tiff", "open_tiff_folder", "read_tiff", "write_tiff"]
+__all__ = ["TIFF_SUFFIXES", "is_planar_rgb_page", "open_tiff", "open_tiff_folder", "read_tiff", "write_tiff"]
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +219,28 @@ def write_tiff(volume: Volume, path: str | Path) -> Path:
     return path
 
 
+def is_planar_rgb_page(path: str | Path) -> bool:
+    """True for one planar RGB(A) page (no medseg record): ``tifffile.imwrite``'s default for a 3 or 4 slice stack.
+
+    ``tifffile.imwrite(path, array)`` stores a ``(3, Y, X)`` or ``(4, Y, X)`` uint8/uint16
+    array as one RGB(A) page with separate sample planes (axes ``SYX``). Cameras and image
+    editors write colour as contiguous samples (``YXS``), so such a page is most likely a
+    small stack; readers that need greyscale take it as one (:func:`medseg.io.read_greyscale`).
+    """
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if len(tif.pages) != 1 or _medseg_record(tif) is not None:
+                return False
+            page = tif.pages[0]
+            return (
+                page.photometric == tifffile.PHOTOMETRIC.RGB
+                and page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
+                and tif.series[0].axes.startswith("S")
+            )
+    except _TIFF_ERRORS:
+        return False
+
+
 def _is_ome(path: Path) -> bool:
     return path.name.lower().endswith((".ome.tif", ".ome.tiff"))
 
@@ -327,8 +351,10 @@ def _spacing_xyz(tif: tifffile.TiffFile) -> tuple[tuple[float, float, float], st
             else:
                 sx, sy = 1.0 / rx, 1.0 / ry
                 unit = "cm" if resolution_unit == 3 else None
+    z_known = False
     if tif.is_imagej:
         ij = tif.imagej_metadata or {}
+        z_known = "spacing" in ij
         sz = float(ij.get("spacing", 1.0))
         ij_unit = ij.get("unit")
         if ij_unit and "dpi" not in extra:
@@ -338,7 +364,9 @@ def _spacing_xyz(tif: tifffile.TiffFile) -> tuple[tuple[float, float, float], st
     except DataValueError:
         logger.warning("%s: unknown spacing unit %r; spacing kept without unit", tif.filename, unit)
         values, unit = (sx, sy, sz), None
-    return (values[0], values[1], values[2]), unit, extra
+    # a file without a Z spacing keeps the default Z of 1: it is no length in the file's unit
+    # (a CENTIMETER resolution would otherwise turn it into 10000 um)
+    return (values[0], values[1], values[2] if z_known else sz), unit, extra
 
 
 class _SectionFiles:

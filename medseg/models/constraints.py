@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
+from medseg.borders import reflect_index
 from medseg.errors import ShapeError
 
-__all__ = ["InputConstraints", "mirror_pad", "overlap_tile_pad", "reflect_index"]
+__all__ = ["InputConstraints", "constraints_of", "mirror_pad", "overlap_tile_pad", "reflect_index"]
 
 
 def _as_tuple(value: int | Sequence[int], spatial_dims: int, name: str) -> tuple[int, ...]:
@@ -164,17 +165,18 @@ class InputConstraints:
         self._raise_if_invalid(tuple(x.shape[2:]))
 
 
-def reflect_index(index: torch.Tensor, size: int) -> torch.Tensor:
-    """The source index of each position of an axis of length ``size`` mirrored at any width.
+def constraints_of(model: torch.nn.Module) -> InputConstraints:
+    """The :class:`InputConstraints` a registry model declares (``model.constraints``), typed.
 
-    Positions below 0 or from ``size`` on reflect without repeating the edge (as
-    ``mode='reflect'``), again and again for positions further out than the axis is long.
+    Raises
+    ------
+    TypeError
+        ``model`` declares none (not built by :func:`medseg.models.build_model`); an internal error.
     """
-    if size == 1:
-        return torch.zeros_like(index)
-    period = 2 * (size - 1)
-    index = index.remainder(period)
-    return torch.where(index >= size, period - index, index)
+    constraints = getattr(model, "constraints", None)
+    if not isinstance(constraints, InputConstraints):
+        raise TypeError(f"{type(model).__name__} declares no InputConstraints (model.constraints)")
+    return constraints
 
 
 def _mirror_index(size: int, lo: int, hi: int, device: torch.device) -> torch.Tensor:

@@ -16,6 +16,7 @@ from medseg.data.holdout import split_cases
 from medseg.data.label_check import check_labels
 from medseg.data.registry import DATASETS, DatasetEntry, dataset_folder, get_dataset
 from medseg.errors import ConfigError
+from medseg.options import LabelKind
 
 __all__ = ["TEST_SPLITS", "load_test_samples", "load_training_samples"]
 
@@ -29,7 +30,7 @@ def _test_loader(entry: DatasetEntry, test: Callable[[Path], list[Sample]]) -> C
 
 #: dataset name -> (function(fetch root) returning the unlabelled test samples, challenge submission format).
 TEST_SPLITS: dict[str, tuple[Callable[[Path], list[Sample]], str]] = {
-    name: (_test_loader(entry, entry.test), entry.submission_format or "labelmap")
+    name: (_test_loader(entry, entry.test), entry.challenge_format)
     for name, entry in DATASETS.items()
     if entry.test is not None
 }
@@ -63,7 +64,7 @@ def load_training_samples(data: DataConfig) -> tuple[list[Sample], list[Sample]]
         Label values that do not fit the declared classes (names the file and the values).
     """
     entry, folder = _entry_and_folder(data)
-    if entry.label_kind == "instances" and data.label_kind == "classes":
+    if LabelKind.parse(entry.label_kind) is LabelKind.INSTANCES and data.label_kind is LabelKind.CLASSES:
         raise ConfigError(
             f"dataset {entry.name} has instance labels (one id per object): set data.label_kind: instances "
             "and data.instance_target: boundary, distance or both"
@@ -78,4 +79,4 @@ def load_test_samples(data: DataConfig) -> tuple[list[Sample], str] | None:
     entry, folder = _entry_and_folder(data)
     if entry.test is None:
         return None
-    return entry.test(folder), entry.submission_format or "labelmap"
+    return entry.test(folder), entry.challenge_format

@@ -10,7 +10,6 @@ submission where medseg has one.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 from medseg.config import PipelineConfig
 from medseg.data import Sample
 from medseg.errors import ConfigError
-from medseg.eval.formats import write_submission
+from medseg.eval.formats import ChallengeFormat, get_format, write_submission
 from medseg.eval.report import evaluate_folders
 from medseg.infer.predictor import Predictor
 from medseg.io import LazyArray, Volume
@@ -101,71 +100,70 @@ def _test_submission(config: PipelineConfig, predictor: Predictor, folder: Path)
             "dataset %s has no challenge test split in medseg; no submission written", config.data.dataset
         )
         return []
-    load, fmt = TEST_SPLITS[config.data.dataset]
+    load, name = TEST_SPLITS[config.data.dataset]
+    fmt = get_format(name)
     written = []
     for sample in load(Path(config.data.root)):
-        prediction = predictor.predict(sample.image, probabilities=fmt == "isbi2012")
+        prediction = predictor.predict(sample.image, probabilities=fmt.needs_probabilities)
         written.append(write_case_submission(fmt, prediction, folder, sample.case_id, predictor))
     return written
 
 
 def challenge_files(
-    config: PipelineConfig, predictor: Predictor, samples: list[Sample], out: Path, fmt: str, progress: bool
+    config: PipelineConfig,
+    predictor: Predictor,
+    samples: list[Sample],
+    out: Path,
+    fmt: str | ChallengeFormat,
+    progress: bool,
 ) -> dict[str, Any]:
     """Held-out cases in the challenge format scored with its metrics, and the test-split submission."""
+    fmt = get_format(fmt)
     held_out = None
-    if samples and fmt == "ctc":
-        held_out = _ctc_held_out(predictor, samples, out / "challenge" / "held_out", progress)
-    elif samples and fmt != "labelmap":  # labelmap scoring is the evaluate stage already
-        if fmt == "cremi" and not predictor.is_instance_model:
+    if samples and fmt.scored_as_challenge:
+        if fmt.needs_instance_model and not predictor.is_instance_model:
             raise ConfigError(
-                "CREMI scores neuron ids: set data.label_kind: instances (and data.instance_target) for cremi"
+                f"format {fmt.name} scores instance ids: set data.label_kind: instances (and "
+                f"data.instance_target) for {config.data.dataset}"
             )
-        folder = out / "challenge" / "held_out"
-        for sample in samples:
-            prediction = predictor.predict(_as_volume(sample.image), probabilities=fmt == "isbi2012")
-            write_case_submission(fmt, prediction, folder / "predictions", sample.case_id, predictor)
-            _write_reference(fmt, sample, folder / "reference")
-        held_out = evaluate_folders(
-            folder / "predictions",
-            folder / "reference",
-            fmt,
-            folder / "evaluation",
-            workers=1,
-            progress=progress,
-        )
+        held_out = _score_held_out(fmt, predictor, samples, out / "challenge" / "held_out", progress)
     submission = _test_submission(config, predictor, out / "submission")
     return {"held_out": held_out, "submission": [str(p) for p in submission]}
 
 
-def _ctc_held_out(
-    predictor: Predictor, samples: list[Sample], folder: Path, progress: bool
+def _score_held_out(
+    fmt: ChallengeFormat, predictor: Predictor, samples: list[Sample], folder: Path, progress: bool
 ) -> dict[str, Any]:
-    """Held-out CTC frames in the challenge's own layout, scored per sequence as the challenge does.
+    """Held-out cases in the format's own layout, scored as the challenge scores them.
 
-    Case ids are ``<sequence>_t<frame>``: predictions go to ``<sequence>_RES/mask<frame>.tif``
-    and references to ``<sequence>_GT/SEG/man_seg<frame>.tif`` (with the dataset's
-    tracking markers in ``<sequence>_GT/TRA``, for DET), and each sequence is scored on its own (``evaluation/<sequence>``; SEG pools the objects of one sequence).
-    With several sequences the returned summary averages their foreground means and
-    pooled values over the sequences and keeps each under ``sequences``.
+    Each case goes where :meth:`ChallengeFormat.held_out_layout` says (CTC:
+    ``<sequence>_RES/maskTTT.tif`` and ``<sequence>_GT/SEG/man_segTTT.tif``, with the
+    dataset's tracking markers in ``<sequence>_GT/TRA`` for DET); each group of cases
+    (CTC: a sequence) is scored on its own into ``evaluation/<group>``, or
+    ``evaluation`` without groups. With several groups the returned summary averages
+    their foreground means and pooled values over the groups and keeps each under
+    ``sequences``.
     """
-    by_sequence: dict[str, list[Sample]] = {}
+    groups: dict[str | None, tuple[Path, Path]] = {}
     for sample in samples:
-        sequence, _, frame = sample.case_id.rpartition("_")
-        if not sequence or not frame.lstrip("t").isdigit():
-            raise ConfigError(f"CTC case id {sample.case_id!r} is not '<sequence>_t<frame>'")
-        by_sequence.setdefault(sequence, []).append(sample)
-    summaries = {}
-    for sequence, members in sorted(by_sequence.items()):
-        res, gt = folder / f"{sequence}_RES", folder / f"{sequence}_GT"
-        for sample in members:
-            frame = int(sample.case_id.rpartition("_")[2].lstrip("t"))
-            write_case_submission("ctc", predictor.predict(sample.image), res, frame, predictor)
-            _write_reference("ctc", sample, gt / "SEG", case_id=frame)
-            _copy_markers(sample, gt / "TRA")
-        summaries[sequence] = evaluate_folders(
-            res, gt, "ctc", folder / "evaluation" / sequence, workers=1, progress=progress
+        layout = fmt.held_out_layout(folder, sample.case_id)
+        image = _as_volume(sample.image)
+        prediction = predictor.predict(image, probabilities=fmt.needs_probabilities)
+        write_case_submission(fmt, prediction, layout.predictions, layout.case, predictor)
+        _write_reference(fmt, sample, layout.references, layout.case)
+        fmt.copy_reference_companions(image.meta.get("source"), layout.references)
+        groups[layout.group] = (layout.predictions, layout.references)
+    summaries = {
+        group: evaluate_folders(
+            pred_dir,
+            ref_dir,
+            fmt,
+            folder / "evaluation" if group is None else folder / "evaluation" / group,
+            workers=1,
+            progress=progress,
         )
+        for group, (pred_dir, ref_dir) in sorted(groups.items(), key=lambda kv: kv[0] or "")
+    }
     if len(summaries) == 1:
         return next(iter(summaries.values()))
 
@@ -180,34 +178,8 @@ def _ctc_held_out(
     }
 
 
-def _copy_markers(sample: Sample, folder: Path) -> Path | None:
-    """The dataset's tracking markers of a held-out frame, so DET is scored on the same frames.
-
-    A CTC frame ``<root>/<seq>/tTTT.tif`` has its markers in
-    ``<root>/<seq>_GT/TRA/man_trackTTT.tif``; nothing is copied when there are none.
-    """
-    source = sample.image.meta.get("source") if hasattr(sample.image, "meta") else None
-    if not source:
-        return None
-    frame = Path(source)
-    markers = frame.parent.with_name(f"{frame.parent.name}_GT") / "TRA" / f"man_track{frame.stem[1:]}.tif"
-    if not markers.is_file():
-        return None
-    folder.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy2(markers, folder / markers.name))
-
-
-def _write_reference(fmt: str, sample: Sample, folder: Path, case_id: str | int | None = None) -> Path:
-    """A held-out label in the challenge's file format (CTC: ``man_segTTT.tif``)."""
+def _write_reference(fmt: ChallengeFormat, sample: Sample, folder: Path, case_id: str | int) -> Path:
+    """A held-out label in the challenge's file format, with the label's geometry."""
     label = sample.label
-    array = np.asarray(_label_array(label))[0]
-    case_id = sample.case_id if case_id is None else case_id
-    if fmt == "isbi2012":  # class 0 = cell -> 1.0, membrane -> 0.0 (the challenge's polarity)
-        return write_submission(fmt, (array == 0).astype(np.float32), folder, case_id)
-    if fmt == "cremi":  # neuron ids as stored (uint64), with the volume's resolution as the prediction's
-        geometry = {"spacing": label.spacing, "origin": label.origin, "direction": label.direction}
-        return write_submission(fmt, array, folder, case_id, **geometry)
-    path = write_submission(fmt, array.astype(np.int64), folder, case_id)
-    if fmt == "ctc":
-        path = path.rename(path.with_name(path.name.replace("mask", "man_seg", 1)))
-    return path
+    geometry = {"spacing": label.spacing, "origin": label.origin, "direction": label.direction}
+    return fmt.write_reference(np.asarray(_label_array(label))[0], folder, case_id, **geometry)

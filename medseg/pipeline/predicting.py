@@ -15,22 +15,23 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
-from medseg.config import InferConfig
+from medseg.checkpoint_meta import Checkpoint, read_checkpoint
+from medseg.config import InferConfig, config_from_dict
 from medseg.errors import ConfigError, DataNotFoundError
-from medseg.eval.formats import get_format, write_submission
+from medseg.eval.formats import ChallengeFormat, FormatKind, get_format
 from medseg.infer.blockwise import predict_blockwise
 from medseg.infer.postprocess import label_instances
-from medseg.infer.predictor import Prediction, Predictor, checkpoint_path, file_sha256
+from medseg.infer.predictor import Prediction, Predictor
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import open_array, read, split_key, suffix_of, write
-from medseg.train.checkpoint import load_checkpoint
+from medseg.io.zarr_output import finished_output_problem
 
 __all__ = [
     "PredictedCase",
@@ -38,13 +39,12 @@ __all__ = [
     "predict_files",
     "shard",
     "sliding_window_from_infer",
+    "window_for_checkpoint",
     "write_case_submission",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Formats whose files hold instance ids: predictions are split into connected components.
-_INSTANCE_FORMATS = {"ctc", "glas", "monuseg", "cremi", "instances"}
 #: Lossy or geometry-less inputs get their labels written as TIFF instead.
 _LABEL_SUFFIX_FOR = {".jpg": ".tif", ".jpeg": ".tif", ".bmp": ".png"}
 #: Suffixes that hold float multi-channel probabilities; others get theirs as TIFF.
@@ -83,7 +83,7 @@ def shard() -> tuple[int, int]:
 
 
 def predict_files(
-    checkpoint: str | Path,
+    checkpoint: str | Path | Checkpoint,
     inputs: Sequence[str | Path],
     out_dir: str | Path,
     *,
@@ -100,9 +100,10 @@ def predict_files(
 
     Parameters
     ----------
-    checkpoint : path
+    checkpoint : path or Checkpoint
         A ``.pt`` file of ``medseg train``/``medseg demo``, its ``checkpoints/`` folder or
-        the training run folder.
+        the training run folder, or a :class:`~medseg.checkpoint_meta.Checkpoint` already
+        loaded (then the file is not read again).
     inputs : sequence of path
         Image files in any format :func:`medseg.io.read` takes.
     out_dir : path
@@ -122,7 +123,8 @@ def predict_files(
         OME-Zarr NGFF 0.5 label images). Not combined with
         ``submission_format``.
     save_probabilities : bool
-        Also write ``<case>_probabilities<suffix>`` (float32 softmax, one channel per class);
+        Also write ``<case>_probabilities<suffix>`` (float32 softmax, one channel per class;
+        block-wise: ``<case>_probabilities.zarr``, written block by block);
         otherwise labels are computed without a full-size probability buffer.
     overwrite : bool
         Predict cases whose label file already exists again (default: skip them, so an
@@ -135,8 +137,73 @@ def predict_files(
     list of PredictedCase
         The cases of this process (all of them, unless run under ``torchrun``).
     """
-    checkpoint = checkpoint_path(checkpoint)
     out = Path(out_dir)
+    cases = _check_request(inputs, out, submission_format, block_shape, ome_zarr)
+    loaded = checkpoint if isinstance(checkpoint, Checkpoint) else read_checkpoint(checkpoint)
+    predictor = Predictor.from_checkpoint(loaded, window, identity={"checkpoint_sha256": loaded.sha256})
+    rank, world = shard()
+    blockwise = block_shape is not None
+    mine = [case for i, case in enumerate(cases) if blockwise or i % world == rank]
+    if world > 1:
+        logger.info("rank %d of %d: %d of %d case(s)", rank, world, len(mine), len(cases))
+    together = _ranks_together() if world > 1 and blockwise else contextlib.nullcontext()
+    results = []
+    with together as barrier:
+        for path, name in tqdm(mine, desc="cases", unit="case", disable=not progress):
+            target = out / f"{name}{_label_suffix(path, block_shape, ome_zarr)}"
+            if target.exists() and not overwrite:
+                problem = finished_output_problem(target)
+                if problem is not None:
+                    raise ConfigError(
+                        f"{target} exists but is not a finished prediction: {problem}; delete it or "
+                        "predict with overwrite (medseg predict --overwrite)"
+                    )
+                logger.info("skipping %s: %s exists (use overwrite to predict it again)", path, target)
+                results.append(PredictedCase(name, target, None, skipped=True))
+            elif block_shape is not None:
+                with open_array(path) as image:
+                    labels = predict_blockwise(
+                        predictor,
+                        image,
+                        target,
+                        block_shape=block_shape,
+                        halo=halo if halo is not None else _default_halo(window.roi_size, block_shape),
+                        overwrite=overwrite,
+                        shard=(rank, world),
+                        barrier=barrier,
+                        probabilities=out / f"{name}_probabilities.zarr" if save_probabilities else None,
+                    )
+                results.append(PredictedCase(name, labels, None, skipped=False))
+            else:
+                results.append(
+                    _predict_case(
+                        predictor,
+                        path,
+                        name,
+                        target,
+                        submission_format,
+                        save_probabilities=save_probabilities,
+                    )
+                )
+    return results
+
+
+def _check_request(
+    inputs: Sequence[str | Path],
+    out: Path,
+    submission_format: str | None,
+    block_shape: Sequence[int] | None,
+    ome_zarr: bool,
+) -> list[tuple[Path, str]]:
+    """``(path, case name)`` of every input, after checking the request before any work.
+
+    Raises
+    ------
+    ConfigError
+        The output is a file, options that do not go together, or inputs sharing a case name.
+    DataNotFoundError
+        An input file is missing.
+    """
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output folder {out} is an existing file; pass a folder to -o/--output")
     paths = [Path(p) for p in inputs]
@@ -157,63 +224,47 @@ def predict_files(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"inputs share case names {duplicates[:5]}; predict them into separate folders")
-    rank, world = shard()
-    state = load_checkpoint(checkpoint)
-    predictor = Predictor.from_checkpoint(
-        state, window, identity={"checkpoint_sha256": file_sha256(checkpoint)}
+    return list(zip(paths, names, strict=True))
+
+
+def _label_suffix(path: Path, block_shape: Sequence[int] | None, ome_zarr: bool) -> str:
+    """Suffix of a case's label map: ``.zarr``/``.ome.zarr`` block-wise, else the input's (TIFF for lossy)."""
+    if block_shape is not None:
+        return ".ome.zarr" if ome_zarr else ".zarr"
+    suffix = suffix_of(split_key(path)[0])
+    return _LABEL_SUFFIX_FOR.get(suffix, suffix)
+
+
+def _needs_probabilities(submission_format: str | None, save_probabilities: bool) -> bool:
+    return save_probabilities or (
+        submission_format is not None and get_format(submission_format).needs_probabilities
     )
-    by_case = world > 1 and block_shape is None
-    mine = [
-        (p, n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if not by_case or i % world == rank
-    ]
-    if world > 1:
-        logger.info("rank %d of %d: %d of %d case(s)", rank, world, len(mine), len(paths))
-    together = _ranks_together() if world > 1 and block_shape is not None else contextlib.nullcontext()
-    with together as barrier:
-        results = []
-        for path, name in tqdm(mine, desc="cases", unit="case", disable=not progress):
-            file_suffix = suffix_of(split_key(path)[0])
-            block_suffix = ".ome.zarr" if ome_zarr else ".zarr"
-            suffix = (
-                block_suffix if block_shape is not None else _LABEL_SUFFIX_FOR.get(file_suffix, file_suffix)
-            )
-            target = out / f"{name}{suffix}"
-            if target.exists() and not overwrite:
-                logger.info("skipping %s: %s exists (use overwrite to predict it again)", path, target)
-                results.append(PredictedCase(name, target, None, skipped=True))
-                continue
-            if block_shape is not None:
-                context = (
-                    halo
-                    if halo is not None
-                    else tuple(r // 4 for r in _full_roi(window.roi_size, block_shape))
-                )
-                with open_array(path) as image:
-                    labels = predict_blockwise(
-                        predictor,
-                        image,
-                        target,
-                        block_shape=block_shape,
-                        halo=context,
-                        overwrite=overwrite,
-                        shard=(rank, world),
-                        barrier=barrier,
-                    )
-                results.append(PredictedCase(name, labels, None, skipped=False))
-                continue
-            needs_probabilities = save_probabilities or submission_format == "isbi2012"
-            prediction = predictor.predict(read(path), probabilities=needs_probabilities)
-            submission = None
-            if submission_format is not None:
-                submission = write_case_submission(
-                    submission_format, prediction, out / submission_format, name, predictor
-                )
-            if save_probabilities:
-                probability_suffix = suffix if suffix in _PROBABILITY_SUFFIXES else ".tif"
-                write(prediction.probabilities, out / f"{name}_probabilities{probability_suffix}")
-            # the label map last: its existence marks the case as done
-            results.append(PredictedCase(name, write(prediction.labels, target), submission, skipped=False))
-    return results
+
+
+def _predict_case(
+    predictor: Predictor,
+    path: Path,
+    name: str,
+    target: Path,
+    submission_format: str | None,
+    *,
+    save_probabilities: bool,
+) -> PredictedCase:
+    """Predict case ``name`` in memory and write its files, the label map ``target`` last (it marks the case done)."""
+    out = target.parent
+    prediction = predictor.predict(
+        read(path), probabilities=_needs_probabilities(submission_format, save_probabilities)
+    )
+    submission = None
+    if submission_format is not None:
+        submission = write_case_submission(
+            submission_format, prediction, out / submission_format, name, predictor
+        )
+    if save_probabilities and prediction.probabilities is not None:
+        suffix = target.name[len(name) :]
+        probability_suffix = suffix if suffix in _PROBABILITY_SUFFIXES else ".tif"
+        write(prediction.probabilities, out / f"{name}_probabilities{probability_suffix}")
+    return PredictedCase(name, write(prediction.labels, target), submission, skipped=False)
 
 
 @contextlib.contextmanager
@@ -253,32 +304,60 @@ def sliding_window_from_infer(
     )
 
 
-def _full_roi(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]:
-    """The window size per axis of the block (a 2D window on a 3D block leaves Z without context)."""
+def window_for_checkpoint(
+    checkpoint: Checkpoint,
+    options: Mapping[str, Any] | None = None,
+    *,
+    source: str = "infer options",
+    progress: bool = False,
+) -> SlidingWindow:
+    """The :class:`SlidingWindow` of a checkpoint's training ``infer`` section, with ``options`` on top.
+
+    ``options`` holds ``infer`` keys (``roi_size``, ``overlap``, ``batch_size``, ``device``,
+    ``precision``, ``mirror_axes``, ``compile``...); ``None`` values keep training's. The
+    result is validated with the training run's whole config (:mod:`medseg.config`), so a
+    window is checked against the checkpoint's model (roi size vs its depth, 2D vs 3D).
+
+    Raises
+    ------
+    ConfigError
+        An option that is invalid or does not fit the model; the message starts with ``source``.
+    """
+    trained = checkpoint.meta.training_config()
+    given = {k: v for k, v in (options or {}).items() if v is not None}
+    infer = {**trained.get("infer", {}), **given}
+    data = dict(trained.get("data", {}))
+    if "patch_shape" not in data and "roi_size" in infer:
+        data["patch_shape"] = infer["roi_size"]  # not stored: there are no training patches to check
+    config = config_from_dict({**trained, "data": data, "infer": infer}, source=source)
+    return sliding_window_from_infer(config.infer, progress=progress)
+
+
+def _default_halo(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]:
+    """A quarter of the window per axis of the block (a 2D window on a 3D block leaves Z without context)."""
     roi = tuple(roi)
-    return (0,) * (len(block_shape) - len(roi)) + roi
+    return tuple(r // 4 for r in (0,) * (len(block_shape) - len(roi)) + roi)
 
 
 def write_case_submission(
-    fmt: str, prediction: Prediction, out_dir: Path, case: str, predictor: Predictor
+    fmt: str | ChallengeFormat, prediction: Prediction, out_dir: Path, case: str | int, predictor: Predictor
 ) -> Path:
     """Write one predicted case in challenge format ``fmt`` (probabilities, instances or classes as it needs)."""
+    fmt = get_format(fmt)
     labels = prediction.labels.array[0]
-    if fmt == "isbi2012":
-        if prediction.probabilities is None:
-            raise ConfigError("format isbi2012 needs class probabilities; predict with probabilities=True")
-        classes = list(predictor.classes or [])
-        if "membrane" not in classes:
-            raise ConfigError(f"format isbi2012 needs a 'membrane' class; this model's classes are {classes}")
-        membrane = prediction.probabilities.array[classes.index("membrane")]
-        return write_submission(fmt, 1.0 - membrane, out_dir, case)
-    geometry = {}
-    if fmt in ("labelmap", "instances", "cremi"):  # these formats keep the image's geometry
-        volume = prediction.labels
-        geometry = {"spacing": volume.spacing, "origin": volume.origin, "direction": volume.direction}
-    if fmt in _INSTANCE_FORMATS:
+    instances = None
+    if fmt.kind is FormatKind.INSTANCES:  # instance formats get connected components of a class model
         instances = (
             prediction.instances.array[0] if prediction.instances is not None else label_instances(labels)
         )
-        return write_submission(fmt, instances, out_dir, case, **geometry)
-    return write_submission(fmt, labels.astype(np.int64), out_dir, case, **geometry)
+    probabilities = None if prediction.probabilities is None else prediction.probabilities.array
+    array = fmt.prediction_array(
+        labels, probabilities=probabilities, instances=instances, classes=predictor.classes
+    )
+    volume = prediction.labels
+    geometry = (
+        {"spacing": volume.spacing, "origin": volume.origin, "direction": volume.direction}
+        if fmt.keeps_geometry
+        else {}
+    )
+    return fmt.write(array, out_dir, case, **geometry)

@@ -24,6 +24,7 @@ from medseg.data import Sample
 from medseg.data.registry import dataset_folder, get_dataset
 from medseg.errors import ConfigError, DataNotFoundError
 from medseg.infer.predictor import Predictor
+from medseg.io.paths import file_sha256
 from medseg.pipeline.datasets import load_training_samples
 from medseg.pipeline.held_out import challenge_files, evaluate_held_out
 from medseg.pipeline.plots import plot_training
@@ -40,11 +41,6 @@ logger = logging.getLogger(__name__)
 
 #: The stages of a run, in order.
 STAGES: tuple[str, ...] = ("fetch", "train", "evaluate", "challenge", "report")
-
-#: Challenge formats of datasets whose registry entry has none (the bitewing class maps).
-#: Datasets whose held-out cases a challenge scores its own way; ``cremi`` is scored in memory
-#: (CREMI neuron-id metrics on the predicted neurons), it has no file format of its own.
-_FORMAT_BY_DATASET = {"dental_isbi2015": "dental", "cremi": "cremi"}
 
 
 @dataclass(frozen=True)
@@ -109,14 +105,6 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _data_fingerprint(folder: Path) -> list[tuple[str, int, int]]:
     """Relative path, size and modification time of every file of a dataset folder."""
     return [
@@ -127,9 +115,8 @@ def _data_fingerprint(folder: Path) -> list[tuple[str, int, int]]:
 
 
 def challenge_format(dataset: str) -> str:
-    """The challenge file format of a dataset (``labelmap`` when the challenge has none of its own)."""
-    entry = get_dataset(dataset)
-    return entry.submission_format or _FORMAT_BY_DATASET.get(entry.name, "labelmap")
+    """The challenge file format of a dataset (its registry entry's; ``labelmap`` when the challenge has none)."""
+    return get_dataset(dataset).challenge_format
 
 
 def load_run_config(
@@ -246,7 +233,7 @@ def run_pipeline(
         )
     trained_info = log.info("train")
 
-    model_digest = _digest(_file_digest(best), config.infer, fingerprint)
+    model_digest = _digest(file_sha256(best), config.infer, fingerprint)
     predictor: Predictor | None = None
 
     def get_predictor() -> Predictor:
@@ -323,7 +310,7 @@ def run_pipeline(
 def _published_digest() -> str:
     from medseg.pipeline.report import published_path
 
-    return _file_digest(published_path())
+    return file_sha256(published_path())
 
 
 def _stage(

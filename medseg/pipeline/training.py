@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg.config import PipelineConfig
+from medseg.checkpoint_meta import Checkpoint, CheckpointMeta, ModelSpec, Targets, read_checkpoint
+from medseg.config import PipelineConfig, config_defaults
 from medseg.data import Sample
 from medseg.data.dataset import PatchDataset, TrainingTargets
 from medseg.data.fingerprint import data_fingerprint
+from medseg.data.sample import in_memory
 from medseg.data.weight_map import WeightMap
 from medseg.device import resolve_device
 from medseg.errors import ConfigError
@@ -34,8 +36,8 @@ from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import Volume
 from medseg.io.lazy import LazyArray
 from medseg.models import build_model
+from medseg.models.constraints import constraints_of
 from medseg.pipeline.predicting import sliding_window_from_infer
-from medseg.pipeline.results import write_json
 from medseg.pipeline.tuning import (
     instance_score,
     min_size_candidates,
@@ -43,7 +45,6 @@ from medseg.pipeline.tuning import (
     store_postprocessing,
     tune_postprocessing,
 )
-from medseg.train.checkpoint import load_checkpoint
 from medseg.train.distributed import Distributed
 from medseg.train.finetune import (
     InitReport,
@@ -52,14 +53,16 @@ from medseg.train.finetune import (
     initialize_from,
     parameter_groups,
 )
-from medseg.train.losses import build_loss
+from medseg.train.losses import build_loss, needs_weight_map
+from medseg.train.precision import StepPolicy
 from medseg.train.pretrain import pretrain_layerwise, supports_layerwise_pretraining
 from medseg.train.resume import apply_learning_rate, check_resumable
 from medseg.train.stream import batch_loader
-from medseg.train.trainer import Stopping, Trainer, TrainResult, poly_schedule
+from medseg.train.trainer import Checkpointing, Stopping, Trainer, TrainResult, Validation, poly_schedule
 
 __all__ = [
     "TrainedModel",
+    "run_training",
     "set_deterministic",
     "sliding_window_from_config",
     "train_from_config",
@@ -80,6 +83,7 @@ class TrainedModel:
     device: str
     world_size: int = 1
     init: InitReport | None = None
+    fingerprint: dict[str, Any] | None = None
 
     @property
     def best(self) -> Path:
@@ -121,13 +125,9 @@ def prepare_output_dir(out_dir: str | Path) -> Path:
     return out
 
 
-def _targets(config: PipelineConfig) -> dict[str, Any]:
-    """The checkpoint's ``"targets"`` entry (contracts, interface 2)."""
-    kind = config.data.label_kind
-    return {
-        "label_kind": kind,
-        "instance_target": config.data.instance_target if kind == "instances" else None,
-    }
+def _targets(config: PipelineConfig) -> Targets:
+    """What the model is trained to output, interpreted once from ``config.data``."""
+    return Targets.of(config.data.label_kind, config.data.instance_target)
 
 
 def _image_blocks(samples: Sequence[Sample]) -> Iterator[Volume]:
@@ -145,36 +145,39 @@ def _image_blocks(samples: Sequence[Sample]) -> Iterator[Volume]:
             yield Volume(block, meta={"source": f"{image.path} (sections {start}-{stop - 1})"})
 
 
-def _in_memory(x: Volume | LazyArray) -> Volume:
-    if isinstance(x, Volume):
-        return x
-    return Volume(x.read(), spacing=x.spacing, origin=x.origin, direction=x.direction, meta=dict(x.meta))
-
-
 def _median_spacing(samples: Sequence[Sample], dims: int) -> tuple[float, ...] | None:
     """The median voxel size of the patches' ``dims`` axes (anisotropic distance targets); ``None``: isotropic."""
-    spacing = tuple(float(v) for v in np.median([s.image.spacing[-dims:] for s in samples], axis=0))
+    sizes = [np.asarray(s.image.spacing, dtype=float)[-dims:] for s in samples]
+    spacing = tuple(float(v) for v in np.median(sizes, axis=0))
     return None if len(set(spacing)) == 1 else spacing
 
 
 def build_dataset(
-    config: PipelineConfig, samples: Sequence[Sample], normalization: ZScore, *, seed_offset: int = 0
+    config: PipelineConfig,
+    samples: Sequence[Sample],
+    normalization: ZScore,
+    *,
+    loss: torch.nn.Module | None = None,
+    seed_offset: int = 0,
 ) -> PatchDataset:
-    """The :class:`PatchDataset` a config trains on (class-balanced, augmented, with its targets)."""
+    """The :class:`PatchDataset` a config trains on (class-balanced, augmented, with its targets).
+
+    ``loss`` (default: the config's) says which extra targets it needs (a border weight map).
+    Distance targets are measured in the training images' median voxel size.
+    """
     targets = _targets(config)
-    instances = targets["label_kind"] == "instances"
-    weight_map = (
-        WeightMap(objects_from_classes=not instances) if config.train.loss == "unet_weighted_ce" else None
-    )
+    loss = loss if loss is not None else _loss(config)
+    weight_map = WeightMap(objects_from_classes=not targets.is_instances) if needs_weight_map(loss) else None
     transform = (
         TrainingTargets(
-            targets["instance_target"],
+            targets.instance_target,
             weight_map,
             spacing=_median_spacing(samples, len(config.data.patch_shape)),
         )
-        if instances or weight_map is not None
+        if targets.is_instances or weight_map is not None
         else None
     )
+    instances = targets.is_instances
     return PatchDataset(
         samples,
         patch_shape=config.data.patch_shape,
@@ -201,10 +204,11 @@ def train_from_config(
     The validation score (for ``best.pt`` and early stopping) is the mean foreground
     Dice of sliding-window predictions on ``val_samples`` (instance models: the mean
     AJI of their watershed objects, whose thresholds are then tuned on the same samples
-    and stored in the checkpoints, :mod:`medseg.pipeline.tuning`); without validation samples
-    ``best.pt`` is the final model. ``resume`` continues ``latest.pt`` exactly (same
-    batches, optimiser state and history) and refuses a config changed in
-    non-resumable keys (:mod:`medseg.train.resume`).
+    and stored in the checkpoints, :mod:`medseg.pipeline.tuning`); without validation
+    samples ``best.pt`` is the final model. The data fingerprint of ``train_samples``
+    (:mod:`medseg.data.fingerprint`) is stored in every checkpoint. ``resume``
+    continues ``latest.pt`` exactly (same batches, optimiser state and history) and
+    refuses a config changed in non-resumable keys (:mod:`medseg.train.resume`).
 
     Raises
     ------
@@ -214,112 +218,50 @@ def train_from_config(
         the model.
     """
     checkpoint_dir = prepare_output_dir(out_dir) / "checkpoints"
-    fingerprint = _fingerprint(config, train_samples, Path(out_dir))
-    config_dump = config.model_dump(mode="json")
-    previous = _previous_run(checkpoint_dir / "latest.pt", config_dump) if resume else None
+    previous = _previous_run(checkpoint_dir / "latest.pt", config) if resume else None
     if config.train.deterministic:
         set_deterministic(config.train.seed)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model.name, **config.model.params)
-    channels = int(train_samples[0].image.num_channels)
-    if channels != model.constraints.in_channels:
-        raise ConfigError(
-            f"the training images have {channels} channel(s) but model.params.in_channels is "
-            f"{model.constraints.in_channels}: set model.params.in_channels: {channels}"
-        )
+    channels = _check_channels(model, train_samples)
     normalization = (
-        ZScore.from_dict(previous["metadata"]["normalization"])
+        ZScore.from_dict(dict(previous.meta.normalization))
         if previous is not None
         else ZScore.fit(_image_blocks(train_samples), nonfinite=config.data.nonfinite)
     )
     init = None
     if config.train.init is not None and previous is None:
-        init = _initialize(model, config)
+        init = _initialize(model, config, config.train.init)
     frozen = freeze_encoder_stages(model, config.train.freeze_encoder_stages)
-    metadata: dict[str, Any] = {
-        "model": {"name": config.model.name, "params": dict(config.model.params)},
-        "normalization": normalization.to_dict(),
-        "classes": list(config.data.classes),
-        "channels": channels,
-        "axis_order": "C,Z,Y,X" if len(train_samples[0].image.spatial_shape) == 3 else "C,Y,X",
-        "targets": _targets(config),
-        "config": config_dump,
-    }
-    if fingerprint is not None:
-        metadata["fingerprint"] = fingerprint
-    if init is not None:
-        metadata["init"] = {"checkpoint": str(config.train.init), **init.to_dict(), "frozen": frozen}
+    record = None if init is None else {**init.to_dict(), "frozen": frozen}
+    fingerprint = _fingerprint(config, train_samples)
+    meta = _checkpoint_meta(config, channels, train_samples, normalization, record, fingerprint)
     device = resolve_device(config.train.device, option="train.device")
     distributed = Distributed.from_environment(device.type)
-    dataset = build_dataset(config, train_samples, normalization)
+    loss = _loss(config)
     if config.train.pretrain == "layerwise" and previous is None:
-        _pretrain(model, config, build_dataset(config, train_samples, normalization, seed_offset=1), device)
-    optimizer = torch.optim.AdamW(
-        parameter_groups(
-            model,
-            init.loaded + init.remapped if init is not None else [],
-            learning_rate=config.train.learning_rate,
-            pretrained_factor=config.train.pretrained_lr_factor,
-        ),
-        lr=config.train.learning_rate,
-        weight_decay=config.train.weight_decay,
-    )
+        pretraining = build_dataset(config, train_samples, normalization, loss=loss, seed_offset=1)
+        _pretrain(model, config, pretraining, device)
+    optimizer = _optimizer(model, config, init)
     scheduler = poly_schedule(optimizer, config.train.iterations)
-    foreground = list(range(1, len(config.data.classes)))
     trainer = Trainer(
         model,
-        build_loss(
-            config.train.loss,
-            ignore_label=config.train.ignore_label,
-            distance=_targets(config)["instance_target"] in ("distance", "both"),
-        ),
+        loss,
         optimizer,
         scheduler=scheduler,
         device=str(device),
-        checkpoint_dir=checkpoint_dir,
-        validate=_validator(
-            # validation follows the weights as they change: never a compiled (frozen) model
-            val_samples,
-            sliding_window_from_infer(config.infer, compile=False),
-            normalization,
-            foreground,
-            config,
-        )
-        if val_samples
-        else None,
-        validate_every=config.train.validate_every,
-        checkpoint_every=config.train.checkpoint_every,
+        validation=_validation(val_samples, normalization, config) if val_samples else None,
+        checkpoints=Checkpointing(checkpoint_dir, config.train.checkpoint_every, meta),
         stopping=Stopping(config.train.max_minutes, config.train.early_stopping_patience),
-        precision=config.train.precision,
-        grad_clip=config.train.grad_clip,
+        step=StepPolicy(config.train.precision, config.train.grad_clip),
         distributed=distributed,
-        metadata=metadata,
         progress=progress,
     )
     if previous is not None:
-        trainer.resume(checkpoint_dir / "latest.pt")
-        old_lr = previous["metadata"]["config"]["train"]["learning_rate"]
-        if old_lr != config.train.learning_rate:
-            apply_learning_rate(optimizer, scheduler, old=old_lr, new=config.train.learning_rate)
-
-    def batches(start: int) -> Iterator[tuple[torch.Tensor, ...]]:
-        return batch_loader(
-            dataset,
-            config.data.batch_size,
-            start_iteration=start,
-            num_workers=config.data.num_workers,
-            rank=distributed.rank,
-            world_size=distributed.world_size,
-            pin_memory=trainer.device.type == "cuda",
-        )
-
-    try:
-        result = trainer.fit(batches, config.train.iterations)
-        distributed.barrier()
-    finally:
-        trainer.release_distributed()
-        distributed.close()
-    if _targets(config)["label_kind"] == "instances" and distributed.rank == 0:
+        _resume(trainer, previous, config, scheduler)
+    dataset = build_dataset(config, train_samples, normalization, loss=loss)
+    result = _fit(trainer, dataset, config, distributed)
+    if _targets(config).is_instances and distributed.rank == 0:
         _store_postprocessing(config, checkpoint_dir, val_samples, fingerprint)
     return TrainedModel(
         result=result,
@@ -327,17 +269,130 @@ def train_from_config(
         device=str(trainer.device),
         world_size=distributed.world_size,
         init=init,
+        fingerprint=fingerprint,
     )
 
 
-def _fingerprint(config: PipelineConfig, samples: Sequence[Sample], out: Path) -> dict[str, Any] | None:
-    """The data fingerprint of the training samples, written to ``out/fingerprint.json`` (labelled data only)."""
+def run_training(
+    config: PipelineConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    write_results: bool = True,
+) -> TrainedModel:
+    """Train on ``config.data``'s dataset and write the run folder (``medseg train``, :func:`medseg.train`).
+
+    Writes ``checkpoints/`` (:func:`train_from_config`) and, with ``write_results`` (rank
+    0 under torchrun), the resolved ``config.yaml``, ``train_summary.json``,
+    ``training_curve.png`` and the data fingerprint ``fingerprint.json``.
+
+    Raises
+    ------
+    ConfigError, DataNotFoundError
+        A bad output folder, dataset root or config (checked before training).
+    """
+    from medseg.pipeline.datasets import load_training_samples
+    from medseg.pipeline.plots import plot_training
+    from medseg.pipeline.results import write_json, write_yaml
+
+    latest = Path(out_dir) / "checkpoints" / "latest.pt"
+    if resume and not latest.is_file():  # a mistyped --out must not silently restart a long run
+        raise ConfigError(
+            f"--resume: there is no checkpoint to resume at {latest}; check --out (the folder of the run "
+            "to continue), or drop --resume to start a fresh run there"
+        )
+    out = prepare_output_dir(out_dir)
+    train_samples, val_samples = load_training_samples(config.data)
+    trained = train_from_config(config, train_samples, val_samples, out, resume=resume, progress=progress)
+    if not write_results:
+        return trained
+    result = trained.result
+    write_yaml(out / "config.yaml", config.model_dump(mode="json"))
+    if trained.fingerprint is not None:
+        write_json(out / "fingerprint.json", trained.fingerprint)
+    plot_training(out / "training_curve.png", result.losses, result.validation)
+    summary = {
+        "iterations": result.iterations,
+        "seconds": round(result.seconds, 2),
+        "data_wait_seconds": round(result.data_seconds, 2),
+        "best_validation": result.best_score,
+        "validation": result.validation,
+        "losses": result.losses,
+        "stopped": result.stopped,
+        "device": trained.device,
+        "world_size": trained.world_size,
+    }
+    if trained.init is not None:
+        summary["init"] = {"checkpoint": str(config.train.init), **trained.init.to_dict()}
+    write_json(out / "train_summary.json", summary)
+    return trained
+
+
+def _loss(config: PipelineConfig) -> torch.nn.Module:
+    return build_loss(
+        config.train.loss,
+        ignore_label=config.train.ignore_label,
+        distance=_targets(config).has_distance_channel,
+    )
+
+
+def _check_channels(model: torch.nn.Module, samples: Sequence[Sample]) -> int:
+    """The training images' channels, checked against the model's ``in_channels`` before any heavy work.
+
+    Raises
+    ------
+    ConfigError
+        They differ; the message gives the setting to use.
+    """
+    channels = int(samples[0].image.num_channels)
+    expected = constraints_of(model).in_channels
+    if channels != expected:
+        raise ConfigError(
+            f"the training images have {channels} channel(s) but model.params.in_channels is "
+            f"{expected}: set model.params.in_channels: {channels}"
+        )
+    return channels
+
+
+def _checkpoint_meta(
+    config: PipelineConfig,
+    channels: int,
+    samples: Sequence[Sample],
+    normalization: ZScore,
+    init: dict[str, Any] | None,
+    fingerprint: dict[str, Any] | None = None,
+) -> CheckpointMeta:
+    """What every checkpoint of this run says about the model (``init``: the fine-tuning record).
+
+    The post-processing entry starts empty (the defaults); :func:`_store_postprocessing`
+    fills it in once the instance model is trained.
+    """
+    return CheckpointMeta(
+        model=ModelSpec(config.model.name, dict(config.model.params)),
+        normalization=normalization.to_dict(),
+        channels=channels,
+        classes=tuple(config.data.classes),
+        targets=_targets(config),
+        data_fingerprint=fingerprint,
+        config=config.model_dump(mode="json"),
+        axis_order="C,Z,Y,X" if len(samples[0].image.spatial_shape) == 3 else "C,Y,X",
+        init=None if init is None else {"checkpoint": str(config.train.init), **init},
+    )
+
+
+def _fingerprint(config: PipelineConfig, samples: Sequence[Sample]) -> dict[str, Any] | None:
+    """The data fingerprint of the training samples (labelled data in memory only).
+
+    It reads whole images, so lazily opened ones (volumes larger than memory, read in
+    blocks everywhere else) get none.
+    """
     if not samples or any(s.label is None for s in samples):
         return None
-    fingerprint = data_fingerprint(samples, label_kind=config.data.label_kind)
-    if int(os.environ.get("RANK", "0")) == 0:
-        write_json(out / "fingerprint.json", fingerprint)
-    return fingerprint
+    if any(isinstance(x, LazyArray) for s in samples for x in (s.image, s.label)):
+        logger.info("no data fingerprint: the training images are opened lazily (it reads whole images)")
+        return None
+    return data_fingerprint(samples, label_kind=config.data.label_kind)
 
 
 def _store_postprocessing(
@@ -352,7 +407,7 @@ def _store_postprocessing(
     best = checkpoint_dir / "best.pt"
     if settings.tune and val_samples and best.is_file():
         window = sliding_window_from_infer(config.infer, compile=False)
-        predictor = Predictor.from_checkpoint(load_checkpoint(best), window)
+        predictor = Predictor.from_checkpoint(read_checkpoint(best), window)
         objects = (fingerprint or {}).get("objects") or {}
         tuned = tune_postprocessing(
             predictor, val_samples, settings, typical_object_voxels=objects.get("median_voxels")
@@ -371,32 +426,90 @@ def _store_postprocessing(
     store_postprocessing([best, checkpoint_dir / "latest.pt"], entry)
 
 
-def _previous_run(latest: Path, config_dump: dict[str, Any]) -> dict[str, Any] | None:
+def _optimizer(
+    model: torch.nn.Module, config: PipelineConfig, init: InitReport | None
+) -> torch.optim.Optimizer:
+    """AdamW, with a lower rate for tensors loaded by fine-tuning (``train.pretrained_lr_factor``)."""
+    groups = parameter_groups(
+        model,
+        init.loaded + init.remapped if init is not None else [],
+        learning_rate=config.train.learning_rate,
+        pretrained_factor=config.train.pretrained_lr_factor,
+    )
+    return torch.optim.AdamW(groups, lr=config.train.learning_rate, weight_decay=config.train.weight_decay)
+
+
+def _resume(
+    trainer: Trainer,
+    previous: Checkpoint,
+    config: PipelineConfig,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> None:
+    """Continue ``previous`` (already loaded) and apply a learning rate changed since."""
+    trainer.resume(previous)
+    old_lr = (previous.meta.config or {})["train"]["learning_rate"]
+    if old_lr != config.train.learning_rate:
+        apply_learning_rate(trainer.optimizer, scheduler, old=old_lr, new=config.train.learning_rate)
+
+
+def _fit(
+    trainer: Trainer, dataset: PatchDataset, config: PipelineConfig, distributed: Distributed
+) -> TrainResult:
+    """Run the trainer on batches of ``dataset`` (sharded per rank), releasing DDP whatever happens."""
+
+    def batches(start: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        return batch_loader(
+            dataset,
+            config.data.batch_size,
+            start_iteration=start,
+            num_workers=config.data.num_workers,
+            rank=distributed.rank,
+            world_size=distributed.world_size,
+            pin_memory=trainer.device.type == "cuda",
+        )
+
+    try:
+        result = trainer.fit(batches, config.train.iterations)
+        distributed.barrier()
+    finally:
+        trainer.release_distributed()
+        distributed.close()
+    return result
+
+
+def _previous_run(latest: Path, config: PipelineConfig) -> Checkpoint | None:
     """The checkpoint to resume (``None`` when there is none), after checking the config may resume it."""
     if not latest.is_file():
         return None
-    previous = load_checkpoint(latest)
-    old_config = previous["metadata"].get("config")
-    if old_config is None:
+    previous = read_checkpoint(latest)
+    if previous.meta.config is None:
         raise ConfigError(f"cannot resume {latest}: it records no config; train into a new --out")
-    changes = check_resumable(old_config, config_dump, checkpoint=str(latest))
+    old_config = previous.meta.training_config()
+    changes = check_resumable(
+        old_config, config.model_dump(mode="json"), checkpoint=str(latest), defaults=config_defaults()
+    )
     for key, (old, new) in changes.items():
         logger.info("resuming with %s changed: %r -> %r", key, old, new)
     return previous
 
 
-def _initialize(model: torch.nn.Module, config: PipelineConfig) -> InitReport:
-    checkpoint = load_checkpoint(config.train.init)
-    old_classes = checkpoint["metadata"].get("classes") or []
-    return initialize_from(
+def _initialize(model: torch.nn.Module, config: PipelineConfig, init: Path) -> InitReport:
+    checkpoint = read_checkpoint(init)
+    old_classes = list(checkpoint.meta.classes)
+    report = initialize_from(
         model,
-        checkpoint["model"],
+        checkpoint.weights,
         class_map=class_index_map(config.data.classes, old_classes, config.train.label_map),
-        num_classes=model.constraints.out_channels,
-        checkpoint_num_classes=int(
-            checkpoint["metadata"].get("model", {}).get("params", {}).get("out_channels", len(old_classes))
-        ),
+        num_classes=constraints_of(model).out_channels,
+        checkpoint_num_classes=checkpoint.meta.out_channels or len(old_classes),
     )
+    if not report.loaded and not report.remapped:  # fine-tuning from nothing is training from scratch
+        name, why = next(iter(report.initialized.items()))
+        raise ConfigError(
+            f"--init (train.init) {init}: none of its tensors fits model {config.model.name!r} "
+            f"(e.g. {name}: {why}); pass a checkpoint of this model, or drop --init to train from scratch"
+        )
+    return report
 
 
 def _pretrain(
@@ -426,29 +539,35 @@ class _Images:
             yield batch[0]
 
 
-def _validator(
-    samples: Sequence[Sample],
-    window: SlidingWindow,
-    normalization: ZScore,
-    foreground: list[int],
-    config: PipelineConfig,
-):
+def _validation(samples: Sequence[Sample], normalization: ZScore, config: PipelineConfig) -> Validation:
+    """The validation score on ``samples``, every ``train.validate_every``.
+
+    Class models: the mean foreground Dice of sliding-window predictions. Instance
+    models: the mean AJI of their watershed objects (default thresholds), the score the
+    post-processing is tuned on afterwards.
+    """
     targets = _targets(config)
-    if targets["label_kind"] == "instances":  # instance models are chosen by held-out AJI
+    # validation follows the weights as they change: never a compiled (frozen) model
+    window = sliding_window_from_infer(config.infer, compile=False)
+    labelled = [s for s in samples if s.label is not None]
+    if targets.is_instances:
 
-        def validate_instances(model: torch.nn.Module) -> float:
-            return instance_score(Predictor(model, window, normalization, targets=targets), samples)
+        def aji(model: torch.nn.Module) -> float:
+            return instance_score(Predictor(model, window, normalization, targets=targets), labelled)
 
-        return validate_instances
-    cases = [(_in_memory(s.image), np.asarray(_in_memory(s.label).array)) for s in samples]
+        return Validation(aji, every=config.train.validate_every)
+    cases = [
+        (in_memory(s.image), np.asarray(in_memory(s.label).array)) for s in samples if s.label is not None
+    ]
+    foreground = list(range(1, len(config.data.classes)))
 
-    def validate(model: torch.nn.Module) -> float:
-        predictor = Predictor(model, window, normalization)
+    def score(model: torch.nn.Module) -> float:
+        predictor = Predictor(model, window, normalization, targets=targets)
         scores = []
         for image, label in cases:
-            labels = predictor.predict(image).labels.array[0]
+            labels = predictor.predict_label_array(image.array, source=image.meta.get("source"))
             per_class = overlap_metrics(label[0], labels, labels=foreground)
             scores += [per_class[c]["dice"] for c in foreground]
         return float(np.nanmean(scores)) if scores else float("nan")
 
-    return validate
+    return Validation(score, every=config.train.validate_every)

@@ -22,6 +22,8 @@ import numpy as np
 
 from medseg.config import PostProcessingConfig
 from medseg.data import Sample
+from medseg.data.sample import in_memory
+from medseg.errors import ConfigError
 from medseg.eval.instance import aggregated_jaccard_index
 from medseg.infer.postprocess import PostProcessing, instances_from_maps
 from medseg.infer.predictor import Predictor
@@ -82,12 +84,10 @@ def min_size_candidates(typical_object_voxels: float | None, default: int) -> tu
 
 
 def _cases(samples: Sequence[Sample]) -> list[tuple[Volume, np.ndarray]]:
-    cases = []
-    for sample in samples:
-        image = sample.image if isinstance(sample.image, Volume) else Volume(sample.image.read())
-        label = sample.label if isinstance(sample.label, Volume) else Volume(sample.label.read())
-        cases.append((image, np.asarray(label.array[0])))
-    return cases
+    """The labelled ``samples`` in memory: image and ``(*spatial)`` instance ids."""
+    return [
+        (in_memory(s.image), np.asarray(in_memory(s.label).array[0])) for s in samples if s.label is not None
+    ]
 
 
 def instance_score(
@@ -122,9 +122,12 @@ def tune_postprocessing(
         Median object size of the training labels (the data fingerprint); scales the
         minimum sizes searched.
     """
+    target = predictor.instance_target
+    if target is None:
+        raise ConfigError("post-processing is tuned for instance models; this one predicts class labels")
     default = PostProcessing()
     fixed = {k: v for k, v in settings.model_dump().items() if k != "tune" and v is not None}
-    grid = {
+    grid: dict[str, tuple[Any, ...]] = {
         "seed_threshold": SEED_THRESHOLDS,
         "foreground_threshold": FOREGROUND_THRESHOLDS,
         "min_size": min_size_candidates(typical_object_voxels, default.min_size),
@@ -143,7 +146,7 @@ def tune_postprocessing(
     scores = []
     for params in points:
         ajis = [
-            aggregated_jaccard_index(label, instances_from_maps(maps, predictor.instance_target, params))
+            aggregated_jaccard_index(label, instances_from_maps(maps, target, params))
             for maps, label in cases
         ]
         scores.append(float(np.nanmean(ajis)) if not np.all(np.isnan(ajis)) else float("nan"))

@@ -1,12 +1,14 @@
-"""Files shipped inside the package: dataset manifests and example pipeline configs.
+"""The shipped dataset manifests and example pipelines, from a checkout or an installed wheel.
 
-They are package data (installed with the wheel), found through
-:mod:`importlib.resources`, so ``medseg fetch isbi2012`` and the example pipelines work
-from any install, not only from a source checkout.
-
-- ``manifests/<name>.yaml``: one per dataset, validated by :class:`medseg.data.Manifest`;
-  the file stem is the dataset name used by ``medseg fetch`` and ``data.dataset``.
-- ``pipelines/<name>.yaml``: example pipeline configs (``medseg train``/``medseg run``).
+In the source tree they live at the top level, where users read and edit them:
+``data_manifests/<name>.yaml`` (one per dataset, validated by
+:class:`medseg.data.Manifest`; the file stem is the name ``medseg fetch`` takes) and
+``pipelines/<name>.yaml`` (example pipeline configs for ``medseg train``/``medseg run``).
+A wheel carries copies as package data, ``medseg/resources/manifests`` and
+``medseg/resources/pipelines`` (``setup.py``'s build hook puts them there), so the
+functions below find them from any install: the checkout's folders when medseg runs from
+a source tree (editable installs included), the package data otherwise.
+``published.yaml`` (the numbers ``report.md`` compares with) is package data in both.
 """
 
 from __future__ import annotations
@@ -18,18 +20,25 @@ from medseg.errors import DataNotFoundError
 
 __all__ = ["list_pipelines", "manifest_dir", "pipeline_dir", "shipped_pipeline"]
 
+#: Top-level folder of the source tree -> its name inside the installed package.
+_INSTALLED_AS = {"data_manifests": "manifests", "pipelines": "pipelines"}
+
 
 def _folder(name: str) -> Path:
-    return Path(str(files("medseg.resources") / name))
+    """The checkout's top-level ``name`` folder when running from a source tree, else the package data."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "setup.cfg").is_file() and (checkout / name).is_dir():
+        return checkout / name
+    return Path(str(files("medseg.resources") / _INSTALLED_AS[name]))
 
 
 def manifest_dir() -> Path:
-    """The folder of the shipped dataset manifests."""
-    return _folder("manifests")
+    """The folder of the shipped dataset manifests (``data_manifests/``)."""
+    return _folder("data_manifests")
 
 
 def pipeline_dir() -> Path:
-    """The folder of the shipped example pipelines."""
+    """The folder of the shipped example pipelines (``pipelines/``)."""
     return _folder("pipelines")
 
 

@@ -1,11 +1,15 @@
 """Checkpoints: model and optimizer state plus everything needed to use the model again.
 
 A checkpoint is a plain dict of tensors and builtin types, so it loads with
-``torch.load(weights_only=True)`` (no pickled code is executed).
+``torch.load(weights_only=True)`` (no pickled code is executed). Its layout and the
+:class:`~medseg.checkpoint_meta.CheckpointMeta` of its ``metadata`` are defined in
+:mod:`medseg.checkpoint_meta` (below ``train`` and ``infer``); :func:`load_checkpoint`
+is re-exported from there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 from pathlib import Path
@@ -14,14 +18,12 @@ from typing import Any
 import torch
 
 import medseg
-from medseg.errors import DataNotFoundError, FormatError
-from medseg.io import atomic_output
+from medseg.checkpoint_meta import CHECKPOINT_FORMAT, CheckpointMeta, load_checkpoint, read_checkpoint
+from medseg.io import atomic_output, recording_writer
 
-__all__ = ["save_checkpoint", "load_checkpoint", "update_metadata", "CHECKPOINT_FORMAT"]
+__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "save_checkpoint", "update_metadata"]
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = 1
 
 
 def save_checkpoint(
@@ -31,7 +33,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     iteration: int = 0,
-    metadata: dict[str, Any] | None = None,
+    metadata: CheckpointMeta | dict[str, Any] | None = None,
     state: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file, then rename).
@@ -44,9 +46,9 @@ def save_checkpoint(
         Their ``state_dict()`` is stored.
     iteration : int
         Training iterations done so far (for resuming).
-    metadata : dict
-        JSON-like facts to keep with the weights: model name and parameters, class
-        names, channel names, normalisation, patch size, resolved config.
+    metadata : CheckpointMeta or dict
+        What the model is (:class:`~medseg.checkpoint_meta.CheckpointMeta`: model spec,
+        classes, channels, normalisation, targets, resolved config); a dict is stored as given.
     state : dict
         Further training state stored under its own keys (gradient scaler, loss and
         validation history, random number generator states), for an exact resume.
@@ -57,7 +59,7 @@ def save_checkpoint(
         "format": CHECKPOINT_FORMAT,
         "model": model.state_dict(),
         "iteration": int(iteration),
-        "metadata": metadata or {},
+        "metadata": metadata.to_dict() if isinstance(metadata, CheckpointMeta) else (metadata or {}),
         "versions": {
             "medseg": medseg.__version__,
             "torch": str(torch.__version__),
@@ -74,47 +76,31 @@ def save_checkpoint(
         payload["optimizer"] = optimizer.state_dict()
     if scheduler is not None:
         payload["scheduler"] = scheduler.state_dict()
-    with atomic_output(path) as tmp:  # killed mid-save: cleaned up by the next save to `path`
-        torch.save(payload, tmp)
+    # killed mid-save: cleaned up by the next save to `path`; a full disk: an OutputError, not torch's
+    with atomic_output(path) as tmp, recording_writer(tmp) as handle:
+        torch.save(payload, handle)
     return path
 
 
-def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
+def update_metadata(path: str | Path, **fields: Any) -> Path:
+    """Replace fields of an existing checkpoint's :class:`~medseg.checkpoint_meta.CheckpointMeta`, rewritten atomically.
+
+    Parameters
+    ----------
+    path : path
+        The ``.pt`` file (as :func:`save_checkpoint` wrote it).
+    **fields
+        :class:`CheckpointMeta` field names and their new values (e.g. ``postprocessing=...``);
+        the meta is validated again before anything is written.
 
     Raises
     ------
-    DataNotFoundError
-        The file does not exist.
-    FormatError
-        The file is not a medseg checkpoint or is corrupt.
+    DataNotFoundError, FormatError
+        No checkpoint at ``path``, or it or the new meta does not validate (named).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(
-            f"checkpoint {path} does not exist; train a model first or pass the right path"
-        )
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises several unrelated types for corrupt files
-        raise FormatError(
-            f"cannot read checkpoint {path}: {err}; the file is corrupt or was not written by medseg"
-        ) from err
-    if not isinstance(payload, dict) or "model" not in payload or "format" not in payload:
-        raise FormatError(f"{path} is not a medseg checkpoint (no 'model'/'format' entries)")
-    if payload["format"] > CHECKPOINT_FORMAT:
-        raise FormatError(
-            f"{path} has checkpoint format {payload['format']}, this medseg reads up to "
-            f"{CHECKPOINT_FORMAT}; upgrade medseg"
-        )
-    return payload
-
-
-def update_metadata(path: str | Path, **entries: Any) -> Path:
-    """Set ``metadata[key] = value`` for each entry of an existing checkpoint, rewritten atomically."""
-    path = Path(path)
-    payload = load_checkpoint(path)
-    payload["metadata"] = {**payload.get("metadata", {}), **entries}
-    with atomic_output(path) as tmp:
-        torch.save(payload, tmp)
-    return path
+    checkpoint = read_checkpoint(path)
+    meta = dataclasses.replace(checkpoint.meta, **fields)
+    payload = {**checkpoint.payload, "metadata": meta.to_dict()}
+    with atomic_output(checkpoint.path) as tmp, recording_writer(tmp) as handle:
+        torch.save(payload, handle)
+    return checkpoint.path

@@ -172,7 +172,8 @@ def parameter_groups(
 ) -> list[dict[str, Any]]:
     """Optimiser groups: trainable pre-trained tensors at ``learning_rate * pretrained_factor``, the rest at ``learning_rate``."""
     pretrained_set = set(pretrained)
-    old, new = [], []
+    old: list[torch.nn.Parameter] = []
+    new: list[torch.nn.Parameter] = []
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
             (old if name in pretrained_set else new).append(parameter)

@@ -8,6 +8,10 @@
 * ``ignore_label``: voxels with this target value contribute nothing.
 * ``distance=True`` (instance ``distance`` target): the logits carry one more
   channel, trained with MSE of its sigmoid against the distance map (the first extra).
+
+Each loss declares the extra tensors it needs: ``needs_weight_map`` is true when it
+takes the border weight map as its last extra, so the data pipeline builds weight maps
+because the loss asks for them (:func:`needs_weight_map`), not because of its name.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from monai.losses import DiceLoss, MaskedDiceLoss
 
 from medseg.errors import ConfigError, ShapeError
 
-__all__ = ["LOSSES", "WeightedCrossEntropy", "build_loss"]
+__all__ = ["LOSSES", "WeightedCrossEntropy", "build_loss", "needs_weight_map"]
 
 #: Names accepted by :func:`build_loss` (``train.loss``).
 LOSSES = ("ce", "dice", "dice_ce", "unet_weighted_ce")
@@ -39,6 +43,9 @@ class WeightedCrossEntropy(torch.nn.Module):
     ``forward(logits, target, weights)`` takes logits ``(N, K, *spatial)``, integer
     targets ``(N, 1, *spatial)`` or ``(N, *spatial)`` and weights of the target's shape.
     """
+
+    #: Takes the border weight map as its last extra tensor.
+    needs_weight_map = True
 
     def __init__(self, ignore_label: int | None = None) -> None:
         super().__init__()
@@ -61,6 +68,8 @@ class WeightedCrossEntropy(torch.nn.Module):
 
 class _Segmentation(torch.nn.Module):
     """Cross entropy and/or soft Dice on ``(N, K, *S)`` logits, with an ignore label."""
+
+    needs_weight_map = False
 
     def __init__(self, *, ce: bool, dice: bool, ignore_label: int | None) -> None:
         super().__init__()
@@ -88,6 +97,7 @@ class _WithDistance(torch.nn.Module):
     def __init__(self, base: torch.nn.Module, ignore_label: int | None) -> None:
         super().__init__()
         self.base, self.ignore_label = base, ignore_label
+        self.needs_weight_map = needs_weight_map(base)
 
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, distance: torch.Tensor, *rest: torch.Tensor
@@ -126,3 +136,14 @@ def build_loss(name: str, *, ignore_label: int | None = None, distance: bool = F
             ce=name in ("ce", "dice_ce"), dice=name in ("dice", "dice_ce"), ignore_label=ignore_label
         )
     return _WithDistance(loss, ignore_label) if distance else loss
+
+
+def needs_weight_map(loss: torch.nn.Module) -> bool:
+    """Whether ``loss`` takes the U-Net border weight map as its last extra tensor.
+
+    Examples
+    --------
+    >>> needs_weight_map(build_loss("unet_weighted_ce")), needs_weight_map(build_loss("dice_ce"))
+    (True, False)
+    """
+    return bool(getattr(loss, "needs_weight_map", False))

@@ -4,52 +4,64 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 
 from medseg.errors import ConfigError
+from medseg.options import Precision
 
-__all__ = ["PRECISIONS", "Precision"]
-
-#: ``train.precision`` value -> autocast dtype (``None``: plain float32).
-PRECISIONS: dict[str, torch.dtype | None] = {
-    "float32": None,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
+__all__ = ["MixedPrecision", "StepPolicy"]
 
 
-class Precision:
-    """How one optimisation step runs: autocast dtype, gradient scaler and clipping.
+@dataclass(frozen=True)
+class StepPolicy:
+    """How each optimisation step runs: the forward pass's precision and gradient clipping.
 
     Parameters
     ----------
-    name : {'float32', 'bfloat16', 'float16'}
-        Autocast dtype of the forward pass (weights, optimiser state and the loss stay
-        float32). ``float16`` scales the loss against gradient underflow
-        (``torch.amp.GradScaler``); ``bfloat16`` has float32's range and needs none.
-    device : torch.device
-        Where the model runs (``cuda`` or ``cpu``; both support autocast).
+    precision : Precision or str
+        Autocast dtype of the forward pass (``train.precision``); weights, optimiser
+        state and the loss stay float32.
     grad_clip : float or None
-        Maximum global L2 norm of the gradients (``None``: no clipping).
+        Maximum global L2 norm of the gradients (``train.grad_clip``; ``None``: no clipping).
     """
 
-    def __init__(self, name: str, device: torch.device, *, grad_clip: float | None = None) -> None:
-        if name not in PRECISIONS:
-            raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
-        if grad_clip is not None and grad_clip <= 0:
-            raise ConfigError(f"train.grad_clip must be > 0, got {grad_clip}")
-        self.name = name
-        self.dtype = PRECISIONS[name]
+    precision: Precision = Precision.FLOAT32
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision.parse(self.precision, option="train.precision"))
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"train.grad_clip must be > 0, got {self.grad_clip}")
+
+
+class MixedPrecision:
+    """One optimisation step under a :class:`StepPolicy`: autocast, gradient scaler and clipping.
+
+    ``float16`` scales the loss against gradient underflow (``torch.amp.GradScaler``);
+    ``bfloat16`` has float32's range and needs none.
+
+    Parameters
+    ----------
+    policy : StepPolicy
+        Precision and clipping.
+    device : torch.device
+        Where the model runs (``cuda`` or ``cpu``; both support autocast).
+    """
+
+    def __init__(self, policy: StepPolicy, device: torch.device) -> None:
+        self.policy = policy
+        self.precision = Precision.parse(policy.precision)
         self.device_type = torch.device(device).type
-        self.grad_clip = grad_clip
-        self.scaler = torch.amp.GradScaler(self.device_type, enabled=name == "float16")
+        self.grad_clip = policy.grad_clip
+        self.scaler = torch.amp.GradScaler(self.device_type, enabled=self.precision.needs_grad_scaling)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context for the forward pass."""
-        if self.dtype is None:
+        if not self.precision.is_mixed:
             return contextlib.nullcontext()
-        return torch.autocast(self.device_type, dtype=self.dtype)
+        return torch.autocast(self.device_type, dtype=self.precision.torch_dtype())
 
     def step(
         self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: Iterable[torch.Tensor]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -94,7 +95,7 @@ def _stream(batches: Iterable[torch.Tensor | Sequence[torch.Tensor]]) -> Iterato
 
 
 def pretrain_layerwise(
-    model: nn.Module,
+    model: Any,
     batches: Iterable[torch.Tensor | Sequence[torch.Tensor]],
     *,
     corruption: str = "masking",
@@ -115,7 +116,8 @@ def pretrain_layerwise(
     Parameters
     ----------
     model : nn.Module
-        Model to pretrain in place; it must declare ``supports_layerwise_pretraining``.
+        Model to pretrain in place; it must declare ``supports_layerwise_pretraining`` and have
+        ``encoders``, ``encode``, ``act``, ``head``, ``patch_size`` and ``spatial_dims`` (the sDAE).
     batches : iterable of torch.Tensor
         Image batches ``N, C, *spatial`` with every spatial size >= ``patch_size``
         (tuples ``(image, ...)`` are accepted, only the image is used). Iterated again

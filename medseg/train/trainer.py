@@ -1,7 +1,9 @@
 """A small, exactly resumable training loop that is handed its objects (torch-em style).
 
-The loop only steps, validates, stops and saves; what a step computes in which
-precision is :class:`~medseg.train.precision.Precision`'s, how ranks cooperate is
+The loop only steps, validates, stops and saves, as its policies say
+(:class:`Validation`, :class:`Checkpointing`, :class:`Stopping`,
+:class:`~medseg.train.precision.StepPolicy`); what a step computes in which
+precision is :class:`~medseg.train.precision.MixedPrecision`'s, how ranks cooperate is
 :class:`~medseg.train.distributed.Distributed`'s, and where batches come from is the
 caller's (a function of the start iteration, see :mod:`medseg.train.stream`).
 """
@@ -13,21 +15,22 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from medseg.checkpoint_meta import Checkpoint, CheckpointMeta
 from medseg.device import resolve_device
 from medseg.errors import ConfigError, DataValueError
 from medseg.models.blocks import center_crop
 from medseg.train.checkpoint import load_checkpoint, save_checkpoint
 from medseg.train.distributed import Distributed
-from medseg.train.precision import Precision
+from medseg.train.precision import MixedPrecision, StepPolicy
 
-__all__ = ["History", "Stopping", "TrainResult", "Trainer", "poly_schedule"]
+__all__ = ["Checkpointing", "History", "Stopping", "TrainResult", "Trainer", "Validation", "poly_schedule"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +55,13 @@ def poly_schedule(
 
 @dataclass
 class History:
-    """Loss per iteration and validation scores since iteration 0 (kept across resumes)."""
+    """Loss per iteration, validation scores and training seconds since iteration 0 (kept across resumes)."""
 
     losses: list[float] = field(default_factory=list)
     validation: list[tuple[int, float]] = field(default_factory=list)
     best_score: float = -math.inf
     since_best: int = 0
+    seconds: float = 0.0
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -65,6 +69,7 @@ class History:
             "validation": [[int(i), float(s)] for i, s in self.validation],
             "best_score": float(self.best_score),
             "since_best": int(self.since_best),
+            "seconds": float(self.seconds),
         }
 
     @classmethod
@@ -74,6 +79,7 @@ class History:
             validation=[(int(i), float(s)) for i, s in state["validation"]],
             best_score=float(state["best_score"]),
             since_best=int(state["since_best"]),
+            seconds=float(state.get("seconds", 0.0)),
         )
 
 
@@ -95,9 +101,10 @@ class Stopping:
 
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` did; ``losses``/``validation`` span every run of a resumed job."""
+    """What :meth:`Trainer.fit` did; ``losses``/``validation``/``seconds`` span every run of a resumed job."""
 
     iterations: int
+    #: Training seconds over every run of the job (up to each run's last checkpoint, then this run).
     seconds: float
     losses: list[float] = field(default_factory=list)
     validation: list[tuple[int, float]] = field(default_factory=list)
@@ -108,8 +115,64 @@ class TrainResult:
     data_seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class Validation:
+    """How and how often a training run is validated.
+
+    Parameters
+    ----------
+    score : callable
+        ``score(model) -> float``, higher is better (e.g. mean foreground Dice); the best
+        score so far decides ``best.pt`` and early stopping.
+    every : int
+        Interval in iterations (the last iteration of a run is always validated).
+    """
+
+    score: Callable[[torch.nn.Module], float]
+    every: int = 100
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise ConfigError(f"validate_every must be >= 1, got {self.every}")
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where checkpoints go, how often, and what they say about the model.
+
+    Parameters
+    ----------
+    directory : path
+        Gets ``latest.pt`` (every ``every`` iterations, when stopping and at the end) and
+        ``best.pt`` (best validation score; the final model without validation).
+    every : int
+        Interval in iterations.
+    meta : CheckpointMeta or dict or None
+        Stored in every checkpoint (model spec, classes, normalisation, config ...), with
+        the best score so far.
+    """
+
+    directory: Path
+    every: int = 100
+    meta: CheckpointMeta | dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "directory", Path(self.directory))
+        if self.every < 1:
+            raise ConfigError(f"checkpoint_every must be >= 1, got {self.every}")
+
+    def meta_with(self, best_score: float) -> CheckpointMeta | dict[str, Any]:
+        """The metadata to store, with ``best_score``."""
+        if isinstance(self.meta, CheckpointMeta):
+            return replace(self.meta, best_score=best_score)
+        return {**(self.meta or {}), "best_score": best_score}
+
+
 class Trainer:
     """Train a model on an endless stream of batches, with validation, checkpoints and resume.
+
+    The trainer is handed objects (torch-em style): the model, loss and optimiser, and a
+    few policies saying when to validate, save and stop and how a step runs.
 
     Parameters
     ----------
@@ -122,25 +185,24 @@ class Trainer:
         Stepped once per iteration.
     device : str or None
         ``None`` picks CUDA when available.
-    checkpoint_dir : path or None
-        Where ``latest.pt`` (every ``checkpoint_every`` iterations, when stopping and at
-        the end) and ``best.pt`` (best validation score) go; ``None`` writes nothing.
-    validate : callable or None
-        ``validate(model) -> float``, higher is better (e.g. mean foreground Dice).
-    validate_every, checkpoint_every : int
-        Intervals in iterations.
+    validation : Validation or None
+        Score function and interval; ``None`` never validates.
+    checkpoints : Checkpointing or None
+        Folder, interval and metadata of ``latest.pt``/``best.pt``; ``None`` writes nothing.
     stopping : Stopping
         Time budget and early stopping.
-    precision : str
-        ``float32``, ``bfloat16`` or ``float16`` autocast (:class:`Precision`).
-    grad_clip : float or None
-        Maximum gradient norm.
+    step : StepPolicy
+        Precision (autocast, float16 gradient scaling) and gradient clipping.
     distributed : Distributed or None
         Rank and world size; only rank 0 validates and saves.
-    metadata : dict or None
-        Stored in every checkpoint (model name/params, classes, config...).
     progress : bool
         Show a tqdm bar with the running loss.
+
+    Examples
+    --------
+    >>> trainer = Trainer(model, loss, optimizer, checkpoints=Checkpointing("run/checkpoints"),
+    ...                   validation=Validation(score, every=50))       # doctest: +SKIP
+    >>> result = trainer.fit(batches, iterations=500)                   # doctest: +SKIP
     """
 
     def __init__(
@@ -151,21 +213,13 @@ class Trainer:
         *,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         device: str | None = None,
-        checkpoint_dir: str | Path | None = None,
-        validate: Callable[[torch.nn.Module], float] | None = None,
-        validate_every: int = 100,
-        checkpoint_every: int = 100,
+        validation: Validation | None = None,
+        checkpoints: Checkpointing | None = None,
         stopping: Stopping = Stopping(),
-        precision: str = "float32",
-        grad_clip: float | None = None,
+        step: StepPolicy = StepPolicy(),
         distributed: Distributed | None = None,
-        metadata: dict[str, Any] | None = None,
         progress: bool = False,
     ) -> None:
-        if validate_every < 1 or checkpoint_every < 1:
-            raise ConfigError(
-                f"validate_every and checkpoint_every must be >= 1, got {validate_every}, {checkpoint_every}"
-            )
         self.distributed = distributed or Distributed()
         device_ = resolve_device(None if device is None else str(device), option="train.device")
         self.device = self.distributed.device(device_)
@@ -174,38 +228,41 @@ class Trainer:
         self.loss = loss
         self.optimizer = optimizer
         self.scheduler = scheduler
-        self.precision = Precision(precision, self.device, grad_clip=grad_clip)
-        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.validate = validate
-        self.validate_every = validate_every
-        self.checkpoint_every = checkpoint_every
+        self.precision = MixedPrecision(step, self.device)
+        self.validation = validation
+        self.checkpoints = checkpoints
+        self.checkpoint_dir = checkpoints.directory if checkpoints is not None else None
         self.stopping = stopping
-        self.metadata = metadata or {}
         self.progress = progress
         self.iteration = 0
         self.history = History()
+        self._clock_origin = time.perf_counter()
 
     @property
     def best_score(self) -> float:
         return self.history.best_score
 
-    def resume(self, path: str | Path | None = None) -> bool:
-        """Load the complete training state from ``path`` (default: ``latest.pt``).
+    def resume(self, source: str | Path | Checkpoint | None = None) -> bool:
+        """Load the complete training state from ``source`` (default: ``latest.pt``).
 
-        Model, optimiser, scheduler, gradient scaler, iteration, loss/validation history
-        and random number generator states are restored. Returns ``False`` when there
-        is nothing to resume from.
+        ``source`` is a checkpoint file or a :class:`~medseg.checkpoint_meta.Checkpoint`
+        already loaded (then the file is not read again). Model, optimiser, scheduler,
+        gradient scaler, iteration, loss/validation history and random number generator
+        states are restored. Returns ``False`` when there is nothing to resume from.
 
         Raises
         ------
         ConfigError
             The checkpoint's weights do not fit this model.
         """
-        if path is None:
+        if source is None:
             if self.checkpoint_dir is None or not (self.checkpoint_dir / "latest.pt").is_file():
                 return False
-            path = self.checkpoint_dir / "latest.pt"
-        state = load_checkpoint(path, map_location=self.device)
+            source = self.checkpoint_dir / "latest.pt"
+        if isinstance(source, Checkpoint):
+            path, state = source.path, source.payload
+        else:
+            path, state = Path(source), load_checkpoint(source, map_location=self.device)
         try:
             self.network.load_state_dict(state["model"])
         except RuntimeError as err:
@@ -241,6 +298,7 @@ class Trainer:
             batches = batches(self.iteration)
         result = TrainResult(iterations=self.iteration, seconds=0.0)
         start = time.perf_counter()
+        self._clock_origin = start - self.history.seconds  # seconds count over every resumed run
         main = self.distributed.is_main
         bar = tqdm(
             total=iterations,
@@ -264,26 +322,28 @@ class Trainer:
                 self.stopping.max_minutes is not None
                 and time.perf_counter() - start > 60 * self.stopping.max_minutes
             )
+            validation = self.validation
             if (
                 main
-                and self.validate is not None
-                and (self.iteration % self.validate_every == 0 or self.iteration == iterations or out_of_time)
+                and validation is not None
+                and (self.iteration % validation.every == 0 or self.iteration == iterations or out_of_time)
             ):  # the last iteration of a run is always validated, so best.pt exists
-                stop = self._run_validation(result)
+                stop = self._run_validation(validation, result)
             if out_of_time:
                 stop = stop or f"time budget of {self.stopping.max_minutes} minutes"
             stopping = self.distributed.any(stop is not None)
-            if stopping or self.iteration % self.checkpoint_every == 0 or self.iteration == iterations:
+            every = self.checkpoints.every if self.checkpoints is not None else iterations
+            if stopping or self.iteration % every == 0 or self.iteration == iterations:
                 self._save("latest.pt", result)
             if stopping:
                 result.stopped = stop or "another rank stopped"
                 logger.info("stopped at iteration %d: %s", self.iteration, result.stopped)
                 break
         bar.close()
-        if self.validate is None:
+        if self.validation is None:
             self._save("best.pt", result)
         result.iterations = self.iteration
-        result.seconds = time.perf_counter() - start
+        result.seconds = self.history.seconds = time.perf_counter() - self._clock_origin
         result.best_score = self.history.best_score
         result.losses = list(self.history.losses)
         result.validation = list(self.history.validation)
@@ -316,10 +376,10 @@ class Trainer:
         self.model = self.network
         gc.collect()
 
-    def _run_validation(self, result: TrainResult) -> str | None:
+    def _run_validation(self, validation: Validation, result: TrainResult) -> str | None:
         """Validate; return why training should stop (patience exhausted) or ``None``."""
         self.network.eval()
-        score = float(self.validate(self.network))
+        score = float(validation.score(self.network))
         self.model.train()
         self.history.validation.append((self.iteration, score))
         logger.info("iteration %d: validation score %.4f", self.iteration, score)
@@ -335,18 +395,19 @@ class Trainer:
         return None
 
     def _save(self, name: str, result: TrainResult) -> None:
-        if self.checkpoint_dir is None or not self.distributed.is_main:
+        if self.checkpoints is None or not self.distributed.is_main:
             return
+        self.history.seconds = time.perf_counter() - self._clock_origin
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         path = save_checkpoint(
-            self.checkpoint_dir / name,
+            self.checkpoints.directory / name,
             model=self.network,
             optimizer=self.optimizer,
             scheduler=self.scheduler,
             iteration=self.iteration,
-            metadata={**self.metadata, "best_score": self.history.best_score},
+            metadata=self.checkpoints.meta_with(self.history.best_score),
             state={
                 "scaler": self.precision.scaler.state_dict(),
                 "history": self.history.to_state(),

@@ -9,11 +9,18 @@ branch are strict xfails that the merge flips.
 
 from __future__ import annotations
 
+import copy
+import gzip
 import hashlib
+import http.server
 import io
 import os
 import re
+import resource
+import signal
 import subprocess
+import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -135,7 +142,57 @@ def world(tmp_path_factory) -> Path:
     raw = {"name": "raw.bin", "sha256": hashlib.sha256(payload).hexdigest()}
     _manifest(w / "clobber.yaml", [raw, _zip_file(have / "clobber.zip", {"raw.bin": b"EVIL"})])
     _manifest(w / "local_url.yaml", [{**raw, "url": "file:///etc/hostname"}])
+    # outputs that exist but are not finished predictions (a file named like a store, a broken store)
+    (w / "done_file").mkdir()
+    (w / "done_file" / "stack.zarr").write_text("not a store")
+    (w / "done_broken").mkdir()
+    (w / "done_broken" / "stack.zarr").mkdir()
+    (w / "done_broken" / "stack.zarr" / ".zarray").write_text("{broken")
+    # a checkpoint of another model: no tensor name in common with the tiny U-Net
+    alien = torch.load(w / "run" / "checkpoints" / "best.pt", weights_only=True)
+    alien["model"] = {f"other.{name}": tensor for name, tensor in alien["model"].items()}
+    torch.save(alien, w / "alien.pt")
+    from medseg.io import Volume, write
+
+    write(Volume(image[None, :2].astype(np.float32)), w / "small.h5")
+    with h5py.File(w / "empty.h5", "w") as handle:  # a stack of 0 sections
+        handle.create_dataset("raw", data=np.zeros((0, 40, 48), np.float32))
+    nifti = nib.Nifti1Image(image[:2].T.astype(np.float32), np.eye(4))
+    nib.save(nifti, w / "whole.nii")
+    (w / "trunc.nii").write_bytes((w / "whole.nii").read_bytes()[:9000])
+    packed = gzip.compress((w / "whole.nii").read_bytes())
+    (w / "trunc.nii.gz").write_bytes(packed[: len(packed) // 2])
+    write(Volume(np.stack([image[0], image[0]]).astype(np.float32)), w / "two_channel.tif")
+    # a block-wise job left incomplete, whose input then changed (same shape, new content)
+    tifffile.imwrite(w / "changing.tif", image[:2], photometric="minisblack")
+    blocks = ["--block-shape", "1", "20", "24", "--no-progress"]
+    assert (
+        main(["predict", "-m", str(w / "run"), "-i", str(w / "changing.tif"), "-o", str(w / "job"), *blocks])
+        == 0
+    )
+    (w / "job" / "changing.zarr").rename(w / "job" / "changing.zarr.incomplete")
+    tifffile.imwrite(w / "changing.tif", image[1:3], photometric="minisblack")
+    _evaluate_folders(w, (image[0] > 128).astype(np.uint8))
+    _crafted_checkpoints(w)
     return w
+
+
+def _evaluate_folders(w: Path, mask: np.ndarray) -> None:
+    """Prediction folders for evaluate: a stale second file of a case, duplicate references, non-labels."""
+    for name in ("ev_two_pred", "ev_two_gt", "ev_float", "ev_nan", "ev_negative", "ev_png"):
+        (w / name).mkdir()
+    tifffile.imwrite(w / "ev_two_pred" / "a.tif", mask)
+    nib.save(nib.Nifti1Image(mask.T.copy(), np.eye(4)), w / "ev_two_pred" / "a.nii.gz")
+    tifffile.imwrite(w / "ev_two_gt" / "a.tif", mask)
+    tifffile.imwrite(w / "ev_two_gt" / "a.tiff", mask)
+    tifffile.imwrite(w / "ev_float" / "a.tif", mask.astype(np.float32) / 2)
+    nan = mask.astype(np.float32)
+    nan[0, 0] = np.nan
+    tifffile.imwrite(w / "ev_nan" / "a.tif", nan)
+    tifffile.imwrite(w / "ev_negative" / "a.tif", mask.astype(np.int16) - 1)
+    from PIL import Image
+
+    Image.fromarray(mask * 255).save(w / "ev_png" / "a.png")
 
 
 # (id, argv with {w}=world and {out}=this case's output folder, exit status, pattern the error line matches)
@@ -419,6 +476,154 @@ CASES = [
         r"--device: 'cuda' asked for a GPU",
         marks=pytest.mark.skipif(not NO_CUDA, reason="this machine has CUDA"),
     ),
+    # issue 21: outputs, resumes, inputs and limits
+    _case(
+        "predict-existing-output-is-a-file",
+        "predict -m {w}/run -i {w}/stack.tif -o {w}/done_file --block-shape 2 20 24",
+        2,
+        r"stack\.zarr exists but is not a finished prediction: .*a file; delete it or .*--overwrite",
+    ),
+    _case(
+        "predict-existing-zarr-is-broken",
+        "predict -m {w}/run -i {w}/stack.tif -o {w}/done_broken --block-shape 2 20 24",
+        2,
+        r"stack\.zarr exists but is not a finished prediction: it does not open as a Zarr array",
+    ),
+    _case(
+        "train-resume-without-checkpoint",
+        "train {w}/tiny.yaml --out {out} --resume",
+        2,
+        r"--resume: there is no checkpoint to resume at .*latest\.pt; check --out .*or drop --resume",
+    ),
+    _case(
+        "train-init-loads-nothing",
+        "train {w}/tiny.yaml --out {out} --init {w}/alien.pt",
+        2,
+        r"--init \(train\.init\) .*alien\.pt: none of its tensors fits model 'unet' .*drop --init",
+    ),
+    _case(
+        "predict-empty-image",
+        "predict -m {w}/run -i {w}/empty.h5:/raw -o {out}",
+        2,
+        r"empty\.h5 has no voxels \(shape \(0, 40, 48\)\); there is nothing to predict",
+    ),
+    _case(
+        "predict-empty-image-blocks",
+        "predict -m {w}/run -i {w}/empty.h5:/raw -o {out} --block-shape 2 20 24",
+        2,
+        r"empty\.h5:/raw has no voxels",
+    ),
+    _case(
+        "predict-truncated-nifti-blocks",
+        "predict -m {w}/run -i {w}/trunc.nii -o {out} --block-shape 2 20 24",
+        2,
+        r"NIfTI file .*trunc\.nii is truncated: its header declares a 48 x 40 x 2 float32 array",
+    ),
+    _case(
+        "predict-truncated-nifti-gz-blocks",
+        "predict -m {w}/run -i {w}/trunc.nii.gz -o {out} --block-shape 2 20 24",
+        2,
+        r"cannot read NIfTI data of .*trunc\.nii\.gz: .*is the file truncated",
+    ),
+    _case(
+        "predict-two-channel-image",
+        "predict -m {w}/run -i {w}/two_channel.tif -o {out}",
+        2,
+        r"two_channel\.tif has 2 channel\(s\) but the model was trained on 1 .*pass images with 1 channel",
+    ),
+    _case(
+        "predict-two-channel-image-blocks",
+        "predict -m {w}/run -i {w}/two_channel.tif -o {out} --block-shape 20 24",
+        2,
+        r"two_channel\.tif has 2 channel\(s\) but the model was trained on 1",
+    ),
+    _case(
+        "predict-blocks-resume-changed-input",
+        "predict -m {w}/run -i {w}/changing.tif -o {w}/job --block-shape 1 20 24",
+        2,
+        r"cannot resume .*changing\.zarr\.incomplete: the input .*changing\.tif changed since the interrupted run "
+        r"\(.*content differ\).*--overwrite",
+    ),
+    # evaluate (issue 21: two files for one case, duplicate references, values that are no labels)
+    _case(
+        "evaluate-two-predictions-one-case",
+        "evaluate --pred {w}/ev_two_pred --gt {w}/ev_gt --format labelmap -o {out}",
+        2,
+        r"two prediction files for case 'a': .*ev_two_pred/a\.nii\.gz and .*ev_two_pred/a\.tif",
+    ),
+    _case(
+        "evaluate-two-references-one-case",
+        "evaluate --pred {w}/ev_pred --gt {w}/ev_two_gt --format labelmap -o {out}",
+        2,
+        r"two reference files for case 'a': .*ev_two_gt/a\.tif and .*ev_two_gt/a\.tiff",
+    ),
+    _case(
+        "evaluate-float-labels",
+        "evaluate --pred {w}/ev_float --gt {w}/ev_gt --format labelmap -o {out} --workers 1",
+        2,
+        r"prediction .*ev_float/a\.tif has dtype float32 with non-integral, negative or non-finite values",
+    ),
+    _case(
+        "evaluate-nan-labels",
+        "evaluate --pred {w}/ev_nan --gt {w}/ev_gt --format labelmap -o {out} --workers 1",
+        2,
+        r"prediction .*ev_nan/a\.tif has dtype float32 with non-integral, negative or non-finite values",
+    ),
+    _case(
+        "evaluate-negative-labels",
+        "evaluate --pred {w}/ev_negative --gt {w}/ev_gt --format labelmap -o {out} --workers 1",
+        2,
+        r"prediction .*ev_negative/a\.tif holds negative labels \(min -1\)",
+    ),
+    _case(
+        "evaluate-isbi2012-no-reference-files",
+        "evaluate --pred {w}/ev_png --gt {w}/ev_png --format isbi2012 -o {out}",
+        2,
+        r"no reference file of format 'isbi2012' in --gt .*ev_png \(ISBI 2012 EM: float32 multipage TIFF",
+    ),
+    _case(
+        "evaluate-format-misspelt",
+        "evaluate --pred {w}/ev_pred --gt {w}/ev_gt --format labelmpa -o {out}",
+        2,
+        r"unknown format 'labelmpa' \(did you mean 'labelmap'\?\)",
+    ),
+    # crafted checkpoints: a FormatError naming the file, before any large allocation
+    _case(
+        "predict-checkpoint-depth-mismatch",
+        "predict -m {w}/crafted/depth.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"depth\.pt: the checkpoint's weights do not match its model .*missing",
+    ),
+    _case(
+        "predict-checkpoint-huge-params",
+        "predict -m {w}/crafted/huge.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"huge\.pt: the checkpoint's weights do not match its model .*model needs \(100000, 1, 3, 3\)",
+    ),
+    _case(
+        "predict-checkpoint-no-normalization",
+        "predict -m {w}/crafted/no_norm.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"no_norm\.pt: checkpoint metadata has no 'normalization'",
+    ),
+    _case(
+        "predict-checkpoint-missing-weights",
+        "predict -m {w}/crafted/missing.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"missing\.pt: the checkpoint's weights do not match its model .*missing",
+    ),
+    _case(
+        "predict-checkpoint-std-0",
+        "predict -m {w}/crafted/std0.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"std0\.pt: checkpoint normalization std must be > 0 per channel, got \[0\.0\]; the checkpoint is damaged",
+    ),
+    _case(
+        "predict-checkpoint-newer-meta",
+        "predict -m {w}/crafted/newer.pt -i {w}/stack.tif -o {out}",
+        2,
+        r"newer\.pt has checkpoint metadata version 99, this medseg reads up to 2; upgrade medseg",
+    ),
 ]
 
 
@@ -495,3 +700,117 @@ def test_a_read_only_output_folder_is_refused_before_work(world, tmp_path, capsy
             subprocess.run(["umount", str(locked)], check=False)
         else:
             locked.chmod(0o755)
+
+
+def _file_size_limited(limit: int):
+    """``preexec_fn``: files of at most ``limit`` bytes, SIGXFSZ ignored (writes fail with EFBIG)."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    return apply
+
+
+@pytest.mark.parametrize(
+    ("case", "argv", "pattern"),
+    [
+        (
+            "predict-hdf5-over-file-size-limit",
+            "predict -m {w}/run -i {w}/small.h5 -o {out} --no-progress",
+            r"small\.h5: files written by this process are limited to 2\.0 KiB \(the file-size limit, ulimit -f\)",
+        ),
+        (
+            "train-checkpoint-over-file-size-limit",
+            "train {w}/tiny.yaml --out {out} --no-progress",
+            r"latest\.pt: files written by this process are limited to 2\.0 KiB",
+        ),
+    ],
+    ids=lambda value: value if isinstance(value, str) and value.startswith(("predict-", "train-")) else "",
+)
+def test_file_size_limit_is_one_clear_error(world, tmp_path, case, argv, pattern):
+    """At RLIMIT_FSIZE HDF5 crashed (exit 139) and torch.save raised '[enforce fail ...]'."""
+    out = tmp_path / "out"
+    args = argv.format(w=world, out=out).split(" ")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "medseg", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=_file_size_limited(2048),
+        check=False,
+        timeout=600,
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.startswith(f"medseg {args[0]}: error:")]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1 and re.search(pattern, lines[0]), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    written = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
+    assert written == [] and not _leftovers(tmp_path)
+
+
+class _NoContentLength(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        try:
+            for _ in range(64):
+                self.wfile.write(b"\x00" * 65536)
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize(
+    ("case", "pattern"),
+    [
+        (
+            "fetch-no-content-length",
+            r"a\.bin is larger than the 16 bytes the manifest declares \(got 17; stopped there, nothing kept\)",
+        ),
+        ("fetch-offline-nothing-downloaded", r"could not download .*; nothing was downloaded\. If you are"),
+    ],
+)
+def test_fetch_over_http_gives_one_clear_error(tmp_path, capsys, case, pattern):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoContentLength)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    if case == "fetch-offline-nothing-downloaded":
+        server.shutdown()
+        server.server_close()
+    try:
+        entry = {"name": "a.bin", "url": f"http://127.0.0.1:{port}/a.bin", "sha256": "0" * 64, "size": 16}
+        manifest = _manifest(tmp_path / "toy.yaml", [entry])
+        out = tmp_path / "out"
+        code = _run(["fetch", str(manifest), "--root", str(out), "--retries", "0", "--timeout", "5"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("medseg fetch: error:")]
+    assert code == 2 and len(lines) == 1 and re.search(pattern, lines[0]), err
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+
+
+def _crafted_checkpoints(w: Path) -> None:
+    """Copies of the world's checkpoint with edited metadata or weights (bug reports' crafted files)."""
+    state = torch.load(w / "run" / "checkpoints" / "best.pt", weights_only=True)
+    params = state["metadata"]["model"]["params"]
+    edits = {
+        "depth": lambda s: s["metadata"]["model"]["params"].update(depth=params["depth"] + 1),
+        # U-Net with 100000 features: ~720 GB of float32 weights if it were built
+        "huge": lambda s: s["metadata"]["model"]["params"].update(features=100_000),
+        "no_norm": lambda s: s["metadata"].pop("normalization"),
+        "missing": lambda s: s["model"].pop(next(iter(s["model"]))),
+        "std0": lambda s: s["metadata"]["normalization"].update(std=[0.0]),
+        "newer": lambda s: s["metadata"].update(version=99),
+    }
+    (w / "crafted").mkdir()
+    for name, edit in edits.items():
+        crafted = copy.deepcopy(state)
+        edit(crafted)
+        torch.save(crafted, w / "crafted" / f"{name}.pt")

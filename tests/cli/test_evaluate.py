@@ -118,3 +118,34 @@ def test_cremi_format_scores_neuron_ids_with_the_border_mask_in_nm(tmp_path, cap
     assert scores[8.0]["cremi_score"] != pytest.approx(scores[None]["cremi_score"])  # the mask matters
     code = main([*args[:-1], "instances", "--border-threshold", "200", "-o", str(tmp_path / "x")])
     assert code == 2 and "--format cremi only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("slices", [3, 4])
+def test_stacks_saved_with_tifffile_defaults_are_scored_as_stacks(tmp_path, capsys, slices):
+    """tifffile.imwrite stores a 3/4-slice uint8/uint16 stack as one planar RGB(A) page:
+    label formats read it as a Z stack (isbi2012 was refused with a geometry error naming
+    no file; instances said 'a instance map has one channel, got 4')."""
+    import tifffile
+
+    rng = np.random.default_rng(slices)
+    instances = np.zeros((slices, 24, 24), np.uint16)
+    instances[:, 2:10, 2:10], instances[:, 12:20, 4:14] = 1, 2
+    labels = np.where(rng.random((slices, 24, 24)) > 0.3, 255, 0).astype(np.uint8)
+    files = {
+        "inst/gt/c1.tif": instances,
+        "inst/pred/c1.tif": instances,
+        "isbi/gt/c1.tif": labels,
+        "isbi/pred/c1.tif": (labels / 255).astype(np.float32),
+    }
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(tmp_path / name, data)  # tifffile's defaults
+    scores = {}
+    for fmt, folder in (("instances", "inst"), ("isbi2012", "isbi")):
+        report = tmp_path / f"eval-{fmt}"
+        pair = ["--pred", str(tmp_path / folder / "pred"), "--gt", str(tmp_path / folder / "gt")]
+        code = main(["evaluate", *pair, "--format", fmt, "-o", str(report), "--no-plot"])
+        assert code == 0, capsys.readouterr().err
+        scores[fmt] = json.loads((report / "summary.json").read_text())["mean"]
+    assert scores["isbi2012"]["all"]["pixel_error"] == 0.0 and scores["isbi2012"]["all"]["v_rand"] == 1.0
+    assert scores["instances"]["all"]["aji"] == 1.0 and scores["instances"]["all"]["pq"] == 1.0

@@ -240,3 +240,17 @@ def test_ome_zarr_option_writes_the_same_labels_as_an_ngff_group(run_dir, tmp_pa
         assert [case["case"] for case in summary["metric_per_case"]] == ["s"]
         metrics = summary["metric_per_case"][0]["metrics"]
         assert metrics and all(m["Dice"] == 1.0 for m in metrics.values())
+
+
+def test_save_probabilities_with_block_shape_writes_a_probability_store(run_dir, tmp_path):
+    rng = np.random.default_rng(3)
+    stack = write(Volume(rng.random((1, 3, 40, 48), dtype=np.float32)), tmp_path / "s.tif")
+    base = ["predict", "-m", str(run_dir), "-i", str(stack), "--no-progress", "--save-probabilities"]
+    assert main([*base, "-o", str(tmp_path / "memory")]) == 0
+    assert main([*base, "-o", str(tmp_path / "blocks"), "--block-shape", "1", "32", "32"]) == 0
+    assert sorted(p.name for p in (tmp_path / "blocks").iterdir()) == ["s.zarr", "s_probabilities.zarr"]
+    in_memory = read(tmp_path / "memory" / "s_probabilities.tif").array
+    blocks = read(tmp_path / "blocks" / "s_probabilities.zarr").array
+    assert blocks.shape == in_memory.shape == (2, 3, 40, 48)
+    np.testing.assert_allclose(blocks, in_memory, atol=1e-5)
+    np.testing.assert_array_equal(read(tmp_path / "blocks" / "s.zarr").array[0], blocks.argmax(0))

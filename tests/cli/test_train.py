@@ -61,6 +61,7 @@ def test_resume_extends_a_finished_run_and_keeps_its_history(setup, tmp_path):
     assert main(args) == 0
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["iterations"] == 5 and summary["losses"][:3] == first["losses"]
+    assert summary["seconds"] > first["seconds"]  # the time of both runs
     assert [it for it, _ in summary["validation"]] == [3, 5]
 
 

@@ -361,3 +361,57 @@ def test_a_root_that_is_a_file_is_refused(tmp_path, make_manifest):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ConfigError, match=r"afile is an existing file, not a folder"):
         fetch_dataset(manifest, tmp_path / "afile")
+
+
+class _EndlessStream(http.server.BaseHTTPRequestHandler):
+    """Answers with a body and no Content-Length (ends when the connection closes), 8 MiB at most."""
+
+    sent = 0
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        chunk = b"\x00" * 65536
+        try:
+            for _ in range(128):
+                self.wfile.write(chunk)
+                type(self).sent += len(chunk)
+        except OSError:
+            pass  # the client stopped reading
+
+
+def test_a_stream_without_content_length_stops_at_the_declared_size(tmp_path, make_manifest):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EndlessStream)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/a.bin"
+        entry = {"name": "a.bin", "url": url, "sha256": _sha(PAYLOAD), "size": len(PAYLOAD)}
+        manifest = make_manifest(tmp_path / "toy.yaml", [entry])
+        with pytest.raises(
+            ChecksumError, match=r"larger than the 16384 bytes the manifest declares \(got 16385"
+        ):
+            fetch_dataset(manifest, tmp_path / "root", timeout=5, retries=0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _tree(tmp_path / "root" / "toy") <= set()  # nothing kept, not even the partial file
+    assert _EndlessStream.sent < 4 * 1024 * 1024  # the client stopped reading (socket buffers aside)
+
+
+def test_a_failed_download_with_no_data_does_not_claim_partial_data(tmp_path, make_manifest):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/raw.bin"
+    manifest = make_manifest(
+        tmp_path / "toy.yaml",
+        [{"name": "raw.bin", "url": url, "sha256": _sha(PAYLOAD), "sha256_source": "test"}],
+    )
+    with pytest.raises(DownloadError, match="nothing was downloaded") as info:
+        fetch_dataset(manifest, tmp_path / "root", timeout=2, retries=0)
+    assert ".incomplete" not in str(info.value)
+    assert not any(p.name.endswith(".incomplete") for p in (tmp_path / "root").rglob("*"))

@@ -1,5 +1,9 @@
 """A wheel-installed medseg (not editable) ships its manifests and pipelines and fetches from them.
 
+The YAMLs live in the top-level ``pipelines/`` and ``data_manifests/`` folders; the wheel
+carries them as ``medseg/resources/{pipelines,manifests}`` (``setup.py``'s build hook), and
+every shipped file must arrive there.
+
 The wheel is built from a copy of the sources and installed with ``--no-deps`` into a
 fresh virtual environment; the dependencies come from the test environment through a
 ``.pth`` line (its own ``.pth`` files, e.g. the editable install, are not processed), so
@@ -34,9 +38,10 @@ def _run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str
 def test_wheel_install_lists_manifests_and_fetches(tmp_path, http_server):
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+    for name in ("setup.cfg", "setup.py", "MANIFEST.in", "pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, source / name)
-    shutil.copytree(REPO / "medseg", source / "medseg", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("medseg", "pipelines", "data_manifests"):  # the shipped YAMLs live at the top level
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     _run(
         sys.executable,
         "-m",
@@ -110,6 +115,8 @@ def test_wheel_install_lists_manifests_and_fetches(tmp_path, http_server):
         "monuseg_unet",
         "nnunet_3d",
     ]
+    assert shipped[0].split() == sorted(p.stem for p in (REPO / "data_manifests").glob("*.yaml"))
+    assert shipped[1].split() == sorted(p.stem for p in (REPO / "pipelines").glob("*.yaml"))
     help_text = _run(venv / "bin" / "medseg", "fetch", "--help", cwd=tmp_path, env=env)
     assert "isbi2012" in help_text and "known names are []" not in help_text
 

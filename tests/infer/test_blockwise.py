@@ -334,3 +334,130 @@ def test_blocks_of_any_shape_equal_in_memory_labels(tmp_path, name, params, roi,
             predictor, lazy, tmp_path / "labels.zarr", block_shape=block_shape, halo=[0] * len(shape)
         )
     np.testing.assert_array_equal(read(out).array[0], predictor.predict_label_array(image))
+
+
+def _instance_job(tmp_path):
+    """Logits of seven balls cut by the borders of 10x20x20 blocks, and an instance predictor."""
+    from scipy import ndimage
+
+    shape = (20, 40, 40)
+    centres = [(10, 20, 20), (5, 10, 20), (15, 30, 30), (4, 4, 4), (15, 8, 30), (5, 30, 8), (16, 20, 5)]
+    truth = _blobs(shape, centres, 4)
+    inside = ndimage.binary_erosion(truth > 0) & (truth > 0)
+    boundary = (truth > 0) & ~inside
+    logits = np.stack([(truth == 0), inside, boundary]).astype(np.float32) * 8.0
+    path = write(Volume(logits), tmp_path / "logits.zarr")
+    predictor = Predictor(
+        BoundaryLogits(),
+        SlidingWindow((8, 16, 16), device="cpu"),
+        ZScore((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+        targets={"label_kind": "instances", "instance_target": "boundary"},
+    )
+    return path, predictor
+
+
+@pytest.mark.parametrize("failing_write", range(1, 9))
+def test_instance_job_killed_while_renumbering_resumes_to_the_same_ids(tmp_path, monkeypatch, failing_write):
+    """Fault injection: the run dies right after the n-th block of the renumbering pass is
+    written (before it is recorded); the resumed run must not renumber that block again."""
+    import zarr
+
+    path, predictor = _instance_job(tmp_path)
+    with open_array(path) as lazy:
+        clean = predict_blockwise(
+            predictor, lazy, tmp_path / "clean.zarr", block_shape=(10, 20, 20), halo=(3, 3, 3)
+        )
+    expected = read(clean).array
+    blocks = len(iter_blocks((20, 40, 40), (10, 20, 20)))
+    writes = []
+    original = zarr.Array.__setitem__
+
+    def crash_after(self, key, value):
+        original(self, key, value)
+        writes.append(key)
+        if len(writes) == blocks + failing_write:
+            raise KeyboardInterrupt("killed while renumbering")
+
+    monkeypatch.setattr(zarr.Array, "__setitem__", crash_after)
+    target = tmp_path / "inst.zarr"
+    with open_array(path) as lazy, pytest.raises(KeyboardInterrupt, match="renumbering"):
+        predict_blockwise(predictor, lazy, target, block_shape=(10, 20, 20), halo=(3, 3, 3))
+    monkeypatch.setattr(zarr.Array, "__setitem__", original)
+    with open_array(path) as lazy:
+        out = predict_blockwise(predictor, lazy, target, block_shape=(10, 20, 20), halo=(3, 3, 3))
+    got = read(out).array
+    assert sorted(np.unique(got)) == list(range(8))  # seven objects, one id each
+    np.testing.assert_array_equal(got, expected)
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("medseg")) == []
+
+
+def test_resume_after_the_input_changed_is_refused(tmp_path):
+    path, image = _stack(tmp_path)
+    _interrupt(path, tmp_path, (2, 16, 16))
+    changed = image.copy()
+    changed[0, 5] *= -1  # same shape and dtype, new content in the last slices
+    write(Volume(changed, spacing=(40.0, 4.0, 4.0), origin=(1.0, 2.0, 3.0)), path)
+    with (
+        open_array(path) as lazy,
+        pytest.raises(
+            ConfigError, match=r"the input .*raw\.zarr changed since the interrupted run.*overwrite"
+        ),
+    ):
+        predict_blockwise(
+            _predictor(Threshold()), lazy, tmp_path / "labels.zarr", block_shape=(2, 16, 16), halo=(0, 4, 4)
+        )
+    with open_array(path) as lazy:
+        out = predict_blockwise(
+            _predictor(Threshold()),
+            lazy,
+            tmp_path / "labels.zarr",
+            block_shape=(2, 16, 16),
+            halo=(0, 4, 4),
+            overwrite=True,
+        )
+    np.testing.assert_array_equal(read(out).array[0], (changed[0] > 0).astype(np.uint8))
+
+
+class TwoClasses(Threshold):
+    constraints = SimpleNamespace(out_channels=2)
+
+
+def test_blockwise_probabilities_equal_in_memory_ones_and_resume(tmp_path):
+    path, _ = _stack(tmp_path)
+    predictor = _predictor(TwoClasses())
+    expected = predictor.predict(read(path), probabilities=True).probabilities.array
+
+    class Crash(TwoClasses):
+        def forward(self, x):
+            if self.calls >= 5:
+                raise RuntimeError("simulated crash")
+            return super().forward(x)
+
+    kwargs = {"block_shape": (3, 16, 16), "halo": (0, 4, 4), "probabilities": tmp_path / "probs.zarr"}
+    with open_array(path) as lazy, pytest.raises(RuntimeError, match="simulated crash"):
+        predict_blockwise(_predictor(Crash()), lazy, tmp_path / "labels.zarr", **kwargs)
+    assert not (tmp_path / "probs.zarr").exists()
+    with open_array(path) as lazy:
+        out = predict_blockwise(predictor, lazy, tmp_path / "labels.zarr", **kwargs)
+    probs = read(tmp_path / "probs.zarr")
+    assert probs.array.shape == (2, 7, 40, 45) and probs.array.dtype == np.float32
+    np.testing.assert_allclose(probs.array, expected, atol=1e-6)
+    assert probs.spacing == (40.0, 4.0, 4.0) and probs.origin == (1.0, 2.0, 3.0)
+    np.testing.assert_array_equal(read(out).array[0], probs.array.argmax(0))
+
+
+def test_blockwise_probabilities_of_an_instance_model(tmp_path):
+    path, predictor = _instance_job(tmp_path)
+    predictor.model.constraints = SimpleNamespace(out_channels=3)
+    with open_array(path) as lazy:
+        predict_blockwise(
+            predictor,
+            lazy,
+            tmp_path / "inst.zarr",
+            block_shape=(10, 20, 20),
+            halo=(3, 3, 3),
+            probabilities=tmp_path / "probs.zarr",
+        )
+    logits = read(path).array
+    expected = torch.softmax(torch.from_numpy(logits), 0).numpy()
+    np.testing.assert_allclose(read(tmp_path / "probs.zarr").array, expected, atol=1e-6)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from medseg.errors import ConfigError, ShapeError
+from medseg.errors import ConfigError, FormatError, ShapeError
 from medseg.infer.postprocess import PostProcessing, instances_from_both, instances_from_maps
+from medseg.options import InstanceTarget
 
 
 def _two_touching_discs():
@@ -30,6 +31,8 @@ def test_post_processing_checks_values_and_round_trips_through_a_dict():
     assert PostProcessing.from_dict({**params.to_dict(), "tuned": True, "validation_aji": 0.8}) == params
     assert PostProcessing.from_dict(None) == PostProcessing()
     assert PostProcessing.from_dict({"min_size": None}) == PostProcessing()
+    with pytest.raises(FormatError, match=r"best\.pt: checkpoint post-processing .* not valid"):
+        PostProcessing.from_dict({"seed_threshold": 1.5}, source="best.pt")
     with pytest.raises(ConfigError, match=r"seed_threshold must be in \(0, 1\), got 1.2"):
         PostProcessing(seed_threshold=1.2)
     with pytest.raises(ConfigError, match="min_size must be >= 0"):
@@ -44,14 +47,19 @@ def test_both_heads_split_touching_discs_and_maps_dispatch_on_the_target():
         assert len(np.unique(both[truth == i])) == 1
     np.testing.assert_array_equal(both > 0, truth > 0)
     maps = np.concatenate([probabilities, distance[None]])
-    np.testing.assert_array_equal(instances_from_maps(maps, "both", PostProcessing(min_size=0)), both)
+    np.testing.assert_array_equal(
+        instances_from_maps(maps, InstanceTarget.BOTH, PostProcessing(min_size=0)), both
+    )
     # a seed threshold above every distance (0.9 at most) leaves no seeds, so no objects
-    assert instances_from_maps(maps, "both", PostProcessing(seed_threshold=0.95)).max() == 0
+    assert instances_from_maps(maps, InstanceTarget.BOTH, PostProcessing(seed_threshold=0.95)).max() == 0
     # min_size above both discs' areas removes them
-    assert instances_from_maps(maps, "both", PostProcessing(min_size=int((truth > 0).sum()))).max() == 0
+    assert (
+        instances_from_maps(maps, InstanceTarget.BOTH, PostProcessing(min_size=int((truth > 0).sum()))).max()
+        == 0
+    )
     distance_maps = np.stack([(truth > 0).astype(np.float32), distance])
-    assert instances_from_maps(distance_maps, "distance", PostProcessing(min_size=0)).max() == 2
+    assert instances_from_maps(distance_maps, InstanceTarget.DISTANCE, PostProcessing(min_size=0)).max() == 2
     with pytest.raises(ShapeError, match="the both target has 4 maps"):
-        instances_from_maps(probabilities, "both", PostProcessing())
+        instances_from_maps(probabilities, InstanceTarget.BOTH, PostProcessing())
     with pytest.raises(ConfigError, match="instance_target must be one of"):
         instances_from_maps(maps, "stars", PostProcessing())

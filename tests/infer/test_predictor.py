@@ -114,3 +114,34 @@ def test_checkpoint_path_finds_the_run_folder_checkpoints_or_file(tmp_path):
 )
 def test_case_ids(path, case):
     assert case_name(path) == case
+
+
+def test_from_checkpoint_takes_a_run_folder_and_identifies_the_file(tmp_path):
+    import torch
+
+    from medseg.checkpoint_meta import read_checkpoint
+    from medseg.models import build_model
+    from medseg.options import InstanceTarget
+    from medseg.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    params = {"in_channels": 1, "out_channels": 3, "features": 4, "depth": 2}
+    model = build_model("unet", **params)
+    metadata = {  # as medseg train wrote it before metadata versions (version 1)
+        "model": {"name": "unet", "params": params},
+        "normalization": {"mean": [0.5], "std": [0.25]},
+        "classes": ["background", "cell"],  # the third output channel is the distance map
+        "targets": {"label_kind": "instances", "instance_target": "distance"},
+    }
+    path = save_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", model=model, metadata=metadata)
+    window = SlidingWindow((32, 32), device="cpu")
+    predictor = Predictor.from_checkpoint(tmp_path / "run", window)
+    assert predictor.instance_target is InstanceTarget.DISTANCE and predictor.num_classes == 2
+    assert predictor.identity["checkpoint_sha256"] == read_checkpoint(path).sha256
+    for a, b in zip(predictor.model.state_dict().values(), model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    prediction = predictor.predict(Volume(np.random.default_rng(0).random((1, 40, 36), dtype=np.float32)))
+    assert prediction.instances.array.shape == (1, 40, 36) and set(np.unique(prediction.labels.array)) <= {
+        0,
+        1,
+    }

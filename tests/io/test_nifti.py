@@ -133,3 +133,19 @@ def test_open_array_is_lazy_and_channels_first(tmp_path):
         assert lazy.spacing == pytest.approx((3.0, 0.5, 0.7))
         np.testing.assert_array_equal(lazy[0, 1:3, 2], data[:, 2, 1:3].T)
         np.testing.assert_array_equal(lazy[...], data.transpose(2, 1, 0)[None])
+
+
+def test_truncated_files_are_refused_naming_the_file(tmp_path):
+    rng = np.random.default_rng(0)
+    whole = write(Volume(rng.random((1, 4, 20, 24)).astype(np.float32)), tmp_path / "whole.nii")
+    data = whole.read_bytes()
+    (tmp_path / "cut.nii").write_bytes(data[: len(data) // 2])
+    with (
+        open_array(tmp_path / "cut.nii") as lazy,  # opening reads the header only
+        pytest.raises(FormatError, match=r"cut\.nii is truncated: its header declares a 24 x 20 x 4 float32"),
+    ):
+        lazy[0, 0]
+    packed = gzip.compress(data)
+    (tmp_path / "cut.nii.gz").write_bytes(packed[: len(packed) // 2])
+    with open_array(tmp_path / "cut.nii.gz") as lazy, pytest.raises(FormatError, match=r"cut\.nii\.gz: "):
+        lazy[0, 3]

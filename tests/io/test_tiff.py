@@ -190,3 +190,27 @@ def test_tiff_truncated_inside_pixel_data_is_a_format_error(tmp_path):
     with pytest.raises(FormatError, match=r"cannot read TIFF .*half\.tif.*truncated") as info:
         read(path)
     assert isinstance(info.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize(("slices", "dtype"), [(3, np.uint8), (4, np.uint8), (3, np.uint16), (4, np.uint16)])
+def test_planar_rgb_page_of_tifffile_defaults_is_a_stack_where_greyscale_is_required(tmp_path, slices, dtype):
+    from medseg.io import read_greyscale
+
+    stack = (np.arange(slices * 6 * 5).reshape(slices, 6, 5) % 7).astype(dtype)
+    path = tmp_path / "labels.tif"
+    tifffile.imwrite(path, stack)  # defaults: one RGB(A) page with separate sample planes
+    assert read(path).array.shape == (slices, 6, 5)  # as stored: a colour page
+    volume = read_greyscale(path)
+    assert volume.array.shape == (1, slices, 6, 5) and volume.spacing == (1.0, 1.0, 1.0)
+    np.testing.assert_array_equal(volume.array[0], stack)
+    np.testing.assert_array_equal(volume.direction, np.eye(3))
+
+
+def test_contiguous_rgb_and_medseg_files_are_not_read_as_stacks(tmp_path):
+    from medseg.io import read_greyscale
+
+    rgb = np.zeros((6, 5, 3), np.uint8)
+    tifffile.imwrite(tmp_path / "photo.tif", rgb, photometric="rgb")  # contiguous samples: colour
+    assert read_greyscale(tmp_path / "photo.tif").array.shape == (3, 6, 5)
+    written = write(Volume(np.ones((3, 6, 5), np.uint8)), tmp_path / "colour.tif")  # medseg's own record
+    assert read_greyscale(written).array.shape == (3, 6, 5)

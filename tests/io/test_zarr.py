@@ -6,7 +6,7 @@ import zarr
 from conftest import assert_same_volume, blobs, listing, make_volume
 
 from medseg.errors import DataNotFoundError, FormatError
-from medseg.io import open_array, read, write
+from medseg.io import Volume, open_array, read, write
 
 
 @pytest.mark.parametrize(
@@ -95,3 +95,28 @@ def test_ome_zarr_is_read_as_its_array_and_named_without_suffix(tmp_path, volume
     with pytest.raises(FormatError, match="--ome-zarr"):
         write(volume3d, tmp_path / "out.ome.zarr")
     assert not (tmp_path / "out.ome.zarr").exists()
+
+
+def test_finished_output_problem_tells_finished_outputs_from_others(tmp_path):
+    from medseg.io.zarr_output import BlockOutput, finished_output_problem
+
+    store = tmp_path / "case.zarr"
+    store.write_text("a file")
+    assert "must be a folder" in finished_output_problem(store)
+    out = BlockOutput(store, shape=(4, 6), dtype=np.uint8, settings={"job": 1}, overwrite=True)
+    out.write_block(0, (slice(0, 4), slice(0, 6)), np.full((4, 6), 3, np.uint8), state={"n": 1})
+    assert out.finish() == store and store.is_dir()  # the plain file was replaced
+    assert finished_output_problem(store) is None
+    # a run killed between moving the store into place and tidying it: complete, tidied on sight
+    (store / "medseg_done_blocks").mkdir()
+    assert finished_output_problem(store) is None and not (store / "medseg_done_blocks").exists()
+    np.testing.assert_array_equal(read(store).array[0], np.full((4, 6), 3, np.uint8))
+    broken = tmp_path / "broken.zarr"
+    broken.mkdir()
+    (broken / ".zarray").write_text("{")
+    assert "does not open as a Zarr array" in finished_output_problem(broken)
+    garbage = tmp_path / "case.tif"
+    garbage.write_bytes(b"II*\x00garbage")
+    assert "cannot be read" in finished_output_problem(garbage)
+    write(Volume(np.ones((1, 4, 6), np.uint8)), garbage)
+    assert finished_output_problem(garbage) is None

@@ -13,8 +13,9 @@ from medseg.errors import ConfigError, DataValueError
 from medseg.io import Volume
 from medseg.train.checkpoint import load_checkpoint
 from medseg.train.losses import build_loss
+from medseg.train.precision import StepPolicy
 from medseg.train.stream import batch_loader
-from medseg.train.trainer import Stopping, Trainer, poly_schedule
+from medseg.train.trainer import Checkpointing, Stopping, Trainer, Validation, poly_schedule
 
 
 def _batches(seed: int = 0):
@@ -24,7 +25,9 @@ def _batches(seed: int = 0):
         yield image, (image > 0.5).long()
 
 
-def _trainer(tmp_path, *, iterations: int = 60, **kwargs):
+def _trainer(
+    tmp_path, *, iterations: int = 60, validate=None, validate_every=100, checkpoint_every=100, **kwargs
+):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Dropout(0.2), nn.Conv2d(8, 2, 1))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -34,7 +37,8 @@ def _trainer(tmp_path, *, iterations: int = 60, **kwargs):
         optimizer,
         scheduler=poly_schedule(optimizer, iterations),
         device="cpu",
-        checkpoint_dir=tmp_path,
+        checkpoints=Checkpointing(tmp_path, every=checkpoint_every),
+        validation=None if validate is None else Validation(validate, every=validate_every),
         **kwargs,
     )
 
@@ -115,7 +119,7 @@ def test_early_stopping_and_time_budget(tmp_path):
 
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_mixed_precision_trains_with_clipping(tmp_path, precision):
-    trainer = _trainer(tmp_path, precision=precision, grad_clip=1.0)
+    trainer = _trainer(tmp_path, step=StepPolicy(precision, grad_clip=1.0))
     result = trainer.fit(_batches(), iterations=40)
     assert sum(result.losses[-5:]) < sum(result.losses[:5])
     state = load_checkpoint(tmp_path / "latest.pt")
@@ -130,3 +134,23 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path):
 
     with pytest.raises(DataValueError, match="training loss became nan at iteration 1"):
         _trainer(tmp_path).fit(nan_batches(), iterations=3)
+
+
+def test_seconds_add_up_over_resumed_runs(tmp_path, monkeypatch):
+    """A fake clock that advances 1 s per reading: each run's seconds add to the previous runs'."""
+    import medseg.train.trainer as trainer_module
+
+    ticks = itertools.count()
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(ticks)))
+    first = _trainer(tmp_path, iterations=6).fit(_stream(), iterations=3)
+    assert first.seconds > 0
+    saved = float(load_checkpoint(tmp_path / "latest.pt")["history"]["seconds"])
+    assert 0 < saved <= first.seconds
+    second = _trainer(tmp_path, iterations=6)
+    assert second.resume()
+    total = second.fit(_stream(), iterations=6)
+    assert total.seconds > first.seconds + 1  # this run's time on top of the first run's
+    finished = _trainer(tmp_path, iterations=6)
+    assert finished.resume()
+    again = finished.fit(_stream(), iterations=6)  # nothing left to train
+    assert total.seconds <= again.seconds <= total.seconds + 3

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.io import Volume, atomic_output, read
+from medseg.io import Volume, atomic_output, read, read_greyscale
 
 __all__ = ["atomic_write", "read_volume", "stored_array"]
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a temporary path and move it to ``path`` only if it succeeds.
 
     No half-written file is left at ``path`` if ``write`` raises.
@@ -23,12 +23,14 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def read_volume(path: Path) -> Volume:
+def read_volume(path: Path, *, greyscale: bool = False) -> Volume:
     """A challenge file as a :class:`~medseg.io.Volume` with the file's geometry.
 
     Missing or corrupt files raise :mod:`medseg.errors` exceptions naming the file (from :func:`medseg.io.read`).
+    ``greyscale``: the format holds one channel (labels, ids, probabilities); read with
+    :func:`medseg.io.read_greyscale` (a planar RGB(A) TIFF page is a 3- or 4-section stack).
     """
-    return read(path)
+    return read_greyscale(path) if greyscale else read(path)
 
 
 def stored_array(volume: Volume) -> np.ndarray:

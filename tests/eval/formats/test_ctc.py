@@ -63,7 +63,9 @@ def test_real_layout_equals_py_ctcmetrics(tmp_path, depth):
     res, gt = _sequence(tmp_path, depth)
     reference = evaluate_sequence(str(res), str(gt), metrics=["SEG", "DET"], threads=1)
     summary = evaluate_folders(res, gt, "ctc", tmp_path / "out", workers=1, plot=False)
-    assert [c["case"] for c in summary["metric_per_case"]] == ["001", "003"]  # annotated frames only
+    # annotated frames only; a frame annotated on slices 1 and 2 is one case per slice file
+    cases = ["001", "003"] if depth is None else ["001_001", "001_002", "003_001", "003_002"]
+    assert [c["case"] for c in summary["metric_per_case"]] == cases
     assert summary["pooled"]["seg"] == pytest.approx(reference["SEG"], abs=1e-12)
     assert summary["pooled"]["det"] == pytest.approx(reference["DET"], abs=1e-12)
     # hand-worked DET: 15 markers; FN: cell 3 in frames 2-4 (3); NS: the merge in frame 3 (1); FP: 1
@@ -90,3 +92,38 @@ def test_det_definition():
     # marker 3 undetected: FN = 1, NS = 1, FP = 1 -> AOGM-D = 5 + 10 + 1 over AOGM-D0 = 30
     assert ctc_det((markers, pred)) == pytest.approx(1 - 16 / 30)
     assert np.isnan(ctc_det((np.zeros_like(markers), pred)))
+
+
+def _slice_annotated(root):
+    """Frame 0 of a 3D sequence annotated on slices 1 and 2: one cell, matched exactly in 1, twice as wide in 2."""
+    res, seg, tra = root / "01_RES", root / "01_GT" / "SEG", root / "01_GT" / "TRA"
+    for d in (res, seg, tra):
+        d.mkdir(parents=True)
+    mask = np.zeros((4, 20, 20), np.uint16)
+    mask[1, 4:8, 4:8] = 1
+    mask[2, 4:8, 4:12] = 1
+    tifffile.imwrite(res / "mask000.tif", mask)
+    tifffile.imwrite(tra / "man_track000.tif", (mask > 0).astype(np.uint16))
+    (tra / "man_track.txt").write_text("1 0 0 0\n")
+    (res / "res_track.txt").write_text("1 0 0 0\n")
+    cell = np.zeros((20, 20), np.uint16)
+    cell[4:8, 4:8] = 1
+    for z in (1, 2):
+        tifffile.imwrite(seg / f"man_seg_000_{z:03d}.tif", cell)
+    return res, root / "01_GT"
+
+
+def test_slice_annotations_are_scored_per_slice_as_the_official_seg_measure(tmp_path):
+    from ctc_metrics import evaluate_sequence
+
+    res, gt = _slice_annotated(tmp_path)
+    summary = evaluate_folders(res, gt, "ctc", tmp_path / "out", workers=1, plot=False)
+    per_case = {c["case"]: c["metrics"]["all"]["seg"] for c in summary["metric_per_case"]}
+    # SEGMeasure compares each slice file with that slice of the result as a 2D image:
+    # slice 1 J = 16/16, slice 2 J = 16/32, and SEG is the mean over the two slice objects
+    assert per_case == {"000_001": 1.0, "000_002": 0.5}
+    assert summary["pooled"]["seg"] == pytest.approx(0.75)
+    # py-ctcmetrics stacks the slices into one 3D object (J = 32/48) and counts the frame once
+    # per slice file, which gives the same mean here
+    reference = evaluate_sequence(str(res), str(gt), metrics=["SEG"], threads=1)
+    assert reference["SEG"] == pytest.approx(32 / 48)
