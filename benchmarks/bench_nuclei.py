@@ -1,33 +1,40 @@
-"""Nuclei instance segmentation: ``medseg`` vs a plain MONAI BasicUNet + distance watershed, same budget.
+"""Nuclei instance segmentation on real annotated images: ``medseg``'s default against other tools, 2D and 3D.
 
-Issue 13's comparison. Both methods see the same split of synthetic fluorescence
-nuclei images with instance masks (:mod:`medseg.data.synthetic.nuclei`; no real
-nuclei image with an instance mask ships offline here) and train for the same number
-of minutes of wall-clock time on the same CPU threads, back to back:
+Each data folder (``images/<case>.tif`` + ``labels/<case>.tif``, instance masks; the
+data is not part of the repository) holds one annotated image or stack. It is cut in
+two halves along its last axis: the left half trains, the right half is predicted and
+scored. Every learned method trains from scratch on the same half:
 
-- **medseg**: what a user runs, through the CLI: ``medseg train`` on the lab folder
-  with ``data.label_kind: instances`` (``--targets distance`` and/or ``boundary``), a
-  U-Net of 16 features and depth 3 (0.48 M parameters, about the baseline's 0.50 M),
-  then ``medseg predict --format monuseg``;
-- **baseline**: a plain MONAI script: ``BasicUNet`` (features (16, 16, 32, 64, 128, 16))
-  trained on the binary foreground with ``DiceCELoss``, AdamW, random 128² crops with
-  flips, then the classic distance watershed (Euclidean distance transform of the
-  predicted foreground, ``peak_local_max`` seeds at least ``radius`` apart, watershed).
+- **medseg default**: what a user runs, through the CLI: ``medseg train
+  pipelines/lab_folder.yaml --set data.root=HALF`` (one image: medseg holds out the last
+  20 % for validation and tunes the watershed there), then ``medseg predict --format
+  instances``. 3D stacks use the same pipeline with a 3D U-Net (``--set`` lines in
+  :data:`THREE_D`). ``--iterations`` fixes the training length;
+- **MONAI script**: ``BasicUNet`` on the binary foreground with ``DiceCELoss``, AdamW,
+  random crops with flips, then the classic distance watershed (Euclidean distance
+  transform of the predicted foreground in physical units, ``peak_local_max`` seeds,
+  watershed). It trains until it has used **the same CPU time** as medseg's training
+  (process CPU seconds, so a busy machine slows both alike);
+- **plain watershed** (no learning): Otsu threshold of the smoothed image, distance
+  transform, seeds, watershed: the classical baseline.
 
-Both are scored by the same code, ``medseg evaluate --format monuseg`` on the held-out
-images (AJI, pixel Dice of the object masks, objects found). One table: method, AJI,
-Dice, objects found / reference objects, training iterations, wall s, CPU s.
+StarDist needs tensorflow, which does not belong in medseg's environment:
+``--stardist-python`` names the interpreter of a separate venv with ``stardist`` and
+``tensorflow-cpu`` (``_stardist_from_scratch.py`` trains it with the same CPU seconds;
+skipped when not given). Cellpose is not wired in yet (it needs its own torch venv).
+
+All methods are scored by the same code (:mod:`medseg.eval.instance`): AJI (MoNuSeg),
+PQ, pixel Dice of the object masks. One table per dimensionality: method, AJI, PQ, Dice,
+objects found / reference, training CPU s, wall s.
 
 Usage::
 
-    python benchmarks/bench_nuclei.py --minutes 3           # the issue's 3-minute run (quiet machine)
-    python benchmarks/bench_nuclei.py --minutes 0.2 --size 128   # smoke
+    python benchmarks/bench_nuclei.py --data2d DSB_FOLDER --data3d STACK_FOLDER --iterations 200
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
@@ -38,164 +45,230 @@ from pathlib import Path
 import numpy as np
 import tifffile
 import torch
-import yaml
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.networks.nets import BasicUNet
-from PIL import Image
 from scipy import ndimage
 from skimage.feature import peak_local_max
-from skimage.segmentation import watershed
+from skimage.filters import gaussian, threshold_otsu
+from skimage.segmentation import relabel_sequential, watershed
 
-from medseg.data.synthetic.nuclei import write_nuclei_folder
-from medseg.eval.report import evaluate_folders
+from medseg.eval.instance import aggregated_jaccard_index, panoptic_quality
 
-RADIUS = 8.0
-
-
-def _cpu() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _write_data(root: Path, size: int, n_train: int, n_test: int) -> tuple[Path, Path]:
-    n_nuclei = int(size * size / 1100)
-    lab = write_nuclei_folder(root / "lab", n_images=n_train + n_test, shape=(size, size), n_nuclei=n_nuclei,
-                              radius=RADIUS, seed=0)  # fmt: skip
-    test = root / "test"
-    for kind in ("images", "labels"):
-        (test / kind).mkdir(parents=True)
-        for path in sorted((lab / kind).iterdir())[n_train:]:
-            path.rename(test / kind / path.name)
-    return lab, test
+PIPELINE = Path(__file__).resolve().parents[1] / "medseg" / "resources" / "pipelines" / "lab_folder.yaml"
+#: The lab pipeline with a 3D U-Net: the settings a user gives for a stack.
+THREE_D = [
+    "model.params={in_channels: 1, out_channels: OUT, spatial_dims: 3, features: 16, depth: 3, norm: instance}",
+    "data.patch_shape=[16, 48, 48]",
+    "infer.roi_size=[16, 48, 48]",
+    "infer.mirror_axes=[0, 1, 2]",
+    "data.batch_size=2",
+]
 
 
-def _medseg(lab: Path, test: Path, work: Path, minutes: float, target: str) -> dict:
-    config = {
-        "name": f"nuclei-{target}",
-        "data": {
-            "dataset": "lab_folder", "root": str(lab), "label_kind": "instances", "instance_target": target,
-            "classes": ["background", "nucleus"], "patch_shape": [128, 128], "batch_size": 4,
-            "validation_slices": 1,
-        },
-        "model": {"name": "unet", "params": {"in_channels": 1, "out_channels": 3, "features": 16, "depth": 3}},
-        "train": {"iterations": 100000, "learning_rate": 0.003, "max_minutes": minutes,
-                  "validate_every": 100, "checkpoint_every": 100},
-        "infer": {"roi_size": [128, 128], "overlap": 0.5, "mirror_axes": [0, 1]},
-    }  # fmt: skip
-    path = work / f"medseg_{target}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    run, pred = work / f"run_{target}", work / f"pred_{target}"
-    medseg = [sys.executable, "-m", "medseg"]
-    subprocess.run(
-        [*medseg, "train", str(path), "--out", str(run), "--no-progress"], check=True, capture_output=True
-    )
-    images = sorted(str(p) for p in (test / "images").iterdir())
-    predict = [*medseg, "predict", "-m", str(run), "-i", *images, "-o", str(pred), "--format", "monuseg"]
-    subprocess.run([*predict, "--no-progress"], check=True, capture_output=True)
-    summary = json.loads((run / "train_summary.json").read_text())
-    return {"folder": pred / "monuseg", "iterations": summary.get("iterations")}
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def _zscore(image: np.ndarray) -> np.ndarray:
-    image = image.astype(np.float32)
-    return (image - image.mean()) / max(float(image.std()), 1e-6)
+def _halves(data: Path, work: Path) -> tuple[Path, Path]:
+    """Write the left half (training) and the right half (test) of the folder's one image."""
+    [image_path] = sorted((data / "images").iterdir())
+    image = tifffile.imread(image_path)
+    label = tifffile.imread(data / "labels" / image_path.name)
+    cut = image.shape[-1] // 2
+    folders = []
+    for name, part in (("train", slice(0, cut)), ("test", slice(cut, None))):
+        root = work / name
+        for kind, array in (("images", image), ("labels", label)):
+            (root / kind).mkdir(parents=True, exist_ok=True)
+            piece = array[..., part]
+            if kind == "labels":
+                piece = relabel_sequential(piece)[0].astype(np.uint16)
+            tifffile.imwrite(root / kind / image_path.name, piece)
+        folders.append(root)
+    return folders[0], folders[1]
 
 
-def _baseline(lab: Path, test: Path, work: Path, minutes: float) -> dict:
+def _medseg(args: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "medseg", *args], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"medseg {' '.join(args[:2])} failed:\n{done.stdout}\n{done.stderr}")
+
+
+def _run_medseg(
+    train: Path, test: Path, work: Path, iterations: int, three_d: bool
+) -> tuple[np.ndarray, float]:
+    import yaml
+
+    target = yaml.safe_load(PIPELINE.read_text())["data"]["instance_target"]
+    out = "4" if target == "both" else "3"
+    settings = [
+        f"data.root={train}",
+        f"train.iterations={iterations}",
+        f"train.validate_every={max(1, iterations // 4)}",
+    ]
+    if three_d:
+        settings += [s.replace("OUT", out) for s in THREE_D]
+    cpu0 = _children_cpu()
+    _medseg(["train", str(PIPELINE), "--out", str(work / "run"), "--no-progress",
+             *[a for s in settings for a in ("--set", s)]])  # fmt: skip
+    cpu = _children_cpu() - cpu0
+    [image] = sorted((test / "images").iterdir())
+    _medseg(["predict", "-m", str(work / "run"), "-i", str(image), "-o", str(work / "pred"), "--format",
+             "instances", "--no-progress"])  # fmt: skip
+    return tifffile.imread(work / "pred" / "instances" / image.name), cpu
+
+
+def _normalise(image: np.ndarray) -> np.ndarray:
+    low, high = np.percentile(image, (1, 99.8))
+    return ((image - low) / max(high - low, 1e-6)).astype(np.float32)
+
+
+def _distance_watershed(foreground: np.ndarray, min_distance: int) -> np.ndarray:
+    distance = ndimage.distance_transform_edt(foreground)
+    peaks = peak_local_max(distance, min_distance=min_distance, labels=ndimage.label(foreground)[0])
+    markers = np.zeros(foreground.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    return watershed(-distance, markers, mask=foreground)
+
+
+def _typical_radius(label: np.ndarray) -> int:
+    sizes = np.bincount(label.ravel())[1:]
+    sizes = sizes[sizes > 0]
+    radius = (np.median(sizes) / (np.pi if label.ndim == 2 else 4 / 3 * np.pi)) ** (1 / label.ndim)
+    return max(2, int(radius * 0.6))
+
+
+def _run_monai(train: Path, test: Path, cpu_budget: float, three_d: bool) -> tuple[np.ndarray, float]:
     rng = np.random.default_rng(0)
-    names = sorted(p.name for p in (lab / "images").iterdir())[:-1]  # the last is medseg's validation case
-    images = [_zscore(tifffile.imread(lab / "images" / n)) for n in names]
-    masks = [(tifffile.imread(lab / "labels" / n) > 0).astype(np.float32) for n in names]
-    model = BasicUNet(spatial_dims=2, in_channels=1, out_channels=2, features=(16, 16, 32, 64, 128, 16))
+    [path] = sorted((train / "images").iterdir())
+    image = _normalise(tifffile.imread(path))
+    label = tifffile.imread(train / "labels" / path.name)
+    mask = (label > 0).astype(np.float32)
+    crop = (16, 48, 48) if three_d else (128, 128)
+    crop = tuple(min(c, s) for c, s in zip(crop, image.shape, strict=True))
+    model = BasicUNet(spatial_dims=3 if three_d else 2, in_channels=1, out_channels=2,
+                      features=(16, 16, 32, 64, 128, 16))  # fmt: skip
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    crop, iterations, start = 128, 0, time.perf_counter()
+    start = time.process_time()
     model.train()
-    while time.perf_counter() - start < minutes * 60:
+    while time.process_time() - start < cpu_budget:
         xs, ys = [], []
-        for _ in range(4):
-            k = rng.integers(len(images))
-            y0, x0 = (rng.integers(0, s - crop + 1) for s in images[k].shape)
-            x, y = images[k][y0 : y0 + crop, x0 : x0 + crop], masks[k][y0 : y0 + crop, x0 : x0 + crop]
-            for axis in (0, 1):
+        for _ in range(2 if three_d else 4):
+            corner = [rng.integers(0, s - c + 1) for s, c in zip(image.shape, crop, strict=True)]
+            box = tuple(slice(c0, c0 + c) for c0, c in zip(corner, crop, strict=True))
+            x, y = image[box], mask[box]
+            for axis in range(image.ndim):
                 if rng.random() < 0.5:
                     x, y = np.flip(x, axis), np.flip(y, axis)
             xs.append(x.copy())
             ys.append(y.copy())
-        batch = torch.from_numpy(np.stack(xs)[:, None])
-        target = torch.from_numpy(np.stack(ys)[:, None])
         optimizer.zero_grad()
-        loss = loss_fn(model(batch), target)
+        loss = loss_fn(
+            model(torch.from_numpy(np.stack(xs)[:, None])), torch.from_numpy(np.stack(ys)[:, None])
+        )
         loss.backward()
         optimizer.step()
-        iterations += 1
+    cpu = time.process_time() - start
     model.eval()
-    folder = work / "baseline"
-    folder.mkdir()
-    for path in sorted((test / "images").iterdir()):
-        image = torch.from_numpy(_zscore(tifffile.imread(path)))[None, None]
-        with torch.inference_mode():
-            logits = sliding_window_inference(image, (crop, crop), 4, model, overlap=0.5, mode="gaussian")
-        foreground = logits[0].argmax(0).numpy() > 0
-        distance = ndimage.distance_transform_edt(foreground)
-        peaks = peak_local_max(distance, min_distance=int(RADIUS), labels=ndimage.label(foreground)[0])
-        markers = np.zeros(foreground.shape, np.int32)
-        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-        instances = watershed(-distance, markers, mask=foreground)
-        Image.fromarray(instances.astype(np.uint16)).save(folder / f"{path.stem}.png")
-    return {"folder": folder, "iterations": iterations}
+    [test_path] = sorted((test / "images").iterdir())
+    test_image = torch.from_numpy(_normalise(tifffile.imread(test_path)))[None, None]
+    with torch.inference_mode():
+        logits = sliding_window_inference(test_image, crop, 4, model, overlap=0.5, mode="gaussian")
+    foreground = logits[0].argmax(0).numpy() > 0
+    return _distance_watershed(foreground, _typical_radius(label)), cpu
 
 
-def _score(folder: Path, test: Path, work: Path, name: str) -> dict:
-    summary = evaluate_folders(
-        folder, test / "labels", "monuseg", work / f"scores_{name}", workers=1, plot=False
+def _run_plain(train: Path, test: Path) -> tuple[np.ndarray, float]:
+    [path] = sorted((train / "images").iterdir())
+    radius = _typical_radius(tifffile.imread(train / "labels" / path.name))
+    [test_path] = sorted((test / "images").iterdir())
+    start = time.process_time()
+    smooth = gaussian(tifffile.imread(test_path).astype(np.float32), sigma=1)
+    return _distance_watershed(smooth > threshold_otsu(smooth), radius), time.process_time() - start
+
+
+def _external(python: str | None, tool: str, train: Path, test: Path, cpu: float, work: Path):
+    if not python or not Path(python).is_file():
+        return None
+    script = Path(__file__).with_name(f"_{tool}_from_scratch.py")
+    out = work / f"{tool}.tif"
+    start = _children_cpu()
+    done = subprocess.run(
+        [python, str(script), str(train), str(test), str(out), str(cpu)], capture_output=True, text=True
     )
-    found = sum(len(np.unique(np.asarray(Image.open(p)))) - 1 for p in sorted(folder.glob("*.png")))
-    total = sum(int(tifffile.imread(p).max()) for p in sorted((test / "labels").iterdir()))
-    mean = summary["foreground_mean"]
-    return {"aji": mean["aji"], "dice": mean["dice"], "found": found, "total": total}
+    if done.returncode:
+        print(f"{tool} failed: {done.stderr[-500:]}", file=sys.stderr)
+        return None
+    return tifffile.imread(out), _children_cpu() - start
+
+
+def _score(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    pq = panoptic_quality(gt, pred)
+    a, b = pred > 0, gt > 0
+    return {
+        "aji": aggregated_jaccard_index(gt, pred),
+        "pq": pq["pq"],
+        "dice": 2 * float((a & b).sum()) / max(1, int(a.sum() + b.sum())),
+        "found": len(np.unique(pred)) - 1,
+        "total": len(np.unique(gt)) - 1,
+    }
+
+
+def _benchmark(name: str, data: Path, work: Path, args: argparse.Namespace) -> None:
+    three_d = tifffile.imread(next((data / "images").iterdir())).ndim == 3
+    train, test = _halves(data, work)
+    gt = tifffile.imread(next((test / "labels").iterdir()))
+    print(f"\n{name}: {data} ({'3D' if three_d else '2D'}), train left half, score right half; "
+          f"medseg {args.iterations_3d if three_d and args.iterations_3d else args.iterations} iterations, "
+          "the others the same CPU time (contended machine)")  # fmt: skip
+    print("| method | AJI | PQ | Dice | found/ref | train CPU s | wall s |")
+    print("|---|---|---|---|---|---|---|", flush=True)
+    iterations = args.iterations_3d if three_d and args.iterations_3d else args.iterations
+
+    def medseg() -> tuple[np.ndarray, float]:
+        return _run_medseg(train, test, work / "medseg", iterations, three_d)
+
+    budget = {}
+    for label, fn in (
+        ("medseg default", medseg),
+        ("plain watershed (Otsu + distance)", lambda: _run_plain(train, test)),
+        ("MONAI BasicUNet + distance watershed", lambda: _run_monai(train, test, budget["cpu"], three_d)),
+        (
+            "StarDist from scratch",
+            lambda: _external(args.stardist_python, "stardist", train, test, budget["cpu"], work),
+        ),
+    ):
+        wall = time.perf_counter()
+        result = fn()
+        if result is None:
+            continue
+        budget.setdefault("cpu", result[1])  # medseg's training CPU seconds: the others' budget
+        s = _score(result[0], gt)
+        print(f"| {label} | {s['aji']:.3f} | {s['pq']:.3f} | {s['dice']:.3f} | {s['found']}/{s['total']} | "
+              f"{result[1]:.0f} | {time.perf_counter() - wall:.0f} |", flush=True)  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=3.0, help="training minutes per method (default 3)")
-    parser.add_argument("--size", type=int, default=256, help="image edge in pixels (default 256)")
+    parser.add_argument("--data2d", type=Path, help="folder with images/ and labels/ of one 2D image")
+    parser.add_argument("--data3d", type=Path, help="folder with images/ and labels/ of one 3D stack")
     parser.add_argument(
-        "--train-images", type=int, default=5, help="training images (the last validates medseg)"
+        "--iterations", type=int, default=200, help="medseg training iterations (default 200)"
     )
-    parser.add_argument("--test-images", type=int, default=3)
     parser.add_argument(
-        "--targets", nargs="+", default=["distance", "boundary"], choices=["distance", "boundary"]
+        "--iterations-3d", type=int, help="medseg training iterations in 3D (default --iterations)"
     )
+    parser.add_argument("--stardist-python", help="python of a venv with stardist (skipped when absent)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-
     with tempfile.TemporaryDirectory(prefix="bench-nuclei-") as tmp:
-        work = Path(tmp)
-        lab, test = _write_data(work, args.size, args.train_images, args.test_images)
-        runs = [
-            (f"medseg ({t} target)", lambda t=t: _medseg(lab, test, work, args.minutes, t))
-            for t in args.targets
-        ]
-        runs.append(
-            ("MONAI BasicUNet + distance watershed", lambda: _baseline(lab, test, work, args.minutes))
-        )
-        print(f"{args.train_images} training / {args.test_images} test images of {args.size}², {args.minutes} min "
-              f"training each, {args.threads} threads (synthetic nuclei)", flush=True)  # fmt: skip
-        print(f"{'method':<38} {'AJI':>6} {'Dice':>6} {'found':>9} {'iters':>6} {'wall s':>7} {'cpu s':>7}")
-        for name, fn in runs:
-            cpu0, wall0 = _cpu(), time.perf_counter()
-            result = fn()
-            wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
-            s = _score(result["folder"], test, work, name.split()[0] + str(len(name)))
-            print(
-                f"{name:<38} {s['aji']:>6.3f} {s['dice']:>6.3f} {s['found']:>4}/{s['total']:<4} "
-                f"{result['iterations']:>6} {wall:>7.1f} {cpu:>7.1f}",
-                flush=True,
-            )
+        for name, data in (("2D", args.data2d), ("3D", args.data3d)):
+            if data is not None:
+                _benchmark(name, data, Path(tmp) / name, args)
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ class Targets:
     label_kind : LabelKind
         ``classes``: one output channel per class; ``instances``: an instance target.
     instance_target : InstanceTarget or None
-        ``boundary`` or ``distance`` for instance models, ``None`` for class models.
+        ``boundary``, ``distance`` or ``both`` for instance models, ``None`` for class models.
     """
 
     label_kind: LabelKind = LabelKind.CLASSES
@@ -273,6 +273,8 @@ def _migrate(raw: dict[str, Any], source: str | Path) -> dict[str, Any]:
         )
     if version == 1:  # before CheckpointMeta: no version, channels and targets optional
         raw.setdefault("targets", {"label_kind": "classes", "instance_target": None})
+        if "fingerprint" in raw:  # issue 22's checkpoints written before CheckpointMeta
+            raw.setdefault("data_fingerprint", raw.pop("fingerprint"))
         raw["version"] = 2
     return raw
 

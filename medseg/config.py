@@ -34,8 +34,10 @@ __all__ = [
     "InferConfig",
     "ModelConfig",
     "PipelineConfig",
+    "PostProcessingConfig",
     "TrainConfig",
     "apply_overrides",
+    "config_defaults",
     "config_from_dict",
     "expected_out_channels",
     "format_validation_error",
@@ -65,8 +67,10 @@ class DataConfig(_Section):
     ``label_kind`` says whether label files hold class ids (``classes``) or one id per
     object (``instances``, trained through ``instance_target``: ``boundary`` =
     background/inside/boundary classes, ``distance`` = foreground plus a normalised
-    distance map). ``nonfinite`` says what NaN/inf image voxels become
-    (:mod:`medseg.infer.normalize`).
+    distance map, ``both`` = the three classes plus the distance map). ``nonfinite`` says what NaN/inf image voxels become
+    (:mod:`medseg.infer.normalize`). ``validation_slices`` cases are held out for
+    validation; with no more cases than that, the last ``validation_fraction`` of each
+    case along its longest axis is held out instead (:mod:`medseg.data.holdout`).
     """
 
     dataset: str = "isbi2012"
@@ -78,6 +82,7 @@ class DataConfig(_Section):
     patch_shape: Shape = (128, 128)
     batch_size: int = Field(8, ge=1)
     validation_slices: int = Field(2, ge=0)
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
     num_workers: int = Field(0, ge=0)
 
@@ -127,6 +132,20 @@ class TrainConfig(_Section):
     pretrained_lr_factor: float = Field(1.0, gt=0, le=1)
 
 
+class PostProcessingConfig(_Section):
+    """Thresholds of the instance watershed (:class:`medseg.infer.postprocess.PostProcessing`).
+
+    Unset values (``null``) are chosen by ``medseg train`` on the held-out data (a grid
+    search on validation AJI, ``tune: true``) and stored in the checkpoint; a value set
+    here is kept as it is.
+    """
+
+    seed_threshold: float | None = Field(None, gt=0, lt=1)
+    foreground_threshold: float | None = Field(None, gt=0, lt=1)
+    min_size: int | None = Field(None, ge=0)
+    tune: bool = True
+
+
 class InferConfig(_Section):
     """Sliding-window settings (see :class:`medseg.infer.SlidingWindow`).
 
@@ -134,6 +153,7 @@ class InferConfig(_Section):
     (faster on many windows; the first prediction compiles; validation during training
     never compiles). ``null`` (default): compile on the CPU when the windows of an image
     repay the compile time (see :func:`medseg.infer.sliding_window.compile_pays_off`).
+    ``postprocessing``: instance watershed thresholds (:class:`PostProcessingConfig`).
     """
 
     roi_size: Shape = (128, 128)
@@ -144,6 +164,7 @@ class InferConfig(_Section):
     precision: Precision = Precision.FLOAT32
     device: str | None = None
     compile: bool | None = None
+    postprocessing: PostProcessingConfig = PostProcessingConfig()
 
 
 class PipelineConfig(_Section):
@@ -169,14 +190,27 @@ class PipelineConfig(_Section):
         return self
 
 
+def config_defaults() -> dict[str, Any]:
+    """Every setting's default, as ``PipelineConfig.model_dump(mode="json")`` lays them out.
+
+    ``model.params`` is left empty: its keys are the model's, with no default here (the
+    ``features``/``depth`` of :class:`ModelConfig` replace the whole mapping when unset).
+    Resuming uses it for keys a checkpoint's config lacks because they were added since.
+    """
+    defaults = PipelineConfig.model_construct().model_dump(mode="json")
+    defaults["model"]["params"] = {}
+    return defaults
+
+
 def expected_out_channels(data: DataConfig) -> int:
-    """Output channels a model needs for ``data``: one per class, or 3 for instance targets.
+    """Output channels a model needs for ``data``: one per class, or the instance target's.
 
     Instance maps train a 3-class target (background, inside, boundary) or 2 classes
-    plus 1 distance regression channel; both need 3 output channels.
+    plus 1 distance regression channel (3 output channels each), or both: 3 classes plus
+    the distance channel (4); :attr:`medseg.options.InstanceTarget.out_channels`.
     """
     if data.label_kind is LabelKind.INSTANCES:
-        return 3
+        return data.instance_target.out_channels
     return len(data.classes)
 
 
@@ -201,7 +235,7 @@ def _cross_field_problems(config: PipelineConfig) -> list[tuple[tuple[str, ...],
         given = "is not set: the model's default is" if "out_channels" not in config.model.params else "is"
         why = (
             f"data.label_kind: instances ({config.data.instance_target.value} target)"
-            if expected == 3 and config.data.label_kind is LabelKind.INSTANCES
+            if config.data.label_kind is LabelKind.INSTANCES
             else f"data.classes has {len(config.data.classes)} classes {list(config.data.classes)}"
         )
         problems.append(

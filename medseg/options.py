@@ -101,22 +101,40 @@ class InstanceTarget(Option):
     ``boundary``: three classes (background, inside, boundary), objects by a seeded
     watershed of the inside probability. ``distance``: two classes plus a normalised
     distance channel (the last output channel), objects by a watershed of the distance.
+    ``both``: the three classes plus the distance channel (the last of four), objects by
+    a watershed seeded from the distance along the boundary probability.
     """
 
     BOUNDARY = "boundary"
     DISTANCE = "distance"
+    BOTH = "both"
 
     @property
     def has_distance_channel(self) -> bool:
         """Whether the last output channel is a distance map, not a class."""
-        return self is InstanceTarget.DISTANCE
+        return self is not InstanceTarget.BOUNDARY
+
+    @property
+    def has_boundary_class(self) -> bool:
+        """Whether the classes are background, inside and boundary (else background, foreground)."""
+        return self is not InstanceTarget.DISTANCE
 
     @property
     def num_classes(self) -> int:
         """Class channels of the target (the distance channel not counted)."""
-        return 2 if self.has_distance_channel else 3
+        return 3 if self.has_boundary_class else 2
+
+    @property
+    def out_channels(self) -> int:
+        """Output channels a model trained on this target has (classes plus the distance channel)."""
+        return self.num_classes + int(self.has_distance_channel)
+
+    @property
+    def num_maps(self) -> int:
+        """Maps the watershed takes: the class probabilities (foreground only for ``distance``) and the distance."""
+        return 2 if self is InstanceTarget.DISTANCE else self.out_channels
 
     @property
     def foreground(self) -> list[int]:
         """Class ids scored as foreground in validation."""
-        return [1] if self.has_distance_channel else [1, 2]
+        return [1, 2] if self.has_boundary_class else [1]

@@ -35,6 +35,25 @@ def test_version_1_metadata_migrates_and_round_trips():
     assert meta.to_dict()["config"] == V1["config"]  # lists, not tuples, go back into the file
 
 
+def test_issue_22_metadata_maps_into_the_typed_fields():
+    """A 'both' model's checkpoint as the lab branch wrote it (before CheckpointMeta): fingerprint, tuned thresholds."""
+    post = {"seed_threshold": 0.3, "foreground_threshold": 0.4, "min_size": 12, "tuned": True}
+    raw = {
+        **V1,
+        "model": {"name": "unet", "params": {"in_channels": 1, "out_channels": 4}},
+        "targets": {"label_kind": "instances", "instance_target": "both"},
+        "postprocessing": post,
+        "fingerprint": {"cases": 1, "objects": {"median_voxels": 120.0}},
+    }
+    meta = CheckpointMeta.from_dict(raw, source="lab.pt")
+    assert meta.targets.instance_target is InstanceTarget.BOTH and meta.targets.has_distance_channel
+    assert dict(meta.postprocessing) == post
+    assert meta.data_fingerprint is not None and meta.data_fingerprint["objects"]["median_voxels"] == 120.0
+    written = meta.to_dict()
+    assert "fingerprint" not in written and written["data_fingerprint"]["cases"] == 1
+    assert CheckpointMeta.from_dict(written) == meta
+
+
 def test_minimal_hand_written_metadata_gets_its_defaults():
     meta = CheckpointMeta.from_dict(
         {

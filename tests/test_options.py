@@ -28,6 +28,10 @@ def test_precision_knows_its_dtype_and_scaling():
 def test_instance_targets_describe_their_outputs():
     assert (InstanceTarget.BOUNDARY.num_classes, InstanceTarget.BOUNDARY.foreground) == (3, [1, 2])
     assert (InstanceTarget.DISTANCE.num_classes, InstanceTarget.DISTANCE.foreground) == (2, [1])
+    assert (InstanceTarget.BOTH.num_classes, InstanceTarget.BOTH.foreground) == (3, [1, 2])
+    assert [t.out_channels for t in InstanceTarget] == [3, 3, 4]
+    assert [t.has_distance_channel for t in InstanceTarget] == [False, True, True]
+    assert [t.num_maps for t in InstanceTarget] == [3, 2, 4]
 
 
 def test_config_fields_are_the_enums_and_dump_as_plain_strings():

@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from medseg.checkpoint_meta import read_checkpoint
     from medseg.config import load_config
+    from medseg.data.fingerprint import format_fingerprint
     from medseg.pipeline.training import run_training
 
     main_rank = int(os.environ.get("RANK", "0")) == 0
@@ -63,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     if not main_rank:
         return 0
     result = trained.result
+    meta = read_checkpoint(trained.best).meta if trained.best.is_file() else None
+    if meta is not None and meta.data_fingerprint is not None:
+        print(f"data fingerprint ({args.out / 'fingerprint.json'}):")
+        print(format_fingerprint(meta.data_fingerprint))
     print(f"trained {config.model.name} for {result.iterations} iterations on {trained.device}")
     if result.stopped:
         print(f"stopped early: {result.stopped}")
@@ -71,6 +77,17 @@ def run(args: argparse.Namespace) -> int:
             f"initialised from {config.train.init}: {len(trained.init.loaded)} tensors loaded, "
             f"{len(trained.init.remapped)} remapped by class, {len(trained.init.initialized)} new "
             "(listed in train_summary.json)"
+        )
+    post = meta.postprocessing if meta is not None else None
+    if post:
+        how = (
+            f"tuned on the held-out data: AJI {post['validation_aji']:.3f} (defaults {post['default_aji']:.3f})"
+            if post.get("tuned")
+            else "not tuned (no held-out data, or infer.postprocessing.tune: false)"
+        )
+        print(
+            f"post-processing: seed_threshold {post['seed_threshold']:g}, foreground_threshold "
+            f"{post['foreground_threshold']:g}, min_size {post['min_size']}; {how}"
         )
     print(f"best checkpoint: {trained.best}")
     return 0

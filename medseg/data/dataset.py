@@ -101,17 +101,23 @@ class TrainingTargets:
 
     Parameters
     ----------
-    instance_target : InstanceTarget or {'boundary', 'distance'} or None
+    instance_target : InstanceTarget or {'boundary', 'distance', 'both'} or None
         For instance label maps, the target of :mod:`medseg.data.targets`: 3 classes
-        (background, inside, boundary), or foreground plus a distance map (returned as
-        the first extra). ``None``: the label is a class map and is the target.
+        (background, inside, boundary), foreground plus a distance map (returned as the
+        first extra), or the 3 classes plus the distance map (``both``). ``None``: the label is a class map and is the target.
     weight_map : WeightMap or None
         Adds the U-Net weight map (computed from the instances, before the target is
         made) as the last extra.
+    spacing : tuple of float or None
+        Voxel size of the labels: the distance target is measured in these units
+        (anisotropic volumes); default isotropic.
     """
 
     def __init__(
-        self, instance_target: InstanceTarget | str | None = None, weight_map: WeightMap | None = None
+        self,
+        instance_target: InstanceTarget | str | None = None,
+        weight_map: WeightMap | None = None,
+        spacing: tuple[float, ...] | None = None,
     ) -> None:
         self.instance_target = (
             None
@@ -119,6 +125,7 @@ class TrainingTargets:
             else InstanceTarget.parse(instance_target, option="data.instance_target")
         )
         self.weight_map = weight_map
+        self.spacing = spacing
 
     def __call__(self, label: np.ndarray) -> tuple[np.ndarray, ...]:
         extras: list[np.ndarray] = []
@@ -127,9 +134,12 @@ class TrainingTargets:
         else:
             if self.instance_target is InstanceTarget.BOUNDARY:
                 target = boundary_target(label)
-            else:
-                target, distance = distance_target(label)
+            elif self.instance_target is InstanceTarget.DISTANCE:
+                target, distance = distance_target(label, self.spacing)
                 extras.append(distance)
+            else:  # both: the three classes plus the distance map
+                target = boundary_target(label)
+                extras.append(distance_target(label, self.spacing)[1])
         if self.weight_map is not None:
             extras.append(self.weight_map(label))
         return (target, *extras)

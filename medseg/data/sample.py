@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from medseg.io.lazy import LazyArray
 from medseg.io.volume import Volume
 
-__all__ = ["Sample"]
+__all__ = ["Sample", "in_memory"]
 
 
 @dataclass(frozen=True)
@@ -32,3 +32,12 @@ class Sample:
     label: Volume | LazyArray | None
     case_id: str
     modality: str
+
+
+def in_memory(x: Volume | LazyArray) -> Volume:
+    """``x`` as a :class:`Volume`: a lazily opened image is read, keeping its geometry, unit and meta."""
+    if isinstance(x, Volume):
+        return x
+    return Volume(
+        x.read(), spacing=x.spacing, origin=x.origin, direction=x.direction, meta=dict(x.meta), unit=x.unit
+    )

@@ -277,16 +277,16 @@ def _discarded_on_bad_input(out: BlockOutput, probs: BlockOutput | None, world: 
 
 
 def _probability_channels(predictor: Predictor) -> int:
-    """Channels of the softmax: the model's outputs (the two class channels of a distance model)."""
-    if predictor.instance_target == "distance":
-        return 2
+    """Channels of the softmax: the model's outputs (the class channels only when the last is a distance)."""
+    if predictor.instance_target is not None and predictor.instance_target.has_distance_channel:
+        return predictor.instance_target.num_classes
     constraints = getattr(predictor.model, "constraints", None)
     return int(getattr(constraints, "out_channels", None) or predictor.num_classes)
 
 
 def _probabilities(predictor: Predictor, logits: Any, inner: tuple[slice, ...]) -> np.ndarray:
-    """Softmax over the classes (the first two channels of a distance model), cropped to ``inner``."""
-    classes = logits[:2] if predictor.instance_target == "distance" else logits
+    """Softmax over the classes (all channels but a distance channel), cropped to ``inner``."""
+    classes = logits[:-1] if predictor.targets.has_distance_channel else logits
     probs = torch.softmax(classes.float(), dim=0)[(slice(None), *inner)]
     return probs.cpu().numpy().astype(np.float32)
 

@@ -1,23 +1,91 @@
 """Post-processing of predictions: connected components and seeded watershed instances.
 
-Instance-trained checkpoints (``targets.label_kind: instances``) predict either three
-classes (background, inside, boundary: ``instance_target: boundary``) or a foreground
-probability and a normalised distance to the object border (``instance_target: distance``).
-Objects are split from these by a seeded watershed (seeds: confident interiors, one
-connected component each), then objects smaller than ``min_size`` are removed and the ids
-renumbered 1..N.
+Instance-trained checkpoints (``targets.label_kind: instances``) predict three classes
+(background, inside, boundary: ``instance_target: boundary``), a foreground probability
+and a normalised distance to the object border (``instance_target: distance``), or both
+heads together (``instance_target: both``). Objects are split from these by a seeded
+watershed (seeds: confident interiors, one connected component each), then objects
+smaller than ``min_size`` are removed and the ids renumbered 1..N. The thresholds are a
+:class:`PostProcessing`, tuned per checkpoint on held-out data (``medseg train``) and
+applied by :func:`instances_from_maps`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
 
 import cc3d
 import fastremap
 import numpy as np
 from skimage.segmentation import watershed
 
-from medseg.errors import ConfigError, ShapeError
+from medseg.errors import ConfigError, FormatError, ShapeError
+from medseg.options import InstanceTarget
 
-__all__ = ["instances_from_boundary", "instances_from_distance", "label_instances", "remove_small_objects"]
+__all__ = [
+    "PostProcessing",
+    "instances_from_boundary",
+    "instances_from_both",
+    "instances_from_distance",
+    "instances_from_maps",
+    "label_instances",
+    "remove_small_objects",
+]
+
+
+@dataclass(frozen=True)
+class PostProcessing:
+    """Thresholds that turn an instance model's maps into objects.
+
+    Attributes
+    ----------
+    seed_threshold : float
+        Seeds are the connected components above it: of ``p(inside)`` (boundary target)
+        or of the predicted distance (distance and both targets); in (0, 1).
+    foreground_threshold : float
+        A voxel is foreground when ``p(foreground) > foreground_threshold``; in (0, 1).
+    min_size : int
+        Objects with fewer voxels are removed (>= 0).
+    """
+
+    seed_threshold: float = 0.5
+    foreground_threshold: float = 0.5
+    min_size: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("seed_threshold", "foreground_threshold"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ConfigError(f"post-processing {name} must be in (0, 1), got {value}")
+        if self.min_size < 0:
+            raise ConfigError(f"post-processing min_size must be >= 0, got {self.min_size}")
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(
+        cls, values: Mapping[str, Any] | None, *, source: str | Path = "checkpoint"
+    ) -> PostProcessing:
+        """From a checkpoint's post-processing entry (``CheckpointMeta.postprocessing``; other keys are ignored).
+
+        Raises
+        ------
+        FormatError
+            A threshold or size that is not valid; the message names ``source``.
+        """
+        values = dict(values or {})
+        names = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in values.items() if k in names and v is not None})
+        except (TypeError, ConfigError) as err:
+            raise FormatError(
+                f"{source}: checkpoint post-processing {values!r} is not valid: {err}; retrain, or fix "
+                "metadata.postprocessing"
+            ) from err
 
 
 def _connectivity(ndim: int) -> int:
@@ -66,6 +134,81 @@ def _seeded_watershed(
     return remove_small_objects(instances, min_size)
 
 
+def instances_from_both(
+    probabilities: np.ndarray,
+    distance: np.ndarray,
+    *,
+    seed_threshold: float = 0.5,
+    foreground_threshold: float = 0.5,
+    min_size: int = 10,
+) -> np.ndarray:
+    """Objects from background / inside / boundary probabilities and a distance map (both heads).
+
+    Seeds are the components of ``distance > seed_threshold`` inside the foreground
+    (``1 - p(background) > foreground_threshold``); the foreground is flooded from them
+    along ``p(boundary) - distance``, so both heads place the cut between touching objects.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    distance = _check_probability("distance", distance)
+    if probabilities.shape != (3, *distance.shape):
+        raise ShapeError(
+            f"instances_from_both takes (3, *spatial) probabilities and a (*spatial) distance, got "
+            f"{probabilities.shape} and {distance.shape}"
+        )
+    background, _, boundary = probabilities
+    mask = 1.0 - background > foreground_threshold
+    return _seeded_watershed(boundary - distance, distance > seed_threshold, mask, min_size)
+
+
+def instances_from_maps(
+    maps: np.ndarray, instance_target: InstanceTarget | str, params: PostProcessing
+) -> np.ndarray:
+    """Objects from an instance model's maps with the thresholds ``params``.
+
+    Parameters
+    ----------
+    maps : np.ndarray
+        ``(M, *spatial)`` float: ``boundary``: background, inside, boundary
+        probabilities (M = 3); ``distance``: foreground probability, distance (M = 2);
+        ``both``: background, inside, boundary probabilities, distance (M = 4).
+    instance_target : InstanceTarget or str
+        ``boundary``, ``distance`` or ``both``.
+    params : PostProcessing
+        Thresholds and minimum object size.
+
+    Returns
+    -------
+    np.ndarray
+        uint32 instance map ``(*spatial)``.
+    """
+    target = InstanceTarget.parse(instance_target, option="instance_target")
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.shape[0] != target.num_maps:
+        raise ShapeError(f"the {target.value} target has {target.num_maps} maps, got shape {maps.shape}")
+    if target is InstanceTarget.BOUNDARY:
+        return instances_from_boundary(
+            maps,
+            seed_threshold=params.seed_threshold,
+            foreground_threshold=params.foreground_threshold,
+            min_size=params.min_size,
+        )
+    if target is InstanceTarget.DISTANCE:
+        return instances_from_distance(
+            maps[0],
+            maps[1],
+            seed_threshold=params.seed_threshold,
+            foreground_threshold=params.foreground_threshold,
+            min_size=params.min_size,
+        )
+    return instances_from_both(
+        maps[:3],
+        maps[3],
+        seed_threshold=params.seed_threshold,
+        foreground_threshold=params.foreground_threshold,
+        min_size=params.min_size,
+    )
+
+
 def _check_probability(name: str, array: np.ndarray) -> np.ndarray:
     array = np.asarray(array, dtype=np.float32)
     if array.ndim not in (2, 3):
@@ -74,7 +217,11 @@ def _check_probability(name: str, array: np.ndarray) -> np.ndarray:
 
 
 def instances_from_boundary(
-    probabilities: np.ndarray, *, seed_threshold: float = 0.5, min_size: int = 10
+    probabilities: np.ndarray,
+    *,
+    seed_threshold: float = 0.5,
+    foreground_threshold: float = 0.5,
+    min_size: int = 10,
 ) -> np.ndarray:
     """Objects from background / inside / boundary probabilities.
 
@@ -85,6 +232,8 @@ def instances_from_boundary(
         background, 1 inside, 2 boundary; ``medseg.data.targets.boundary_target``).
     seed_threshold : float
         Seeds are the connected components of ``p(inside) > seed_threshold``.
+    foreground_threshold : float
+        Foreground is ``1 - p(background) > foreground_threshold``.
     min_size : int
         Objects with fewer voxels are removed.
 
@@ -92,7 +241,7 @@ def instances_from_boundary(
     -------
     np.ndarray
         uint32 instance map ``(*spatial)``: 0 background, objects 1..N. Foreground
-        (``p(background) < 0.5``) is flooded from the seeds along rising boundary probability.
+        is flooded from the seeds along rising boundary probability.
     """
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if probabilities.ndim not in (3, 4) or probabilities.shape[0] != 3:
@@ -102,8 +251,12 @@ def instances_from_boundary(
         )
     if not 0 < seed_threshold < 1:
         raise ConfigError(f"seed_threshold must be in (0, 1), got {seed_threshold}")
+    if not 0 < foreground_threshold < 1:
+        raise ConfigError(f"foreground_threshold must be in (0, 1), got {foreground_threshold}")
     background, inside, boundary = probabilities
-    return _seeded_watershed(boundary, inside > seed_threshold, background < 0.5, min_size)
+    return _seeded_watershed(
+        boundary, inside > seed_threshold, 1.0 - background > foreground_threshold, min_size
+    )
 
 
 def instances_from_distance(
@@ -111,6 +264,7 @@ def instances_from_distance(
     distance: np.ndarray,
     *,
     seed_threshold: float = 0.5,
+    foreground_threshold: float = 0.5,
     min_size: int = 10,
 ) -> np.ndarray:
     """Objects from a foreground probability and a normalised distance-to-border map.
@@ -124,6 +278,8 @@ def instances_from_distance(
         ``[0, 1]`` (``sigmoid`` of channel 2; ``medseg.data.targets.distance_target``).
     seed_threshold : float
         Seeds are the connected components of ``distance > seed_threshold`` in the foreground.
+    foreground_threshold : float
+        Foreground is ``foreground_probability > foreground_threshold``.
     min_size : int
         Objects with fewer voxels are removed.
 
@@ -140,4 +296,8 @@ def instances_from_distance(
         )
     if not 0 < seed_threshold < 1:
         raise ConfigError(f"seed_threshold must be in (0, 1), got {seed_threshold}")
-    return _seeded_watershed(-distance, distance > seed_threshold, foreground > 0.5, min_size)
+    if not 0 < foreground_threshold < 1:
+        raise ConfigError(f"foreground_threshold must be in (0, 1), got {foreground_threshold}")
+    return _seeded_watershed(
+        -distance, distance > seed_threshold, foreground > foreground_threshold, min_size
+    )

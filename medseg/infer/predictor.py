@@ -19,12 +19,12 @@ import torch
 from medseg.checkpoint_meta import Checkpoint, CheckpointMeta, Targets, checkpoint_path, read_checkpoint
 from medseg.errors import ConfigError, FormatError, ShapeError
 from medseg.infer.normalize import Normalizer, ZScore
-from medseg.infer.postprocess import instances_from_boundary, instances_from_distance
+from medseg.infer.postprocess import PostProcessing, instances_from_maps
 from medseg.infer.sliding_window import SlidingWindow, label_dtype
 from medseg.io import Volume
 from medseg.io.paths import file_sha256
 from medseg.models import build_model
-from medseg.options import InstanceTarget, LabelKind
+from medseg.options import LabelKind
 
 __all__ = [
     "Prediction",
@@ -143,6 +143,9 @@ class Predictor:
     targets : Targets or dict, optional
         What the model outputs (:class:`~medseg.checkpoint_meta.Targets`, or the
         checkpoint's ``targets`` dict); default class labels.
+    postprocessing : PostProcessing, optional
+        Thresholds of the instance watershed (the checkpoint's tuned ones,
+        ``CheckpointMeta.postprocessing``); default :class:`PostProcessing()`.
     identity : dict, optional
         What identifies the model for resumable outputs (e.g. the checkpoint's hash).
     """
@@ -155,6 +158,7 @@ class Predictor:
         *,
         classes: Sequence[str] | None = None,
         targets: Targets | dict[str, Any] | None = None,
+        postprocessing: PostProcessing | None = None,
         identity: dict[str, Any] | None = None,
     ) -> None:
         self.model = model.eval()
@@ -169,6 +173,7 @@ class Predictor:
                 raise FormatError(f"checkpoint targets: {err}") from err
         self.targets = targets
         self.instance_target = targets.instance_target
+        self.postprocessing = postprocessing or PostProcessing()
         self.identity = dict(identity or {})
         self.model.to(window.compute_device)
 
@@ -209,6 +214,7 @@ class Predictor:
             ZScore.from_dict(dict(meta.normalization)),
             classes=meta.classes or None,
             targets=meta.targets,
+            postprocessing=PostProcessing.from_dict(meta.postprocessing, source=checkpoint.path),
             identity={"model": meta.model.to_dict(), **(identity or {})},
         )
 
@@ -217,13 +223,13 @@ class Predictor:
         """Classes of the label map (the class names, else the model's output channels)."""
         if self.classes:
             return len(self.classes)
-        if self.targets.has_distance_channel:
-            return InstanceTarget.DISTANCE.num_classes
+        if self.instance_target is not None:
+            return self.instance_target.num_classes
         return int(getattr(getattr(self.model, "constraints", None), "out_channels", 256))
 
     @property
     def is_instance_model(self) -> bool:
-        """True when the checkpoint was trained on instance targets (boundary or distance)."""
+        """True when the checkpoint was trained on instance targets (boundary, distance or both)."""
         return self.instance_target is not None
 
     def _batched(
@@ -303,14 +309,24 @@ class Predictor:
             return classes, probs.numpy().astype(np.float32)
         return labels.numpy().astype(label_dtype(self.num_classes), copy=False)
 
-    def instances_from_logits(self, logits: torch.Tensor) -> np.ndarray:
-        """Instance ids ``(*spatial)`` from the logits of an instance-trained model."""
-        if self.instance_target is InstanceTarget.BOUNDARY:
-            return instances_from_boundary(torch.softmax(logits, dim=0).cpu().numpy())
-        if self.instance_target is InstanceTarget.DISTANCE:
-            foreground = torch.softmax(logits[:-1], dim=0)[1]
-            return instances_from_distance(foreground.cpu().numpy(), torch.sigmoid(logits[-1]).cpu().numpy())
-        raise FormatError("this checkpoint was trained on class labels, not instances")
+    def instance_maps(self, logits: torch.Tensor) -> np.ndarray:
+        """The maps :func:`~medseg.infer.postprocess.instances_from_maps` takes, from an instance model's logits."""
+        target = self.instance_target
+        if target is None:
+            raise FormatError("this checkpoint was trained on class labels, not instances")
+        if not target.has_distance_channel:
+            return torch.softmax(logits, dim=0).cpu().numpy()
+        probabilities = torch.softmax(logits[:-1], dim=0)
+        if not target.has_boundary_class:  # distance: the foreground probability and the distance
+            probabilities = probabilities[1:]
+        return torch.cat([probabilities, torch.sigmoid(logits[-1:])]).cpu().numpy()
+
+    def instances_from_logits(self, logits: torch.Tensor, params: PostProcessing | None = None) -> np.ndarray:
+        """Instance ids ``(*spatial)`` from the logits of an instance-trained model (``params``: default own)."""
+        target = self.instance_target
+        if target is None:
+            raise FormatError("this checkpoint was trained on class labels, not instances")
+        return instances_from_maps(self.instance_maps(logits), target, params or self.postprocessing)
 
     def predict(self, image: Volume, *, probabilities: bool = False) -> Prediction:
         """Labels (and probabilities or instances when asked or needed) on ``image``'s grid."""

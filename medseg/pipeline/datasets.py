@@ -15,7 +15,7 @@ import numpy as np
 
 from medseg.config import DataConfig
 from medseg.data import Sample
-from medseg.data.em import split_sections
+from medseg.data.holdout import split_cases
 from medseg.data.label_check import check_labels
 from medseg.data.registry import DATASETS, DatasetEntry, dataset_folder, get_dataset
 from medseg.errors import ConfigError
@@ -54,7 +54,8 @@ def load_training_samples(data: DataConfig) -> tuple[list[Sample], list[Sample]]
     """Training and validation samples for ``data.dataset`` under the fetch root ``data.root``.
 
     The last ``data.validation_slices`` samples (sections for EM stacks, cases
-    otherwise) are held out for validation. A sample of every label file is checked
+    otherwise) are held out for validation; with no more samples than that, the last
+    ``data.validation_fraction`` of each along its longest axis (:mod:`medseg.data.holdout`). A sample of every label file is checked
     against ``data.label_kind`` and ``data.classes`` before anything trains.
 
     Raises
@@ -71,14 +72,13 @@ def load_training_samples(data: DataConfig) -> tuple[list[Sample], list[Sample]]
     if LabelKind.parse(entry.label_kind) is LabelKind.INSTANCES and data.label_kind is LabelKind.CLASSES:
         raise ConfigError(
             f"dataset {entry.name} has instance labels (one id per object): set data.label_kind: instances "
-            "and data.instance_target: boundary or distance"
+            "and data.instance_target: boundary, distance or both"
         )
     samples = entry.train(folder)
     if data.label_kind is LabelKind.CLASSES:
         samples = [_named_objects_as_classes(s, data.classes) for s in samples]
     check_labels([s.label for s in samples], label_kind=data.label_kind, classes=data.classes)
-    train_ids, val_ids = split_sections(len(samples), data.validation_slices)
-    return [samples[i] for i in train_ids], [samples[i] for i in val_ids]
+    return split_cases(samples, data.validation_slices, data.validation_fraction)
 
 
 def _named_objects_as_classes(sample: Sample, classes: Sequence[str] | None) -> Sample:

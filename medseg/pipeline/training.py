@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 from medseg.checkpoint_meta import Checkpoint, CheckpointMeta, ModelSpec, Targets, read_checkpoint
-from medseg.config import PipelineConfig
+from medseg.config import PipelineConfig, config_defaults
 from medseg.data import Sample
 from medseg.data.dataset import PatchDataset, TrainingTargets
+from medseg.data.fingerprint import data_fingerprint
+from medseg.data.sample import in_memory
 from medseg.data.weight_map import WeightMap
 from medseg.device import resolve_device
 from medseg.errors import ConfigError
@@ -36,6 +38,13 @@ from medseg.io.lazy import LazyArray
 from medseg.models import build_model
 from medseg.models.constraints import constraints_of
 from medseg.pipeline.predicting import sliding_window_from_infer
+from medseg.pipeline.tuning import (
+    instance_score,
+    min_size_candidates,
+    postprocessing_metadata,
+    store_postprocessing,
+    tune_postprocessing,
+)
 from medseg.train.distributed import Distributed
 from medseg.train.finetune import (
     InitReport,
@@ -74,6 +83,7 @@ class TrainedModel:
     device: str
     world_size: int = 1
     init: InitReport | None = None
+    fingerprint: dict[str, Any] | None = None
 
     @property
     def best(self) -> Path:
@@ -135,10 +145,11 @@ def _image_blocks(samples: Sequence[Sample]) -> Iterator[Volume]:
             yield Volume(block, meta={"source": f"{image.path} (sections {start}-{stop - 1})"})
 
 
-def _in_memory(x: Volume | LazyArray) -> Volume:
-    if isinstance(x, Volume):
-        return x
-    return Volume(x.read(), spacing=x.spacing, origin=x.origin, direction=x.direction, meta=dict(x.meta))
+def _median_spacing(samples: Sequence[Sample], dims: int) -> tuple[float, ...] | None:
+    """The median voxel size of the patches' ``dims`` axes (anisotropic distance targets); ``None``: isotropic."""
+    sizes = [np.asarray(s.image.spacing, dtype=float)[-dims:] for s in samples]
+    spacing = tuple(float(v) for v in np.median(sizes, axis=0))
+    return None if len(set(spacing)) == 1 else spacing
 
 
 def build_dataset(
@@ -152,12 +163,17 @@ def build_dataset(
     """The :class:`PatchDataset` a config trains on (class-balanced, augmented, with its targets).
 
     ``loss`` (default: the config's) says which extra targets it needs (a border weight map).
+    Distance targets are measured in the training images' median voxel size.
     """
     targets = _targets(config)
     loss = loss if loss is not None else _loss(config)
     weight_map = WeightMap(objects_from_classes=not targets.is_instances) if needs_weight_map(loss) else None
     transform = (
-        TrainingTargets(targets.instance_target, weight_map)
+        TrainingTargets(
+            targets.instance_target,
+            weight_map,
+            spacing=_median_spacing(samples, len(config.data.patch_shape)),
+        )
         if targets.is_instances or weight_map is not None
         else None
     )
@@ -186,10 +202,13 @@ def train_from_config(
     """Train ``config.model`` on the samples; checkpoints go to ``out_dir/checkpoints``.
 
     The validation score (for ``best.pt`` and early stopping) is the mean foreground
-    Dice of sliding-window predictions on ``val_samples``; without validation samples
-    ``best.pt`` is the final model. ``resume`` continues ``latest.pt`` exactly (same
-    batches, optimiser state and history) and refuses a config changed in
-    non-resumable keys (:mod:`medseg.train.resume`).
+    Dice of sliding-window predictions on ``val_samples`` (instance models: the mean
+    AJI of their watershed objects, whose thresholds are then tuned on the same samples
+    and stored in the checkpoints, :mod:`medseg.pipeline.tuning`); without validation
+    samples ``best.pt`` is the final model. The data fingerprint of ``train_samples``
+    (:mod:`medseg.data.fingerprint`) is stored in every checkpoint. ``resume``
+    continues ``latest.pt`` exactly (same batches, optimiser state and history) and
+    refuses a config changed in non-resumable keys (:mod:`medseg.train.resume`).
 
     Raises
     ------
@@ -215,7 +234,8 @@ def train_from_config(
         init = _initialize(model, config, config.train.init)
     frozen = freeze_encoder_stages(model, config.train.freeze_encoder_stages)
     record = None if init is None else {**init.to_dict(), "frozen": frozen}
-    meta = _checkpoint_meta(config, channels, train_samples, normalization, record)
+    fingerprint = _fingerprint(config, train_samples)
+    meta = _checkpoint_meta(config, channels, train_samples, normalization, record, fingerprint)
     device = resolve_device(config.train.device, option="train.device")
     distributed = Distributed.from_environment(device.type)
     loss = _loss(config)
@@ -241,12 +261,15 @@ def train_from_config(
         _resume(trainer, previous, config, scheduler)
     dataset = build_dataset(config, train_samples, normalization, loss=loss)
     result = _fit(trainer, dataset, config, distributed)
+    if _targets(config).is_instances and distributed.rank == 0:
+        _store_postprocessing(config, checkpoint_dir, val_samples, fingerprint)
     return TrainedModel(
         result=result,
         checkpoint_dir=checkpoint_dir,
         device=str(trainer.device),
         world_size=distributed.world_size,
         init=init,
+        fingerprint=fingerprint,
     )
 
 
@@ -261,8 +284,8 @@ def run_training(
     """Train on ``config.data``'s dataset and write the run folder (``medseg train``, :func:`medseg.train`).
 
     Writes ``checkpoints/`` (:func:`train_from_config`) and, with ``write_results`` (rank
-    0 under torchrun), the resolved ``config.yaml``, ``train_summary.json`` and
-    ``training_curve.png``.
+    0 under torchrun), the resolved ``config.yaml``, ``train_summary.json``,
+    ``training_curve.png`` and the data fingerprint ``fingerprint.json``.
 
     Raises
     ------
@@ -286,6 +309,8 @@ def run_training(
         return trained
     result = trained.result
     write_yaml(out / "config.yaml", config.model_dump(mode="json"))
+    if trained.fingerprint is not None:
+        write_json(out / "fingerprint.json", trained.fingerprint)
     plot_training(out / "training_curve.png", result.losses, result.validation)
     summary = {
         "iterations": result.iterations,
@@ -336,18 +361,69 @@ def _checkpoint_meta(
     samples: Sequence[Sample],
     normalization: ZScore,
     init: dict[str, Any] | None,
+    fingerprint: dict[str, Any] | None = None,
 ) -> CheckpointMeta:
-    """What every checkpoint of this run says about the model (``init``: the fine-tuning record)."""
+    """What every checkpoint of this run says about the model (``init``: the fine-tuning record).
+
+    The post-processing entry starts empty (the defaults); :func:`_store_postprocessing`
+    fills it in once the instance model is trained.
+    """
     return CheckpointMeta(
         model=ModelSpec(config.model.name, dict(config.model.params)),
         normalization=normalization.to_dict(),
         channels=channels,
         classes=tuple(config.data.classes),
         targets=_targets(config),
+        data_fingerprint=fingerprint,
         config=config.model_dump(mode="json"),
         axis_order="C,Z,Y,X" if len(samples[0].image.spatial_shape) == 3 else "C,Y,X",
         init=None if init is None else {"checkpoint": str(config.train.init), **init},
     )
+
+
+def _fingerprint(config: PipelineConfig, samples: Sequence[Sample]) -> dict[str, Any] | None:
+    """The data fingerprint of the training samples (labelled data in memory only).
+
+    It reads whole images, so lazily opened ones (volumes larger than memory, read in
+    blocks everywhere else) get none.
+    """
+    if not samples or any(s.label is None for s in samples):
+        return None
+    if any(isinstance(x, LazyArray) for s in samples for x in (s.image, s.label)):
+        logger.info("no data fingerprint: the training images are opened lazily (it reads whole images)")
+        return None
+    return data_fingerprint(samples, label_kind=config.data.label_kind)
+
+
+def _store_postprocessing(
+    config: PipelineConfig,
+    checkpoint_dir: Path,
+    val_samples: Sequence[Sample],
+    fingerprint: dict[str, Any] | None,
+) -> None:
+    """Tune the instance watershed of ``best.pt`` on the held-out samples; store it in both checkpoints."""
+    settings = config.infer.postprocessing
+    tuned = None
+    best = checkpoint_dir / "best.pt"
+    if settings.tune and val_samples and best.is_file():
+        window = sliding_window_from_infer(config.infer, compile=False)
+        predictor = Predictor.from_checkpoint(read_checkpoint(best), window)
+        objects = (fingerprint or {}).get("objects") or {}
+        tuned = tune_postprocessing(
+            predictor, val_samples, settings, typical_object_voxels=objects.get("median_voxels")
+        )
+        logger.info(
+            "post-processing tuned on %d held-out case(s): %s (AJI %.3f; defaults %.3f; %d grid points; "
+            "min sizes from %s)",
+            len(val_samples),
+            tuned.params.to_dict(),
+            tuned.aji,
+            tuned.default_aji,
+            tuned.searched,
+            min_size_candidates(objects.get("median_voxels"), 10),
+        )
+    entry = postprocessing_metadata(settings, tuned, [s.case_id for s in val_samples])
+    store_postprocessing([best, checkpoint_dir / "latest.pt"], entry)
 
 
 def _optimizer(
@@ -409,7 +485,9 @@ def _previous_run(latest: Path, config: PipelineConfig) -> Checkpoint | None:
     if previous.meta.config is None:
         raise ConfigError(f"cannot resume {latest}: it records no config; train into a new --out")
     old_config = previous.meta.training_config()
-    changes = check_resumable(old_config, config.model_dump(mode="json"), checkpoint=str(latest))
+    changes = check_resumable(
+        old_config, config.model_dump(mode="json"), checkpoint=str(latest), defaults=config_defaults()
+    )
     for key, (old, new) in changes.items():
         logger.info("resuming with %s changed: %r -> %r", key, old, new)
     return previous
@@ -462,18 +540,26 @@ class _Images:
 
 
 def _validation(samples: Sequence[Sample], normalization: ZScore, config: PipelineConfig) -> Validation:
-    """Mean foreground Dice of sliding-window predictions on ``samples``, every ``train.validate_every``."""
+    """The validation score on ``samples``, every ``train.validate_every``.
+
+    Class models: the mean foreground Dice of sliding-window predictions. Instance
+    models: the mean AJI of their watershed objects (default thresholds), the score the
+    post-processing is tuned on afterwards.
+    """
     targets = _targets(config)
     # validation follows the weights as they change: never a compiled (frozen) model
     window = sliding_window_from_infer(config.infer, compile=False)
+    labelled = [s for s in samples if s.label is not None]
+    if targets.is_instances:
+
+        def aji(model: torch.nn.Module) -> float:
+            return instance_score(Predictor(model, window, normalization, targets=targets), labelled)
+
+        return Validation(aji, every=config.train.validate_every)
     cases = [
-        (_in_memory(s.image), np.asarray(_in_memory(s.label).array)) for s in samples if s.label is not None
+        (in_memory(s.image), np.asarray(in_memory(s.label).array)) for s in samples if s.label is not None
     ]
     foreground = list(range(1, len(config.data.classes)))
-    if targets.instance_target is not None:
-        transform = TrainingTargets(targets.instance_target)
-        cases = [(image, transform(label)[0]) for image, label in cases]
-        foreground = targets.instance_target.foreground
 
     def score(model: torch.nn.Module) -> float:
         predictor = Predictor(model, window, normalization, targets=targets)

@@ -9,6 +9,7 @@ is re-exported from there.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 from pathlib import Path
@@ -17,10 +18,10 @@ from typing import Any
 import torch
 
 import medseg
-from medseg.checkpoint_meta import CHECKPOINT_FORMAT, CheckpointMeta, load_checkpoint
+from medseg.checkpoint_meta import CHECKPOINT_FORMAT, CheckpointMeta, load_checkpoint, read_checkpoint
 from medseg.io import atomic_output, recording_writer
 
-__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "save_checkpoint", "update_metadata"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +80,27 @@ def save_checkpoint(
     with atomic_output(path) as tmp, recording_writer(tmp) as handle:
         torch.save(payload, handle)
     return path
+
+
+def update_metadata(path: str | Path, **fields: Any) -> Path:
+    """Replace fields of an existing checkpoint's :class:`~medseg.checkpoint_meta.CheckpointMeta`, rewritten atomically.
+
+    Parameters
+    ----------
+    path : path
+        The ``.pt`` file (as :func:`save_checkpoint` wrote it).
+    **fields
+        :class:`CheckpointMeta` field names and their new values (e.g. ``postprocessing=...``);
+        the meta is validated again before anything is written.
+
+    Raises
+    ------
+    DataNotFoundError, FormatError
+        No checkpoint at ``path``, or it or the new meta does not validate (named).
+    """
+    checkpoint = read_checkpoint(path)
+    meta = dataclasses.replace(checkpoint.meta, **fields)
+    payload = {**checkpoint.payload, "metadata": meta.to_dict()}
+    with atomic_output(checkpoint.path) as tmp, recording_writer(tmp) as handle:
+        torch.save(payload, handle)
+    return checkpoint.path

@@ -5,7 +5,9 @@ optimisation settings stay as they were, except for the keys in
 :data:`RESUMABLE_KEYS` (budgets, intervals, device, workers, inference settings used
 for validation, and ``data.root``: a dataset folder that was moved; which files are
 read there is still fixed by the other data keys). A changed ``train.learning_rate`` is applied from the resume point
-on (:func:`apply_learning_rate`), never only recorded.
+on (:func:`apply_learning_rate`), never only recorded. A key the checkpoint's config
+lacks because it was added to medseg since (e.g. ``data.validation_fraction``) counts as
+holding its default, so a newer medseg still resumes an older run.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 
 from medseg.errors import ConfigError
 
-__all__ = ["RESUMABLE_KEYS", "apply_learning_rate", "changed_keys", "check_resumable"]
+__all__ = ["RESUMABLE_KEYS", "apply_learning_rate", "changed_keys", "check_resumable", "with_defaults"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,16 +65,44 @@ def _resumable(key: str) -> bool:
     return any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS)
 
 
+def with_defaults(old: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with every key it lacks taken from ``defaults`` (recursively; ``old``'s values win)."""
+    merged = dict(defaults)
+    for key, value in old.items():
+        default = defaults.get(key)
+        merged[key] = (
+            with_defaults(value, default) if isinstance(value, dict) and isinstance(default, dict) else value
+        )
+    return merged
+
+
 def check_resumable(
-    old: dict[str, Any], new: dict[str, Any], *, checkpoint: str
+    old: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    checkpoint: str,
+    defaults: dict[str, Any] | None = None,
 ) -> dict[str, tuple[Any, Any]]:
     """Refuse a resume whose config differs in a non-resumable key; return the resumable changes.
+
+    Parameters
+    ----------
+    old, new : dict
+        The checkpoint's config and the config of the resumed run.
+    checkpoint : str
+        Named in the error.
+    defaults : dict, optional
+        The value of every config key when not set (the config schema's defaults): a key
+        ``old`` lacks, because it was added since the checkpoint was written, is compared
+        as this default, not as a change.
 
     Raises
     ------
     ConfigError
         Naming every changed key with its old and new value.
     """
+    if defaults is not None:
+        old = with_defaults(old, defaults)
     changes = changed_keys(old, new)
     refused = {k: v for k, v in changes.items() if not _resumable(k)}
     if refused:

@@ -77,3 +77,41 @@ def test_instance_masks_train_predict_and_score_as_monuseg(tmp_path, capsys):
     assert metrics["dice"] > 0.9
     assert metrics["aji"] > 0.3
     assert tifffile.imread(pred / "nuclei_03.tif").shape == reference.shape  # labels beside the submission
+
+
+def test_one_annotated_image_trains_with_the_shipped_lab_pipeline_and_scores(tmp_path, capsys, caplog):
+    from medseg.resources import shipped_pipeline
+    from medseg.train.checkpoint import load_checkpoint
+
+    lab = write_nuclei_folder(tmp_path / "lab", n_images=1, shape=(80, 120), n_nuclei=10, radius=6, seed=1)
+    test = write_nuclei_folder(tmp_path / "test", n_images=1, shape=(64, 64), n_nuclei=5, radius=6, seed=7)
+    run = tmp_path / "run"
+    small = "model.params={in_channels: 1, out_channels: 3, features: 4, depth: 2, norm: instance}"
+    argv = ["train", str(shipped_pipeline("lab_folder")), "--out", str(run), "--no-progress"]
+    settings = [f"data.root={lab}", small, "train.iterations=4", "data.patch_shape=[64, 64]"]
+    with caplog.at_level("WARNING", logger="medseg"):
+        assert main([*argv, *[a for s in settings for a in ("--set", s)]]) == 0
+    out = capsys.readouterr().out
+    # the one image is cut: 20 % of its 120 columns validate, the rest trains
+    assert any("nuclei_00 X 96-119 of 120" in r.getMessage() for r in caplog.records)
+    assert "data fingerprint" in out and "post-processing: seed_threshold" in out
+    fingerprint = json.loads((run / "fingerprint.json").read_text())
+    assert fingerprint["median_shape"] == [80, 96] and fingerprint["objects"]["count"] >= 5
+    post = load_checkpoint(run / "checkpoints" / "best.pt")["metadata"]["postprocessing"]
+    assert post["tuned"] is True and post["tuned_on"] == ["nuclei_00:held-out"]
+    pred = tmp_path / "pred"
+    image = test / "images" / "nuclei_00.tif"
+    assert main(["predict", "-m", str(run), "-i", str(image), "-o", str(pred), "--format", "instances"]) == 0
+    scores = tmp_path / "scores"
+    evaluate = [
+        "evaluate",
+        "--pred",
+        str(pred / "instances"),
+        "--gt",
+        str(test / "labels"),
+        "-o",
+        str(scores),
+    ]
+    assert main([*evaluate, "--format", "instances", "--no-plot", "--no-progress"]) == 0
+    metrics = json.loads((scores / "summary.json").read_text())["metric_per_case"][0]["metrics"]["all"]
+    assert 0.0 <= metrics["aji"] <= 1.0  # four iterations: plumbing, not accuracy

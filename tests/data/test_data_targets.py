@@ -64,17 +64,18 @@ def test_distance_touching_objects_each_peak_at_one():
     np.testing.assert_allclose(distance[0, 0], [1, 2 / 3, 1 / 3, 0.5, 1, 0.5, 0, 1], rtol=1e-6)
 
 
-def test_distance_3d_matches_per_object_scipy_reference():
+@pytest.mark.parametrize("spacing", [None, (3.0, 1.0, 0.5)])
+def test_distance_3d_matches_per_object_scipy_reference(spacing):
     rng = np.random.default_rng(0)
     labels, n = ndimage.label(ndimage.binary_opening(rng.random((12, 20, 20)) > 0.45))
     assert n > 5
-    _, distance = distance_target(labels[None])
+    _, distance = distance_target(labels[None], spacing)
     expected = np.zeros(labels.shape, np.float64)
     for k, box in enumerate(ndimage.find_objects(labels), start=1):
         grown = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in box)
         mask = labels[grown] == k
         # distance to the nearest voxel outside the object; the array edge does not count
-        dt = ndimage.distance_transform_edt(mask)
+        dt = ndimage.distance_transform_edt(mask, sampling=spacing)  # anisotropic: physical units
         expected[grown][mask] = dt[mask] / dt[mask].max()
     np.testing.assert_allclose(distance[0], expected, atol=1e-5)
     assert distance.max() == pytest.approx(1.0) and distance.min() == 0.0

@@ -59,6 +59,24 @@ def test_resume_accepts_a_moved_data_root(tmp_path, samples, disk_samples, tiny_
     assert result.iterations == 4 and len(result.losses) == 4
 
 
+def test_resume_of_a_checkpoint_older_than_a_config_key_compares_it_with_its_default(
+    tmp_path, samples, disk_samples, tiny_config
+):
+    train_from_config(tiny_config(train={"iterations": 2}), *samples, tmp_path)
+    latest = tmp_path / "checkpoints" / "latest.pt"
+    payload = load_checkpoint(latest)
+    # as written before data.validation_fraction and infer.postprocessing existed
+    del payload["metadata"]["config"]["data"]["validation_fraction"]
+    del payload["metadata"]["config"]["infer"]["postprocessing"]
+    torch.save(payload, latest)
+    # a value other than the default is still a change of the held-out data
+    changed = tiny_config(data={"validation_fraction": 0.3}, train={"iterations": 4})
+    with pytest.raises(ConfigError, match=r"cannot resume .*\(data.validation_fraction: 0.2 -> 0.3\)"):
+        train_from_config(changed, *samples, tmp_path, resume=True)
+    result = train_from_config(tiny_config(train={"iterations": 4}), *samples, tmp_path, resume=True).result
+    assert result.iterations == 4 and len(result.losses) == 4
+
+
 def test_changed_learning_rate_on_resume_is_applied(tmp_path, samples, disk_samples, tiny_config):
     train_from_config(tiny_config(train={"iterations": 10}), *samples, tmp_path)
     extended = tiny_config(train={"iterations": 20, "learning_rate": 1e-3})

@@ -1,0 +1,138 @@
+"""Validation from a region of the training images when there are too few cases to hold one out.
+
+A lab often starts with one annotated image. ``data.validation_slices`` asks for whole
+held-out cases; when the dataset has no more cases than that, :func:`split_cases`
+instead holds out the last ``fraction`` of every case along its longest spatial axis
+(a slab of the 3D volume, a band of the 2D image) and trains on the rest. The two
+parts do not overlap, keep their physical geometry (the held-out part's origin moves
+with it) and are named ``<case>:train`` and ``<case>:held-out``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from medseg.data.em import split_sections
+from medseg.data.sample import Sample, in_memory
+from medseg.errors import ConfigError
+from medseg.io import Volume
+
+__all__ = ["HeldOutRegion", "hold_out_region", "split_cases"]
+
+logger = logging.getLogger(__name__)
+
+_AXIS_NAMES = {2: ("Y", "X"), 3: ("Z", "Y", "X")}
+
+
+@dataclass(frozen=True)
+class HeldOutRegion:
+    """Where a case was cut: spatial ``axis`` (array order), the first held-out index ``start`` of ``size``."""
+
+    axis: int
+    start: int
+    size: int
+
+    def describe(self, ndim: int) -> str:
+        name = _AXIS_NAMES.get(ndim, tuple(str(i) for i in range(ndim)))[self.axis]
+        return f"{name} {self.start}-{self.size - 1} of {self.size}"
+
+
+def _crop(volume: Volume, axis: int, part: slice) -> Volume:
+    index = [slice(None)] * volume.array.ndim
+    index[axis + 1] = part
+    first = np.zeros(volume.ndim + 1)  # homogeneous index of the part's first voxel
+    first[axis], first[-1] = part.start or 0, 1.0
+    origin = tuple(float(o) for o in (volume.affine @ first)[:-1])
+    array = np.ascontiguousarray(volume.array[tuple(index)])
+    return Volume(
+        array,
+        spacing=volume.spacing,
+        origin=origin,
+        direction=volume.direction,
+        meta=dict(volume.meta),
+        unit=volume.unit,
+    )
+
+
+def hold_out_region(sample: Sample, fraction: float) -> tuple[Sample, Sample, HeldOutRegion]:
+    """Split one labelled case into a training part and the held-out last ``fraction`` of its longest axis.
+
+    Parameters
+    ----------
+    sample : Sample
+        A labelled case, ``(C, [Z,] Y, X)``; lazily opened images are read into memory.
+    fraction : float
+        Share of the longest spatial axis held out, in ``(0, 1)``; at least one voxel
+        is held out and at least one kept for training.
+
+    Returns
+    -------
+    train, held_out : Sample
+        The two parts, named ``<case>:train`` and ``<case>:held-out``.
+    region : HeldOutRegion
+        The cut.
+
+    Raises
+    ------
+    ConfigError
+        ``fraction`` outside ``(0, 1)``, the case has no label, or its longest axis has a single voxel.
+    """
+    if not 0 < fraction < 1:
+        raise ConfigError(f"data.validation_fraction must be in (0, 1), got {fraction}")
+    if sample.label is None:
+        raise ConfigError(f"case {sample.case_id!r} has no label: cannot hold out a labelled region")
+    shape = sample.image.spatial_shape
+    axis = int(np.argmax(shape))
+    size = int(shape[axis])
+    if size < 2:
+        raise ConfigError(
+            f"case {sample.case_id!r} of shape {tuple(shape)} is too small to hold out a region for "
+            "validation: add a second annotated case or set data.validation_slices: 0"
+        )
+    held = min(size - 1, max(1, round(size * fraction)))
+    start = size - held
+    image, label = in_memory(sample.image), in_memory(sample.label)
+    parts = []
+    for name, part in (("train", slice(0, start)), ("held-out", slice(start, size))):
+        parts.append(
+            Sample(
+                image=_crop(image, axis, part),
+                label=_crop(label, axis, part),
+                case_id=f"{sample.case_id}:{name}",
+                modality=sample.modality,
+            )
+        )
+    return parts[0], parts[1], HeldOutRegion(axis, start, size)
+
+
+def split_cases(
+    samples: Sequence[Sample], validation_cases: int, fraction: float
+) -> tuple[list[Sample], list[Sample]]:
+    """Training and validation samples: the last ``validation_cases`` cases, or regions when too few.
+
+    With more cases than ``validation_cases`` the last ones validate (:func:`split_sections`).
+    With ``validation_cases > 0`` but no more cases than that, every case is cut by
+    :func:`hold_out_region` and one log line says where.
+    """
+    if validation_cases == 0 or len(samples) > validation_cases:
+        train_ids, val_ids = split_sections(len(samples), validation_cases)
+        return [samples[i] for i in train_ids], [samples[i] for i in val_ids]
+    train, held_out, cuts = [], [], []
+    for sample in samples:
+        part, region_sample, region = hold_out_region(sample, fraction)
+        train.append(part)
+        held_out.append(region_sample)
+        cuts.append(f"{sample.case_id} {region.describe(len(sample.image.spatial_shape))}")
+    logger.warning(
+        "%d case(s) for data.validation_slices: %d, so the last %.0f %% of each case along its longest axis "
+        "is held out for validation and post-processing tuning (%s)",
+        len(samples),
+        validation_cases,
+        100 * fraction,
+        "; ".join(cuts),
+    )
+    return train, held_out

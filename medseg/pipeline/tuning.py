@@ -1,0 +1,181 @@
+"""Instance post-processing chosen on held-out data, as StarDist's ``optimize_thresholds``.
+
+An instance model's maps (:meth:`Predictor.instance_maps`) are computed once per held-out
+case; every point of a grid of seed threshold, foreground threshold and minimum object
+size is then turned into objects (:func:`instances_from_maps`) and scored by the
+Aggregated Jaccard Index against the case's instance labels. The best point (highest
+mean AJI; ties keep the earlier point, the grid starts from the defaults) goes into the
+checkpoint as ``metadata["postprocessing"]``, where ``medseg predict`` reads it. Values
+set in the pipeline YAML (``infer.postprocessing``) are not searched.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medseg.config import PostProcessingConfig
+from medseg.data import Sample
+from medseg.data.sample import in_memory
+from medseg.errors import ConfigError
+from medseg.eval.instance import aggregated_jaccard_index
+from medseg.infer.postprocess import PostProcessing, instances_from_maps
+from medseg.infer.predictor import Predictor
+from medseg.io import Volume
+from medseg.train.checkpoint import update_metadata
+
+__all__ = [
+    "SEED_THRESHOLDS",
+    "FOREGROUND_THRESHOLDS",
+    "TunedPostProcessing",
+    "instance_score",
+    "min_size_candidates",
+    "postprocessing_metadata",
+    "store_postprocessing",
+    "tune_postprocessing",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Seed thresholds searched (the default 0.5 first).
+SEED_THRESHOLDS = (0.5, 0.3, 0.4, 0.6, 0.7, 0.8)
+#: Foreground thresholds searched (the default 0.5 first).
+FOREGROUND_THRESHOLDS = (0.5, 0.3, 0.4, 0.6, 0.7)
+
+
+@dataclass(frozen=True)
+class TunedPostProcessing:
+    """Result of :func:`tune_postprocessing`.
+
+    Attributes
+    ----------
+    params : PostProcessing
+        The chosen thresholds.
+    aji : float
+        Mean held-out AJI with ``params``.
+    default_aji : float
+        Mean held-out AJI with the YAML values and defaults for the rest (the grid's first point).
+    searched : int
+        Grid points scored.
+    fixed : tuple of str
+        Keys set in the YAML, not searched.
+    """
+
+    params: PostProcessing
+    aji: float
+    default_aji: float
+    searched: int
+    fixed: tuple[str, ...] = field(default_factory=tuple)
+
+
+def min_size_candidates(typical_object_voxels: float | None, default: int) -> tuple[int, ...]:
+    """Minimum object sizes to search: ``default`` first, then fractions of the typical object size."""
+    if not typical_object_voxels or typical_object_voxels <= 0:
+        return (default, 0, 2 * default, 5 * default)
+    fractions = (0.0, 0.05, 0.1, 0.2, 0.35)
+    sizes = [round(f * typical_object_voxels) for f in fractions]
+    return tuple(dict.fromkeys([default, *sizes]))
+
+
+def _cases(samples: Sequence[Sample]) -> list[tuple[Volume, np.ndarray]]:
+    """The labelled ``samples`` in memory: image and ``(*spatial)`` instance ids."""
+    return [
+        (in_memory(s.image), np.asarray(in_memory(s.label).array[0])) for s in samples if s.label is not None
+    ]
+
+
+def instance_score(
+    predictor: Predictor, samples: Sequence[Sample], params: PostProcessing | None = None
+) -> float:
+    """Mean AJI of ``predictor``'s instances on labelled ``samples`` (validation of instance models)."""
+    scores = []
+    for image, label in _cases(samples):
+        logits = predictor.predict_logits(image.array, source=image.meta.get("source"))
+        scores.append(aggregated_jaccard_index(label, predictor.instances_from_logits(logits, params)))
+    return float(np.nanmean(scores)) if scores else float("nan")
+
+
+def tune_postprocessing(
+    predictor: Predictor,
+    samples: Sequence[Sample],
+    settings: PostProcessingConfig,
+    *,
+    typical_object_voxels: float | None = None,
+) -> TunedPostProcessing:
+    """Grid-search the watershed thresholds of ``predictor`` on labelled ``samples`` by mean AJI.
+
+    Parameters
+    ----------
+    predictor : Predictor
+        An instance-trained model (its ``instance_target`` says which maps it predicts).
+    samples : sequence of Sample
+        Held-out cases with instance labels.
+    settings : PostProcessingConfig
+        ``infer.postprocessing``: values set there are kept, the others searched.
+    typical_object_voxels : float, optional
+        Median object size of the training labels (the data fingerprint); scales the
+        minimum sizes searched.
+    """
+    target = predictor.instance_target
+    if target is None:
+        raise ConfigError("post-processing is tuned for instance models; this one predicts class labels")
+    default = PostProcessing()
+    fixed = {k: v for k, v in settings.model_dump().items() if k != "tune" and v is not None}
+    grid: dict[str, tuple[Any, ...]] = {
+        "seed_threshold": SEED_THRESHOLDS,
+        "foreground_threshold": FOREGROUND_THRESHOLDS,
+        "min_size": min_size_candidates(typical_object_voxels, default.min_size),
+    }
+    grid = {k: (fixed[k],) if k in fixed else v for k, v in grid.items()}
+    cases = [
+        (
+            predictor.instance_maps(predictor.predict_logits(image.array, source=image.meta.get("source"))),
+            label,
+        )
+        for image, label in _cases(samples)
+    ]
+    points = [
+        PostProcessing(**dict(zip(grid, values, strict=True))) for values in itertools.product(*grid.values())
+    ]
+    scores = []
+    for params in points:
+        ajis = [
+            aggregated_jaccard_index(label, instances_from_maps(maps, target, params))
+            for maps, label in cases
+        ]
+        scores.append(float(np.nanmean(ajis)) if not np.all(np.isnan(ajis)) else float("nan"))
+    ranked = np.nan_to_num(np.array(scores), nan=-1.0)
+    best = int(np.argmax(ranked))  # the first of equal scores: the grid starts from the defaults
+    return TunedPostProcessing(points[best], scores[best], scores[0], len(points), tuple(sorted(fixed)))
+
+
+def postprocessing_metadata(
+    settings: PostProcessingConfig, tuned: TunedPostProcessing | None, held_out: Sequence[str]
+) -> dict[str, Any]:
+    """The checkpoint's ``metadata["postprocessing"]``: thresholds, and how they were chosen."""
+    if tuned is None:
+        fixed = {k: v for k, v in settings.model_dump().items() if k != "tune" and v is not None}
+        params = PostProcessing(**fixed)
+        return {**params.to_dict(), "tuned": False, "set_in_config": sorted(fixed)}
+    return {
+        **tuned.params.to_dict(),
+        "tuned": True,
+        "set_in_config": list(tuned.fixed),
+        "tuned_on": list(held_out),
+        "validation_aji": round(tuned.aji, 4),
+        "default_aji": round(tuned.default_aji, 4),
+        "grid_points": tuned.searched,
+    }
+
+
+def store_postprocessing(checkpoints: Sequence[Path], entry: dict[str, Any]) -> None:
+    """Write ``entry`` as ``metadata["postprocessing"]`` into each existing checkpoint file (atomically)."""
+    for path in checkpoints:
+        if path.is_file():
+            update_metadata(path, postprocessing=entry)

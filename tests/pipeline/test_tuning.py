@@ -1,0 +1,113 @@
+"""Post-processing thresholds tuned on held-out data, stored in the checkpoint and read back by predict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from torch import nn
+
+from medseg.config import PostProcessingConfig, config_from_dict
+from medseg.data.sample import Sample
+from medseg.infer.normalize import ZScore
+from medseg.infer.postprocess import PostProcessing
+from medseg.infer.predictor import Predictor
+from medseg.infer.sliding_window import SlidingWindow
+from medseg.io import Volume
+from medseg.models import build_model
+from medseg.pipeline.tuning import (
+    min_size_candidates,
+    postprocessing_metadata,
+    store_postprocessing,
+    tune_postprocessing,
+)
+from medseg.train.checkpoint import load_checkpoint, save_checkpoint
+
+
+class Channels(nn.Module):
+    """The input channels are the logits."""
+
+    def forward(self, x):
+        return x
+
+
+def _held_out_case():
+    """Three separate discs whose predicted distance peaks at 0.45: the default seed threshold 0.5 finds none."""
+    yy, xx = np.indices((40, 64))
+    truth = np.zeros((40, 64), dtype=np.uint16)
+    for i, (cy, cx) in enumerate([(12, 12), (20, 32), (28, 52)], start=1):
+        truth[(yy - cy) ** 2 + (xx - cx) ** 2 <= 49] = i
+    distance = np.zeros(truth.shape, dtype=np.float32)
+    for i in (1, 2, 3):
+        d = ndimage.distance_transform_edt(truth == i)
+        distance += (0.45 * d / d.max()).astype(np.float32)
+    foreground = (truth > 0).astype(np.float32)
+    logits = np.stack([-6 * foreground, 6 * foreground, np.log(distance + 1e-4) - np.log1p(-distance)])
+    return Sample(
+        image=Volume(logits.astype(np.float32)),
+        label=Volume(truth[None]),
+        case_id="c:held-out",
+        modality="cells",
+    )
+
+
+def _predictor():
+    return Predictor(
+        Channels(),
+        SlidingWindow((32, 32), device="cpu", mirror_axes=()),
+        ZScore((0.0,) * 3, (1.0,) * 3),
+        targets={"label_kind": "instances", "instance_target": "distance"},
+    )
+
+
+def test_tuning_finds_thresholds_that_the_defaults_miss_and_they_round_trip(tmp_path):
+    case = _held_out_case()
+    tuned = tune_postprocessing(_predictor(), [case], PostProcessingConfig(), typical_object_voxels=149)
+    assert tuned.default_aji == 0.0  # no distance above 0.5: no seeds, no objects
+    assert tuned.params.seed_threshold < 0.45 and tuned.aji == pytest.approx(1.0)
+    assert tuned.searched == 6 * 5 * len(min_size_candidates(149, 10))
+    # stored in the checkpoint as metadata, read back by the predictor medseg predict builds
+    model = build_model("unet", in_channels=3, out_channels=3, features=4, depth=2)
+    spec = {"name": "unet", "params": {"in_channels": 3, "out_channels": 3, "features": 4, "depth": 2}}
+    metadata = {
+        "model": spec,
+        "normalization": ZScore((0.0,) * 3, (1.0,) * 3).to_dict(),
+        "targets": {"label_kind": "instances", "instance_target": "distance"},
+    }
+    best = save_checkpoint(tmp_path / "best.pt", model=model, metadata=metadata)
+    entry = postprocessing_metadata(PostProcessingConfig(), tuned, [case.case_id])
+    store_postprocessing([best, tmp_path / "latest.pt"], entry)  # a missing file is skipped
+    stored = load_checkpoint(best)["metadata"]
+    assert stored["postprocessing"]["tuned"] is True and stored["postprocessing"]["tuned_on"] == [
+        "c:held-out"
+    ]
+    assert stored["postprocessing"]["validation_aji"] == pytest.approx(1.0)
+    assert stored["targets"] == metadata["targets"]  # the rest of the metadata is kept
+    predictor = Predictor.from_checkpoint(load_checkpoint(best), SlidingWindow((32, 32), device="cpu"))
+    assert predictor.postprocessing == tuned.params
+    assert not (tmp_path / "latest.pt").exists()
+
+
+def test_values_set_in_the_yaml_are_kept_and_not_searched():
+    settings = config_from_dict(
+        {
+            "data": {"label_kind": "instances", "classes": ["background", "nucleus"]},
+            "model": {"params": {"out_channels": 3}},
+            "infer": {"postprocessing": {"seed_threshold": 0.6, "min_size": 3}},
+        }
+    ).infer.postprocessing
+    tuned = tune_postprocessing(_predictor(), [_held_out_case()], settings)
+    assert tuned.params.seed_threshold == 0.6 and tuned.params.min_size == 3
+    assert tuned.fixed == ("min_size", "seed_threshold") and tuned.searched == 5
+    assert tuned.aji == 0.0  # the YAML's 0.6 finds no seed here, and is kept anyway
+    untuned = postprocessing_metadata(settings, None, [])
+    assert untuned == {
+        **PostProcessing(seed_threshold=0.6, min_size=3).to_dict(),
+        "tuned": False,
+        "set_in_config": ["min_size", "seed_threshold"],
+    }
+
+
+def test_min_sizes_follow_the_typical_object():
+    assert min_size_candidates(400, 10) == (10, 0, 20, 40, 80, 140)
+    assert min_size_candidates(None, 10) == (10, 0, 20, 50)
