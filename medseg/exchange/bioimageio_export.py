@@ -479,6 +479,7 @@ def export_bioimageio(
             "model": {"name": trained.name, "params": trained.params},
             "classes": trained.classes,
             "targets": trained.meta.targets.to_dict(),
+            "postprocessing": dict(trained.meta.postprocessing),
             "normalization": trained.normalization,
             "tile": list(tile),
         }

@@ -241,6 +241,7 @@ class LoadedPackage:
     normalization: PackageNormalization
     classes: list[str] | None
     targets: dict[str, Any]
+    postprocessing: dict[str, Any]
     roi_size: tuple[int, ...]
     name: str
 
@@ -415,6 +416,7 @@ def load_package(path: str | Path) -> LoadedPackage:
         normalization=PackageNormalization(pre, norm_axes),
         classes=classes,
         targets=dict(medseg.get("targets") or {}),
+        postprocessing=dict(medseg.get("postprocessing") or {}),  # the run's tuned watershed thresholds
         roi_size=tuple(medseg.get("tile") or roi),
         name=str(description.name),
     )

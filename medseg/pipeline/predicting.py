@@ -29,7 +29,7 @@ from medseg.eval.formats import ChallengeFormat, FormatKind, get_format
 from medseg.exchange.bioimageio_import import is_bioimageio_package, load_package
 from medseg.exchange.objects import write_object_outputs
 from medseg.infer.blockwise import predict_blockwise
-from medseg.infer.postprocess import label_instances
+from medseg.infer.postprocess import PostProcessing, label_instances
 from medseg.infer.predictor import Prediction, Predictor
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import Volume, open_array, read, split_key, suffix_of, write
@@ -328,6 +328,7 @@ def predictor_for(model: str | Path | Checkpoint, window: SlidingWindow) -> Pred
             package.normalization,
             classes=package.classes,
             targets=package.targets,
+            postprocessing=PostProcessing.from_dict(package.postprocessing, source=path),
             identity=identity,
         )
     loaded = model if isinstance(model, Checkpoint) else read_checkpoint(model)
