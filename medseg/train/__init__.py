@@ -21,10 +21,11 @@ Examples
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
+
+from medseg._lazy import lazy_attribute, lazy_dir
 
 #: Public name -> the module that defines it (imported on first use).
 _EXPORTS = {
@@ -47,15 +48,11 @@ __all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+    return lazy_attribute(__name__, _EXPORTS, name)
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return lazy_dir(__name__, _EXPORTS)
 
 
 class _CallablePackage(types.ModuleType):
