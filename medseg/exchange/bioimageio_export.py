@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,14 @@ import tifffile
 import torch
 
 from medseg.checkpoint_meta import CheckpointMeta, read_checkpoint
-from medseg.errors import ConfigError, ShapeError
+from medseg.errors import ConfigError
+from medseg.exchange.bioimageio_files import (
+    expected_output,
+    sample_crop,
+    smallest_size,
+    write_cover,
+    write_torchscript,
+)
 from medseg.infer.predictor import load_trained_model
 from medseg.io import Volume, atomic_output
 from medseg.models.constraints import InputConstraints, constraints_of
@@ -155,58 +161,6 @@ class PackageInfo:
     tags: Sequence[str] = field(default_factory=tuple)
 
 
-def _valid_size(constraints: InputConstraints, axis: int, at_most: int) -> int:
-    """The largest valid input size ``<= at_most`` along ``axis`` (raises when none is)."""
-    divisor, remainder = constraints.divisor[axis], constraints.remainder[axis]
-    size = at_most - ((at_most - remainder) % divisor)
-    if size < constraints.min_size[axis]:
-        raise ShapeError(
-            f"the test image is {at_most} voxels along axis {axis}; the model needs at least "
-            f"{constraints.min_size[axis]}: pass a larger --test-image"
-        )
-    return size
-
-
-def _smallest_size(constraints: InputConstraints, axis: int) -> int:
-    size = constraints.min_size[axis]
-    divisor, remainder = constraints.divisor[axis], constraints.remainder[axis]
-    return size + (remainder - size) % divisor
-
-
-def _test_crop(sample: Volume, trained: CheckpointModel, tile: Sequence[int]) -> np.ndarray:
-    """``(1, C, *tile)`` float32 crop from the middle of the sample (a 2D model: its middle section)."""
-    constraints = trained.constraints
-    dims = constraints.spatial_dims
-    array = np.asarray(sample.array)
-    while array.ndim - 1 > dims:  # a 2D model on a stack: the middle section
-        array = array[:, array.shape[1] // 2]
-    if array.ndim - 1 != dims:
-        raise ShapeError(f"the test image has {array.ndim - 1} spatial axes, the model is {dims}D")
-    if array.shape[0] != constraints.in_channels:
-        raise ShapeError(
-            f"the test image has {array.shape[0]} channel(s), the model takes {constraints.in_channels}"
-        )
-    sizes = [
-        _valid_size(constraints, a, min(t, s))
-        for a, (t, s) in enumerate(zip(tile, array.shape[1:], strict=True))
-    ]
-    box = tuple(slice((s - n) // 2, (s - n) // 2 + n) for s, n in zip(array.shape[1:], sizes, strict=True))
-    return np.ascontiguousarray(array[(slice(None), *box)][None], dtype=np.float32)
-
-
-def _expected_output(trained: CheckpointModel, test_input: np.ndarray) -> np.ndarray:
-    """The package's output for ``test_input``: the network on z-scored input, softmax for class models."""
-    mean = np.asarray(trained.normalization["mean"], dtype=np.float32)
-    std = np.asarray(trained.normalization["std"], dtype=np.float32)
-    shape = (1, -1) + (1,) * (test_input.ndim - 2)
-    normalised = (test_input - mean.reshape(shape)) / std.reshape(shape)
-    with torch.no_grad():
-        output = trained.model(torch.from_numpy(normalised))
-        if not _is_instance(trained):
-            output = torch.softmax(output, dim=1)
-    return output.numpy().astype(np.float32)
-
-
 def _is_instance(trained: CheckpointModel) -> bool:
     return trained.meta.targets.is_instances
 
@@ -220,62 +174,6 @@ def _channel_names(trained: CheckpointModel) -> list[str]:
     if len(classes) == out_channels:
         return [f"{c}_logit" if target is not None else c for c in classes]
     return [f"channel{k}" for k in range(out_channels)]
-
-
-def _torchscript(model: torch.nn.Module, example: torch.Tensor, path: Path) -> bool:
-    """Script the model (trace it when scripting fails), check it against eager, save it to ``path``.
-
-    Returns whether the copy also holds for a larger input. A traced valid-convolution
-    U-Net keeps its traced crop sizes, so it holds for the example's size only; the
-    package then declares that one size.
-    """
-    model = model.eval()
-    try:
-        scripted = torch.jit.script(model)
-    except Exception as err:  # noqa: BLE001 - TorchScript raises many types for Python it cannot compile
-        logger.info("torch.jit.script failed (%s); tracing instead", str(err).splitlines()[0])
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # checked on two sizes below
-            scripted = torch.jit.trace(model, example, check_trace=False)
-    step = constraints_of(model).divisor
-    larger = torch.nn.functional.pad(example, [p for d in reversed(step) for p in (0, d)], mode="reflect")
-    with torch.no_grad():
-        if not torch.allclose(scripted(example), model(example), rtol=1e-4, atol=1e-5):
-            raise ConfigError(
-                f"the TorchScript copy of {type(model).__name__} disagrees with it on a "
-                f"{tuple(example.shape)} input; export needs a model that scripts or traces"
-            )
-        try:
-            general = torch.allclose(scripted(larger), model(larger), rtol=1e-4, atol=1e-5)
-        except RuntimeError:  # traced shapes baked in
-            general = False
-    if not general:
-        logger.warning(
-            "the TorchScript copy of %s holds for inputs of %s only; the package declares that size",
-            type(model).__name__,
-            tuple(example.shape[2:]),
-        )
-    torch.jit.save(scripted, str(path))
-    return general
-
-
-def _cover(
-    test_input: np.ndarray, test_output: np.ndarray, draw: Callable[..., np.ndarray], path: Path
-) -> Path:
-    """``draw(image, None, labels)`` of the test tile (middle section in 3D), as a PNG."""
-    from PIL import Image
-
-    image = test_input[0, 0]
-    labels = test_output[0, : max(2, test_output.shape[1] - 1)].argmax(axis=0)
-    while image.ndim > 2:
-        image, labels = image[image.shape[0] // 2], labels[labels.shape[0] // 2]
-    # a valid-convolution output covers the centre of the input
-    image = image[
-        tuple(slice((i - o) // 2, (i - o) // 2 + o) for i, o in zip(image.shape, labels.shape, strict=True))
-    ]
-    picture = draw(image, None, labels.astype(np.int64))
-    Image.fromarray(picture).save(path)
-    return path
 
 
 def _axes(
@@ -317,7 +215,7 @@ def _axes(
             size = (
                 int(fixed[a])
                 if fixed is not None
-                else v0_5.ParameterizedSize(min=_smallest_size(constraints, a), step=constraints.divisor[a])
+                else v0_5.ParameterizedSize(min=smallest_size(constraints, a), step=constraints.divisor[a])
             )
             axes.append(
                 v0_5.SpaceInputAxis(id=v0_5.AxisId(axis_id), size=size, scale=float(scale), unit=unit)
@@ -457,8 +355,8 @@ def export_bioimageio(
     constraints = trained.constraints
     tile = tuple(tile or trained.config.get("infer", {}).get("roi_size") or sample.spatial_shape)
     tile = tile[-constraints.spatial_dims :]
-    test_input = _test_crop(sample, trained, tile)
-    test_output = _expected_output(trained, test_input)
+    test_input = sample_crop(sample, trained, tile)
+    test_output = expected_output(trained, test_input)
     import bioimageio.spec
     import torch as _torch
 
@@ -470,9 +368,11 @@ def export_bioimageio(
         tifffile.imwrite(folder / "sample_input.tif", test_input)
         tifffile.imwrite(folder / "sample_output.tif", test_output)
         _torch.save(trained.model.state_dict(), folder / "weights.pt")
-        general = _torchscript(trained.model, torch.from_numpy(test_input), folder / "weights.torchscript.pt")
+        general = write_torchscript(
+            trained.model, torch.from_numpy(test_input), folder / "weights.torchscript.pt"
+        )
         fixed = None if general else test_input.shape[2:]
-        _cover(test_input, test_output, draw_cover, folder / "cover.png")
+        write_cover(test_input, test_output, draw_cover, folder / "cover.png")
         (folder / "README.md").write_text(_readme(trained, info, tile), encoding="utf-8")
         torch_version = v0_5.Version(_torch.__version__.split("+")[0])
         medseg_config = {

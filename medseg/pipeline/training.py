@@ -1,6 +1,9 @@
 """Train a segmenter from a pipeline config: data set, model, trainer phases, checkpoints.
 
-The pieces are small and separate: the patch data set and its index stream
+What it trains on (targets, loss, patch data set, image statistics) is
+:mod:`medseg.pipeline.training_data`; its validation score and the post-processing
+tuned afterwards, :mod:`medseg.pipeline.validation`. The other pieces are separate
+too: the patch data set and its index stream
 (:mod:`medseg.data.dataset`, :mod:`medseg.train.stream`), fine-tuning
 (:mod:`medseg.train.finetune`), pre-training (:mod:`medseg.train.pretrain`), resume
 rules (:mod:`medseg.train.resume`), precision and DDP inside the
@@ -20,31 +23,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseg.checkpoint_meta import Checkpoint, CheckpointMeta, ModelSpec, Targets, read_checkpoint
+from medseg.checkpoint_meta import Checkpoint, CheckpointMeta, ModelSpec, read_checkpoint
 from medseg.config import PipelineConfig, config_defaults
 from medseg.data import Sample
-from medseg.data.dataset import PatchDataset, TrainingTargets
-from medseg.data.fingerprint import data_fingerprint
-from medseg.data.sample import in_memory
-from medseg.data.weight_map import WeightMap
+from medseg.data.dataset import PatchDataset
 from medseg.device import resolve_device
 from medseg.errors import ConfigError
-from medseg.eval.overlap import overlap_metrics
 from medseg.infer.normalize import ZScore
-from medseg.infer.predictor import Predictor
 from medseg.infer.sliding_window import SlidingWindow
-from medseg.io import Volume
-from medseg.io.lazy import LazyArray
 from medseg.models import build_model
 from medseg.models.constraints import constraints_of
 from medseg.pipeline.predicting import sliding_window_from_infer
-from medseg.pipeline.tuning import (
-    instance_score,
-    min_size_candidates,
-    postprocessing_metadata,
-    store_postprocessing,
-    tune_postprocessing,
+from medseg.pipeline.training_data import (
+    build_dataset,
+    check_channels,
+    image_blocks,
+    training_fingerprint,
+    training_loss,
+    training_targets,
 )
+from medseg.pipeline.validation import store_tuned_postprocessing, validation_policy
 from medseg.train.distributed import Distributed
 from medseg.train.finetune import (
     InitReport,
@@ -53,12 +51,11 @@ from medseg.train.finetune import (
     initialize_from,
     parameter_groups,
 )
-from medseg.train.losses import build_loss, needs_weight_map
 from medseg.train.precision import StepPolicy
 from medseg.train.pretrain import pretrain_layerwise, supports_layerwise_pretraining
 from medseg.train.resume import apply_learning_rate, check_resumable
 from medseg.train.stream import batch_loader
-from medseg.train.trainer import Checkpointing, Stopping, Trainer, TrainResult, Validation, poly_schedule
+from medseg.train.trainer import Checkpointing, Stopping, Trainer, TrainResult, poly_schedule
 
 __all__ = [
     "TrainedModel",
@@ -69,9 +66,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Voxels per block when statistics are gathered from lazy images.
-_BLOCK_VOXELS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -125,71 +119,6 @@ def prepare_output_dir(out_dir: str | Path) -> Path:
     return out
 
 
-def _targets(config: PipelineConfig) -> Targets:
-    """What the model is trained to output, interpreted once from ``config.data``."""
-    return Targets.of(config.data.label_kind, config.data.instance_target)
-
-
-def _image_blocks(samples: Sequence[Sample]) -> Iterator[Volume]:
-    """Every training image, lazy ones as slabs of bounded size, each named by its file for errors."""
-    for sample in samples:
-        image = sample.image
-        if not isinstance(image, LazyArray):
-            yield image
-            continue
-        per_slab = max(1, int(np.prod(image.shape[2:])) * image.shape[0])
-        step = max(1, _BLOCK_VOXELS // per_slab)
-        for start in range(0, image.shape[1], step):
-            block = image[:, start : start + step]
-            stop = start + block.shape[1]
-            yield Volume(block, meta={"source": f"{image.path} (sections {start}-{stop - 1})"})
-
-
-def _median_spacing(samples: Sequence[Sample], dims: int) -> tuple[float, ...] | None:
-    """The median voxel size of the patches' ``dims`` axes (anisotropic distance targets); ``None``: isotropic."""
-    sizes = [np.asarray(s.image.spacing, dtype=float)[-dims:] for s in samples]
-    spacing = tuple(float(v) for v in np.median(sizes, axis=0))
-    return None if len(set(spacing)) == 1 else spacing
-
-
-def build_dataset(
-    config: PipelineConfig,
-    samples: Sequence[Sample],
-    normalization: ZScore,
-    *,
-    loss: torch.nn.Module | None = None,
-    seed_offset: int = 0,
-) -> PatchDataset:
-    """The :class:`PatchDataset` a config trains on (class-balanced, augmented, with its targets).
-
-    ``loss`` (default: the config's) says which extra targets it needs (a border weight map).
-    Distance targets are measured in the training images' median voxel size.
-    """
-    targets = _targets(config)
-    loss = loss if loss is not None else _loss(config)
-    weight_map = WeightMap(objects_from_classes=not targets.is_instances) if needs_weight_map(loss) else None
-    transform = (
-        TrainingTargets(
-            targets.instance_target,
-            weight_map,
-            spacing=_median_spacing(samples, len(config.data.patch_shape)),
-        )
-        if targets.is_instances or weight_map is not None
-        else None
-    )
-    instances = targets.is_instances
-    return PatchDataset(
-        samples,
-        patch_shape=config.data.patch_shape,
-        classes=None if instances else list(range(1, len(config.data.classes))),
-        num_classes=None if instances else len(config.data.classes),
-        ignore_label=config.train.ignore_label,
-        normalize=normalization,
-        label_transform=transform,
-        seed=config.data.seed + seed_offset,
-    )
-
-
 def train_from_config(
     config: PipelineConfig,
     train_samples: Sequence[Sample],
@@ -223,22 +152,22 @@ def train_from_config(
         set_deterministic(config.train.seed)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model.name, **config.model.params)
-    channels = _check_channels(model, train_samples)
+    channels = check_channels(model, train_samples)
     normalization = (
         ZScore.from_dict(dict(previous.meta.normalization))
         if previous is not None
-        else ZScore.fit(_image_blocks(train_samples), nonfinite=config.data.nonfinite)
+        else ZScore.fit(image_blocks(train_samples), nonfinite=config.data.nonfinite)
     )
     init = None
     if config.train.init is not None and previous is None:
         init = _initialize(model, config, config.train.init)
     frozen = freeze_encoder_stages(model, config.train.freeze_encoder_stages)
     record = None if init is None else {**init.to_dict(), "frozen": frozen}
-    fingerprint = _fingerprint(config, train_samples)
+    fingerprint = training_fingerprint(config, train_samples)
     meta = _checkpoint_meta(config, channels, train_samples, normalization, record, fingerprint)
     device = resolve_device(config.train.device, option="train.device")
     distributed = Distributed.from_environment(device.type)
-    loss = _loss(config)
+    loss = training_loss(config)
     if config.train.pretrain == "layerwise" and previous is None:
         pretraining = build_dataset(config, train_samples, normalization, loss=loss, seed_offset=1)
         _pretrain(model, config, pretraining, device)
@@ -250,7 +179,7 @@ def train_from_config(
         optimizer,
         scheduler=scheduler,
         device=str(device),
-        validation=_validation(val_samples, normalization, config) if val_samples else None,
+        validation=validation_policy(val_samples, normalization, config) if val_samples else None,
         checkpoints=Checkpointing(checkpoint_dir, config.train.checkpoint_every, meta),
         stopping=Stopping(config.train.max_minutes, config.train.early_stopping_patience),
         step=StepPolicy(config.train.precision, config.train.grad_clip),
@@ -261,8 +190,8 @@ def train_from_config(
         _resume(trainer, previous, config, scheduler)
     dataset = build_dataset(config, train_samples, normalization, loss=loss)
     result = _fit(trainer, dataset, config, distributed)
-    if _targets(config).is_instances and distributed.rank == 0:
-        _store_postprocessing(config, checkpoint_dir, val_samples, fingerprint)
+    if training_targets(config).is_instances and distributed.rank == 0:
+        store_tuned_postprocessing(config, checkpoint_dir, val_samples, fingerprint)
     return TrainedModel(
         result=result,
         checkpoint_dir=checkpoint_dir,
@@ -329,32 +258,6 @@ def run_training(
     return trained
 
 
-def _loss(config: PipelineConfig) -> torch.nn.Module:
-    return build_loss(
-        config.train.loss,
-        ignore_label=config.train.ignore_label,
-        distance=_targets(config).has_distance_channel,
-    )
-
-
-def _check_channels(model: torch.nn.Module, samples: Sequence[Sample]) -> int:
-    """The training images' channels, checked against the model's ``in_channels`` before any heavy work.
-
-    Raises
-    ------
-    ConfigError
-        They differ; the message gives the setting to use.
-    """
-    channels = int(samples[0].image.num_channels)
-    expected = constraints_of(model).in_channels
-    if channels != expected:
-        raise ConfigError(
-            f"the training images have {channels} channel(s) but model.params.in_channels is "
-            f"{expected}: set model.params.in_channels: {channels}"
-        )
-    return channels
-
-
 def _checkpoint_meta(
     config: PipelineConfig,
     channels: int,
@@ -365,7 +268,7 @@ def _checkpoint_meta(
 ) -> CheckpointMeta:
     """What every checkpoint of this run says about the model (``init``: the fine-tuning record).
 
-    The post-processing entry starts empty (the defaults); :func:`_store_postprocessing`
+    The post-processing entry starts empty (the defaults); :func:`store_tuned_postprocessing`
     fills it in once the instance model is trained.
     """
     return CheckpointMeta(
@@ -373,57 +276,12 @@ def _checkpoint_meta(
         normalization=normalization.to_dict(),
         channels=channels,
         classes=tuple(config.data.classes),
-        targets=_targets(config),
+        targets=training_targets(config),
         data_fingerprint=fingerprint,
         config=config.model_dump(mode="json"),
         axis_order="C,Z,Y,X" if len(samples[0].image.spatial_shape) == 3 else "C,Y,X",
         init=None if init is None else {"checkpoint": str(config.train.init), **init},
     )
-
-
-def _fingerprint(config: PipelineConfig, samples: Sequence[Sample]) -> dict[str, Any] | None:
-    """The data fingerprint of the training samples (labelled data in memory only).
-
-    It reads whole images, so lazily opened ones (volumes larger than memory, read in
-    blocks everywhere else) get none.
-    """
-    if not samples or any(s.label is None for s in samples):
-        return None
-    if any(isinstance(x, LazyArray) for s in samples for x in (s.image, s.label)):
-        logger.info("no data fingerprint: the training images are opened lazily (it reads whole images)")
-        return None
-    return data_fingerprint(samples, label_kind=config.data.label_kind)
-
-
-def _store_postprocessing(
-    config: PipelineConfig,
-    checkpoint_dir: Path,
-    val_samples: Sequence[Sample],
-    fingerprint: dict[str, Any] | None,
-) -> None:
-    """Tune the instance watershed of ``best.pt`` on the held-out samples; store it in both checkpoints."""
-    settings = config.infer.postprocessing
-    tuned = None
-    best = checkpoint_dir / "best.pt"
-    if settings.tune and val_samples and best.is_file():
-        window = sliding_window_from_infer(config.infer, compile=False)
-        predictor = Predictor.from_checkpoint(read_checkpoint(best), window)
-        objects = (fingerprint or {}).get("objects") or {}
-        tuned = tune_postprocessing(
-            predictor, val_samples, settings, typical_object_voxels=objects.get("median_voxels")
-        )
-        logger.info(
-            "post-processing tuned on %d held-out case(s): %s (AJI %.3f; defaults %.3f; %d grid points; "
-            "min sizes from %s)",
-            len(val_samples),
-            tuned.params.to_dict(),
-            tuned.aji,
-            tuned.default_aji,
-            tuned.searched,
-            min_size_candidates(objects.get("median_voxels"), 10),
-        )
-    entry = postprocessing_metadata(settings, tuned, [s.case_id for s in val_samples])
-    store_postprocessing([best, checkpoint_dir / "latest.pt"], entry)
 
 
 def _optimizer(
@@ -537,37 +395,3 @@ class _Images:
     def __iter__(self) -> Iterator[torch.Tensor]:
         for batch in self.stream:
             yield batch[0]
-
-
-def _validation(samples: Sequence[Sample], normalization: ZScore, config: PipelineConfig) -> Validation:
-    """The validation score on ``samples``, every ``train.validate_every``.
-
-    Class models: the mean foreground Dice of sliding-window predictions. Instance
-    models: the mean AJI of their watershed objects (default thresholds), the score the
-    post-processing is tuned on afterwards.
-    """
-    targets = _targets(config)
-    # validation follows the weights as they change: never a compiled (frozen) model
-    window = sliding_window_from_infer(config.infer, compile=False)
-    labelled = [s for s in samples if s.label is not None]
-    if targets.is_instances:
-
-        def aji(model: torch.nn.Module) -> float:
-            return instance_score(Predictor(model, window, normalization, targets=targets), labelled)
-
-        return Validation(aji, every=config.train.validate_every)
-    cases = [
-        (in_memory(s.image), np.asarray(in_memory(s.label).array)) for s in samples if s.label is not None
-    ]
-    foreground = list(range(1, len(config.data.classes)))
-
-    def score(model: torch.nn.Module) -> float:
-        predictor = Predictor(model, window, normalization, targets=targets)
-        scores = []
-        for image, label in cases:
-            labels = predictor.predict_label_array(image.array, source=image.meta.get("source"))
-            per_class = overlap_metrics(label[0], labels, labels=foreground)
-            scores += [per_class[c]["dice"] for c in foreground]
-        return float(np.nanmean(scores)) if scores else float("nan")
-
-    return Validation(score, every=config.train.validate_every)
