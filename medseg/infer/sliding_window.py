@@ -357,7 +357,11 @@ class SlidingWindow:
         per_window = batch_seconds / self.batch_size
         compile_seconds = _COMPILE_SECONDS.get(len(self.roi_size), max(_COMPILE_SECONDS.values()))
         compiling = compile_pays_off(windows, per_window, compile_seconds=compile_seconds)
-        logger.info(
+        # said once per model and outcome: block-wise jobs decide in every block
+        repeated = _DECIDED.get(model) is compiling
+        _DECIDED[model] = compiling
+        logger.log(
+            logging.DEBUG if repeated else logging.INFO,
             "%s the model: %d windows left at %.3f s each uncompiled (%.0f s) against about %.0f s to "
             "compile and %.1fx faster windows (--compile / --no-compile decide)",
             "compiling" if compiling else "not compiling",
@@ -450,6 +454,8 @@ def compile_pays_off(
 
 # torch.compile(model) with frozen weights, once per model object and channels-last choice
 _COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, dict[bool, Callable]] = weakref.WeakKeyDictionary()
+#: The last automatic compile decision said for a model.
+_DECIDED: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()
 
 
 def _sync(tensor: torch.Tensor) -> None:

@@ -101,6 +101,18 @@ def test_channels_last_does_not_change_the_output():
     )
 
 
+def test_a_repeated_automatic_compile_decision_is_said_once(caplog, monkeypatch):
+    # block-wise prediction decides in every block: the same outcome again is a debug line
+    caplog.set_level("INFO", logger="medseg.infer.sliding_window")
+    monkeypatch.setattr(sliding_window, "_COMPILE_SECONDS", {2: 1e6})
+    model, image = Pointwise(), torch.randn(1, 1, 64, 64)
+    auto = SlidingWindow((16, 16), batch_size=2, compile=None)
+    for _ in range(3):
+        auto(model, image)
+    decisions = [r.getMessage() for r in caplog.records if "compiling the model" in r.getMessage()]
+    assert len(decisions) == 1 and decisions[0].startswith("not compiling the model: 45 windows left")
+
+
 @pytest.mark.parametrize("batch_size", [5, 7])
 def test_compiled_model_with_frozen_weights_matches_eager_with_a_partial_last_batch(batch_size):
     model = ValidConv()
