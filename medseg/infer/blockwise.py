@@ -209,7 +209,16 @@ def predict_blockwise(
     state = out.state
     sets = UnionFind({int(k): v for k, v in state.get("parents", {}).items()})
     next_id = int(state.get("next_id", 1))
-    with _discarded_on_bad_input(out, probs, world):
+    windows = sum(
+        predictor.count_windows(spatial, all_blocks[i])
+        if not instances
+        else predictor.count_windows(
+            tuple(s.stop - s.start for s in _with_halo(all_blocks[i], halo, spatial))
+        )
+        for i in todo
+    )
+    # the automatic compile decision weighs the whole job, not one block
+    with _discarded_on_bad_input(out, probs, world), predictor.window.planned(predictor.model, windows):
         for index in tqdm(todo, desc="blocks", unit="block", disable=not progress):
             block = all_blocks[index]
             if not instances:  # the whole image's windows that reach the block: equal to in-memory labels
@@ -223,10 +232,7 @@ def predict_blockwise(
                 if index not in done:
                     out.write_block(index, block, labels)
                 continue
-            outer = tuple(
-                slice(max(0, s.start - h), min(n, s.stop + h))
-                for s, h, n in zip(block, halo, spatial, strict=True)
-            )
+            outer = _with_halo(block, halo, spatial)
             data = np.asarray(image[(slice(None), *outer)])
             inner = tuple(
                 slice(s.start - o.start, s.stop - o.start) for s, o in zip(block, outer, strict=True)
@@ -274,6 +280,15 @@ def _discarded_on_bad_input(out: BlockOutput, probs: BlockOutput | None, world: 
                 if store is not None:
                     store.discard()
         raise
+
+
+def _with_halo(
+    block: tuple[slice, ...], halo: tuple[int, ...], spatial: tuple[int, ...]
+) -> tuple[slice, ...]:
+    """The block with ``halo`` voxels of context on every side, within the image."""
+    return tuple(
+        slice(max(0, s.start - h), min(n, s.stop + h)) for s, h, n in zip(block, halo, spatial, strict=True)
+    )
 
 
 def _probability_channels(predictor: Predictor) -> int:

@@ -254,6 +254,15 @@ class Predictor:
             f"{self.window.roi_size}); use a 2D or 3D roi matching the model"
         )
 
+    def count_windows(self, shape: tuple[int, ...], region: tuple[slice, ...] | None = None) -> int:
+        """Windows a ``(C, *shape)`` image (or its ``region``) runs, a 2D model's sections counted."""
+        window_dims = len(self.window.roi_size)
+        if len(shape) == window_dims:
+            return self.window.count_windows(self.model, shape, region)
+        sections = (region[0] if region else slice(0, shape[0])).indices(shape[0])
+        inner = region[1:] if region else None
+        return len(range(*sections)) * self.window.count_windows(self.model, shape[1:], inner)
+
     def predict_logits(self, image: np.ndarray, *, source: str | None = None) -> torch.Tensor:
         """Blended logits ``(K, *spatial)`` for a ``(C, *spatial)`` image (``source`` names it in errors)."""
         return self._batched(image, self.window, source=source)

@@ -19,11 +19,13 @@ One engine for 2D and 3D, same- and valid-convolution models:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import math
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -296,6 +298,10 @@ class SlidingWindow:
         model.eval()
         compiling = self._compiling(model, len(items))
         net = self._network(model, compiling)
+        # windows the job runs after this call (planned: block-wise or many-image jobs)
+        later = max(0, _PLANNED[model] - len(items)) if model in _PLANNED else 0
+        if model in _PLANNED:
+            _PLANNED[model] = later
         sums: Blender | LabelCells | None = None
         batches = range(0, len(items), self.batch_size)
         for index, first in enumerate(
@@ -326,7 +332,7 @@ class SlidingWindow:
             if compiling is None and index == 1:  # the second eager batch: past first-call costs
                 _sync(logits)
                 compiling = self._decide(
-                    model, len(items) - first - len(batch), time.perf_counter() - started
+                    model, len(items) - first - len(batch) + later, time.perf_counter() - started
                 )
                 net = self._network(model, compiling)
             logits = logits[: len(batch)]
@@ -342,12 +348,43 @@ class SlidingWindow:
             del inputs, logits  # not held through the next forward pass
         return sums.result()
 
+    def count_windows(
+        self, model: torch.nn.Module, shape: tuple[int, ...], region: tuple[slice, ...] | None = None
+    ) -> int:
+        """Windows one image of spatial ``shape`` runs through ``model`` (mirrored passes counted once).
+
+        ``region``: only the windows :meth:`predict_labels_region` runs for that part of the image.
+        """
+        shape = tuple(int(s) for s in shape)
+        probe = torch.empty((1, 1, *shape), device="meta")
+        _, grid, out_roi, align = self._grid(model, probe)
+        region = region or tuple(slice(0, s) for s in shape)
+        return math.prod(
+            sum(1 for st in window_starts(g, o, self.overlap, align=a) if st < r.stop and st + o > r.start)
+            for g, o, a, r in zip(grid, out_roi, align, region, strict=True)
+        )
+
+    @contextlib.contextmanager
+    def planned(self, model: torch.nn.Module, windows: int) -> Iterator[None]:
+        """Inside it, the automatic compile decision counts the whole job's ``windows``, not one call's.
+
+        A job that predicts in many calls (block by block, or many small images) repays
+        compiling even when no single call does. Each call made inside subtracts its windows
+        from the plan.
+        """
+        _PLANNED[model] = max(0, int(windows))
+        try:
+            yield
+        finally:
+            _PLANNED.pop(model, None)
+
     def _compiling(self, model: torch.nn.Module, windows: int) -> bool | None:
         """Whether to run compiled from the start; ``None``: decide after the second batch (automatic)."""
         if self.compile is not None:
             return self.compile
         if _COMPILED.get(model, {}).get(self._channels_last(True)) is not None:
             return True  # compiled by an earlier call: nothing left to pay
+        windows = max(windows, _PLANNED.get(model, 0))
         if self.compute_device.type != "cpu" or windows <= 2 * self.batch_size:
             return False  # compiled speed measured on the CPU only; a job this small never repays it
         return None
@@ -454,6 +491,8 @@ def compile_pays_off(
 
 # torch.compile(model) with frozen weights, once per model object and channels-last choice
 _COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, dict[bool, Callable]] = weakref.WeakKeyDictionary()
+#: Windows a planned job (:meth:`SlidingWindow.planned`) has still to run, per model.
+_PLANNED: weakref.WeakKeyDictionary[torch.nn.Module, int] = weakref.WeakKeyDictionary()
 #: The last automatic compile decision said for a model.
 _DECIDED: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()
 

@@ -60,6 +60,33 @@ def test_blockwise_equals_whole_image_prediction_and_keeps_geometry(tmp_path):
     assert not (tmp_path / "labels.zarr.incomplete").exists()
 
 
+def test_blockwise_job_plans_the_windows_its_blocks_run(tmp_path, monkeypatch):
+    # the automatic compile decision weighs the whole job: the plan is what the blocks run
+    path, _ = _stack(tmp_path)
+
+    class Counting(Threshold):
+        windows = 0
+
+        def forward(self, x):
+            self.windows += x.shape[0]
+            return super().forward(x)
+
+    plans = []
+    planned = SlidingWindow.planned
+
+    def record(self, model, windows):
+        plans.append(windows)
+        return planned(self, model, windows)
+
+    monkeypatch.setattr(SlidingWindow, "planned", record)
+    model = Counting()
+    with open_array(path) as lazy:
+        predict_blockwise(
+            _predictor(model), lazy, tmp_path / "labels.zarr", block_shape=(3, 16, 16), halo=(0, 4, 4)
+        )
+    assert plans == [model.windows] and model.windows > 7 * 4 * 4  # blocks share windows at their borders
+
+
 def test_interrupted_run_resumes_with_the_missing_blocks(tmp_path):
     path, image = _stack(tmp_path)
 

@@ -113,6 +113,25 @@ def test_a_repeated_automatic_compile_decision_is_said_once(caplog, monkeypatch)
     assert len(decisions) == 1 and decisions[0].startswith("not compiling the model: 45 windows left")
 
 
+def test_a_planned_job_decides_compiling_from_the_windows_of_all_its_calls(monkeypatch):
+    # three images of 7 x 7 windows: no single call repays compiling, the job of 147 might
+    seen = []
+    monkeypatch.setattr(
+        sliding_window, "compile_pays_off", lambda windows, *a, **k: seen.append(windows) or False
+    )
+    model, image = Pointwise(), torch.randn(1, 1, 64, 64)
+    auto = SlidingWindow((16, 16), batch_size=2, compile=None)
+    assert auto.count_windows(model, (64, 64)) == 49
+    assert auto.count_windows(model, (64, 64), (slice(0, 16), slice(0, 64))) == 2 * 7
+    with auto.planned(model, 3 * 49):
+        for _ in range(3):
+            auto(model, image)
+    # decided after the second batch of each call: 45 left in the call plus the later calls'
+    assert seen == [45 + 98, 45 + 49, 45]
+    auto(model, image)  # outside the plan: the call alone
+    assert seen[-1] == 45
+
+
 @pytest.mark.parametrize("batch_size", [5, 7])
 def test_compiled_model_with_frozen_weights_matches_eager_with_a_partial_last_batch(batch_size):
     model = ValidConv()
