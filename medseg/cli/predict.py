@@ -83,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="torch.compile the model with frozen weights: 1.5-1.8x faster per window on 2 CPU threads, "
-        "the first case compiles (15-40 s). Default: on the CPU, compile when an image's windows repay it "
+        "the first case compiles (15-40 s). Default: on the CPU, compile when the job's windows (all its images or blocks) repay it "
         "(decided after two batches, said in one log line)",
     )
     parser.add_argument(

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from medseg.checkpoint_meta import Checkpoint, read_checkpoint
 from medseg.config import InferConfig, config_from_dict
-from medseg.errors import ConfigError, DataNotFoundError
+from medseg.errors import ConfigError, DataNotFoundError, MedsegError
 from medseg.eval.formats import ChallengeFormat, FormatKind, get_format
 from medseg.exchange.bioimageio_import import is_bioimageio_package, load_package
 from medseg.exchange.objects import write_object_outputs
@@ -160,7 +160,13 @@ def predict_files(
         logger.info("rank %d of %d: %d of %d case(s)", rank, world, len(mine), len(cases))
     together = _ranks_together() if world > 1 and blockwise else contextlib.nullcontext()
     results = []
-    with together as barrier:
+    # many in-memory cases: the automatic compile decision weighs all of their windows
+    plan = (
+        predictor.window.planned(predictor.model, _job_windows(predictor, mine, out, block_shape, overwrite))
+        if not blockwise and len(mine) > 1 and predictor.window.compile is None
+        else contextlib.nullcontext()
+    )
+    with together as barrier, plan:
         for path, name in tqdm(mine, desc="cases", unit="case", disable=not progress):
             target = out / f"{name}{_label_suffix(path, block_shape, ome_zarr)}"
             if target.exists() and not overwrite:
@@ -199,6 +205,25 @@ def predict_files(
                     )
                 )
     return results
+
+
+def _job_windows(
+    predictor: Predictor, cases: list[tuple[Path, str]], out: Path, block_shape: Any, overwrite: bool
+) -> int:
+    """Windows the cases still to predict will run, from their lazily opened shapes.
+
+    A file that does not open counts nothing here: it gets its error when its turn comes.
+    """
+    total = 0
+    for path, name in cases:
+        if (out / f"{name}{_label_suffix(path, block_shape, False)}").exists() and not overwrite:
+            continue
+        try:
+            with open_array(path) as image:
+                total += predictor.count_windows(tuple(int(s) for s in image.shape[1:]))
+        except (MedsegError, OSError):
+            continue
+    return total
 
 
 def _check_request(

@@ -113,6 +113,22 @@ def test_compile_option_predicts_the_eager_probabilities(run_dir, tmp_path):
         np.testing.assert_allclose(compiled, eager, rtol=0, atol=1e-5)
 
 
+def test_compile_is_decided_from_the_windows_of_all_cases(run_dir, tmp_path, caplog, monkeypatch):
+    from medseg.infer import sliding_window
+
+    # three 100 x 100 images of 4 x 4 windows: the first decides for its 12 left plus 2 x 16
+    images = _images(tmp_path / "in", ["a.tif", "b.tif", "c.tif"], shape=(100, 100))
+    seen = []
+    monkeypatch.setattr(
+        sliding_window, "compile_pays_off", lambda windows, *a, **k: seen.append(windows) or False
+    )
+    assert (
+        main(["predict", "-m", str(run_dir), "-i", *images, "-o", str(tmp_path / "out"), "--no-progress"])
+        == 0
+    )
+    assert seen == [12 + 32, 12 + 16, 12]
+
+
 def test_compile_is_decided_from_the_windows_and_said_in_one_line_unless_a_flag_decides(
     run_dir, tmp_path, caplog, monkeypatch
 ):
