@@ -28,7 +28,14 @@ from scipy import ndimage
 from medseg.errors import ConfigError, ShapeError
 from medseg.flows import flows_from_instances
 
-__all__ = ["flow_errors", "follow_flows", "masks_from_end_points", "instances_from_flows"]
+__all__ = [
+    "flow_errors",
+    "follow_flows",
+    "instances_from_flows",
+    "instances_from_section_flows",
+    "masks_from_end_points",
+    "stitch_sections",
+]
 
 #: Euler steps of :func:`follow_flows` (Cellpose's default).
 STEPS = 200
@@ -38,6 +45,8 @@ _MIN_SEED_COUNT = 10
 _MIN_BASIN_COUNT = 2
 #: Growth steps of a seed over the histogram.
 _GROW_STEPS = 5
+#: Objects of neighbouring sections overlapping by more than this IoU are one object (Cellpose's stitching).
+STITCH_IOU = 0.25
 
 
 def follow_flows(flows: np.ndarray, mask: np.ndarray, steps: int = STEPS) -> np.ndarray:
@@ -155,3 +164,68 @@ def instances_from_flows(
     if len(bad):
         instances[np.isin(instances, bad)] = 0
     return instances
+
+
+def stitch_sections(sections: np.ndarray, iou: float = STITCH_IOU) -> np.ndarray:
+    """One id per object across the sections of a ``(Z, Y, X)`` stack of per-section ids.
+
+    Section by section, an object takes the id of the object of the previous section it
+    overlaps with the highest IoU when that IoU exceeds ``iou`` (Cellpose's stitching of
+    2D masks), else a new id.
+    """
+    out = np.zeros(sections.shape, dtype=np.int64)
+    next_id = 1
+    for z, section in enumerate(sections):
+        ids = np.unique(section[section > 0])
+        if z == 0 or not out[z - 1].any():
+            for k in ids:
+                out[z][section == k] = next_id
+                next_id += 1
+            continue
+        previous = out[z - 1]
+        for k in ids:
+            mine = section == k
+            below, overlap = np.unique(previous[mine & (previous > 0)], return_counts=True)
+            best = 0
+            if len(below):
+                union = mine.sum() + np.array([(previous == b).sum() for b in below]) - overlap
+                scores = overlap / union
+                if scores.max() > iou:
+                    best = int(below[np.argmax(scores)])
+            if best:
+                out[z][mine] = best
+            else:
+                out[z][mine] = next_id
+                next_id += 1
+    return out
+
+
+def instances_from_section_flows(
+    probability: np.ndarray,
+    flows: np.ndarray,
+    *,
+    foreground_threshold: float = 0.5,
+    flow_threshold: float = 0.4,
+) -> np.ndarray:
+    """Objects of a ``(Z, Y, X)`` stack from a 2D flow model's per-section maps, stitched across sections.
+
+    ``probability`` is ``(Z, Y, X)``, ``flows`` ``(2, Z, Y, X)``: each section is turned into
+    objects by :func:`instances_from_flows`, then :func:`stitch_sections` joins them.
+    """
+    if probability.ndim != 3 or flows.shape != (2, *probability.shape):
+        raise ShapeError(
+            f"section flows are a (Z, Y, X) probability and (2, Z, Y, X) flows, got {probability.shape} and "
+            f"{flows.shape}"
+        )
+    sections = np.stack(
+        [
+            instances_from_flows(
+                probability[z],
+                flows[:, z],
+                foreground_threshold=foreground_threshold,
+                flow_threshold=flow_threshold,
+            )
+            for z in range(probability.shape[0])
+        ]
+    )
+    return stitch_sections(sections)

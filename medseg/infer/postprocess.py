@@ -25,7 +25,7 @@ import numpy as np
 from skimage.segmentation import watershed
 
 from medseg.errors import ConfigError, FormatError, ShapeError
-from medseg.infer.flow_masks import instances_from_flows
+from medseg.infer.flow_masks import instances_from_flows, instances_from_section_flows
 from medseg.options import InstanceTarget
 
 __all__ = [
@@ -186,7 +186,9 @@ def instances_from_maps(
         probabilities (M = 3); ``distance``: foreground probability, distance (M = 2);
         ``both``: background, inside, boundary probabilities, distance (M = 4); ``flow``:
         cell probability and the unit-scale flows (M = 1 + ndim,
-        :func:`medseg.infer.flow_masks.instances_from_flows`).
+        :func:`medseg.infer.flow_masks.instances_from_flows`; a 2D model's 3 maps of a
+        stack are followed section by section and stitched,
+        :func:`~medseg.infer.flow_masks.instances_from_section_flows`).
     instance_target : InstanceTarget or str
         ``boundary``, ``distance``, ``both`` or ``flow``.
     params : PostProcessing
@@ -199,11 +201,14 @@ def instances_from_maps(
     """
     target = InstanceTarget.parse(instance_target, option="instance_target")
     maps = np.asarray(maps, dtype=np.float32)
-    expected = target.maps(maps.ndim - 1)
+    spatial_dims = maps.ndim - 1
+    sections = target is InstanceTarget.FLOW and spatial_dims == 3 and maps.shape[0] == target.maps(2)
+    expected = target.maps(2 if sections else spatial_dims)
     if maps.shape[0] != expected:
         raise ShapeError(f"the {target.value} target has {expected} maps, got shape {maps.shape}")
     if target is InstanceTarget.FLOW:
-        objects = instances_from_flows(
+        follow = instances_from_section_flows if sections else instances_from_flows
+        objects = follow(
             maps[0],
             maps[1:],
             foreground_threshold=params.foreground_threshold,

@@ -11,7 +11,7 @@ from medseg.errors import ConfigError, FormatError, ShapeError
 from medseg.eval.instance import aggregated_jaccard_index
 from medseg.flows import FLOW_SCALE, flows_from_instances
 from medseg.infer.blockwise import predict_blockwise
-from medseg.infer.flow_masks import flow_errors, follow_flows, instances_from_flows
+from medseg.infer.flow_masks import flow_errors, follow_flows, instances_from_flows, stitch_sections
 from medseg.infer.normalize import ZScore
 from medseg.infer.postprocess import PostProcessing, instances_from_maps
 from medseg.infer.predictor import Predictor
@@ -170,3 +170,25 @@ def test_block_wise_prediction_refuses_a_flow_model(tmp_path):
             halo=(0, 4, 4),
         )
     assert not (tmp_path / "out.zarr").exists()
+
+
+def test_a_2d_flow_model_on_a_stack_follows_each_section_and_stitches_them():
+    labels = _touching((12, 40, 48), [(6, 20, 15), (6, 20, 33)], [6, 8])
+    flows = np.stack([flows_from_instances(section) for section in labels], axis=1)  # per-section 2D flows
+    maps = np.concatenate([(labels > 0)[None].astype(np.float32), flows])
+    assert maps.shape == (3, 12, 40, 48)
+    found = instances_from_maps(maps, "flow", PostProcessing(min_size=0))
+    assert found.max() == 2  # two objects through the sections, not one per section
+    assert aggregated_jaccard_index(labels, found) >= 0.9
+
+
+def test_stitching_joins_overlapping_masks_of_neighbouring_sections_only():
+    sections = np.zeros((3, 4, 8), dtype=np.int64)
+    sections[0, :, 0:4] = 5
+    sections[1, :, 1:4] = 2  # IoU 3/4 with the first: the same object
+    sections[1, :, 6:8] = 7
+    sections[2, :, 3:7] = 1  # IoU 1/6 with id 2 and 1/5 with id 7 (under 0.25): a new object
+    stitched = stitch_sections(sections)
+    assert stitched[0, 0].tolist() == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert stitched[1, 0].tolist() == [0, 1, 1, 1, 0, 0, 2, 2]
+    assert stitched[2, 0].tolist() == [0, 0, 0, 3, 3, 3, 3, 0]
