@@ -136,3 +136,7 @@ def test_flow_models_search_the_flow_threshold_instead_of_seeds():
     assert tuned.params.foreground_threshold < 0.45 and tuned.params.flow_threshold == 0.4
     assert tuned.searched == len(FLOW_THRESHOLDS) * len(FOREGROUND_THRESHOLDS)
     assert postprocessing_metadata(settings, tuned, ["c:flows"])["flow_threshold"] == 0.4
+    # infer.postprocessing.flow_threshold set in the YAML is kept, not searched
+    fixed = tune_postprocessing(predictor, [case], PostProcessingConfig(min_size=10, flow_threshold=0.7))
+    assert fixed.params.flow_threshold == 0.7 and fixed.searched == len(FOREGROUND_THRESHOLDS)
+    assert fixed.fixed == ("flow_threshold", "min_size")
