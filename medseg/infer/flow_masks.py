@@ -176,26 +176,18 @@ def stitch_sections(sections: np.ndarray, iou: float = STITCH_IOU) -> np.ndarray
     out = np.zeros(sections.shape, dtype=np.int64)
     next_id = 1
     for z, section in enumerate(sections):
-        ids = np.unique(section[section > 0])
-        if z == 0 or not out[z - 1].any():
-            for k in ids:
-                out[z][section == k] = next_id
-                next_id += 1
-            continue
-        previous = out[z - 1]
-        for k in ids:
-            mine = section == k
-            below, overlap = np.unique(previous[mine & (previous > 0)], return_counts=True)
-            best = 0
-            if len(below):
-                union = mine.sum() + np.array([(previous == b).sum() for b in below]) - overlap
-                scores = overlap / union
-                if scores.max() > iou:
-                    best = int(below[np.argmax(scores)])
-            if best:
-                out[z][mine] = best
+        previous = out[z - 1] if z else np.zeros_like(out[0])
+        previous_sizes = np.bincount(previous.ravel())
+        for k, box in enumerate(ndimage.find_objects(section), start=1):
+            if box is None:
+                continue
+            mine = section[box] == k
+            below, overlap = np.unique(previous[box][mine & (previous[box] > 0)], return_counts=True)
+            scores = overlap / (mine.sum() + previous_sizes[below] - overlap) if len(below) else overlap
+            if len(below) and scores.max() > iou:
+                out[z][box][mine] = below[np.argmax(scores)]
             else:
-                out[z][mine] = next_id
+                out[z][box][mine] = next_id
                 next_id += 1
     return out
 

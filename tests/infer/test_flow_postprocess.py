@@ -88,6 +88,8 @@ def test_flow_errors_are_zero_for_the_true_flows_and_hand_checked_for_reversed_o
 
 def test_flow_maps_and_thresholds_are_checked():
     labels = _touching((20, 20), [(10, 10)], [6])
+    empty = instances_from_maps(np.zeros((3, 20, 20), np.float32), "flow", PostProcessing())
+    assert empty.shape == (20, 20) and not empty.any()  # no foreground, no objects
     with pytest.raises(ShapeError, match="flow target has 3 maps"):
         instances_from_maps(_true_maps(labels)[:2], "flow", PostProcessing())
     with pytest.raises(ConfigError, match="flow_threshold"):
