@@ -7,7 +7,9 @@ from the object's centre (the object voxel nearest its median coordinate, re-fed
 every step), confined to the object's mask; the spatial gradient of ``log(1 + T)``,
 normalised to unit length, is the object's flow. Following the flows from any object
 voxel ends at that object's centre, so objects that touch are told apart by where their
-voxels flow to (:mod:`medseg.infer.flow_masks`).
+voxels flow to (:mod:`medseg.infer.flow_masks`). The diffusion steps over face neighbours
+on the voxel grid, so voxels count as isotropic whatever the images' spacing (Cellpose
+resamples anisotropic stacks first; the distance target is the one measured in physical units).
 
 Pure numpy/scipy and free of other medseg packages, so both the data layer (training
 targets, :func:`medseg.data.targets.flow_target`) and the inference layer (the flow
