@@ -1,4 +1,4 @@
-"""Instance methods of ``medseg`` compared on real annotated images: boundary, distance, both heads.
+"""Instance methods of ``medseg`` compared on real annotated images: boundary, distance, both heads, flows.
 
 Each image of ``--data`` (``images/<case>.tif`` + ``labels/<case>.tif``, instance masks)
 is cut into two halves along its last axis; each half trains once (a lab folder of one
@@ -37,7 +37,7 @@ import tifffile
 from skimage.segmentation import relabel_sequential
 
 PIPELINE = Path(__file__).resolve().parents[1] / "medseg" / "resources" / "pipelines" / "lab_folder.yaml"
-OUT_CHANNELS = {"boundary": 3, "distance": 3, "both": 4}
+OUT_CHANNELS = {"boundary": 3, "distance": 3, "both": 4, "flow": 3}  # flow: cell probability + 2 flows (2D)
 
 
 def _children_cpu() -> float:

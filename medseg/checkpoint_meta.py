@@ -94,7 +94,7 @@ class Targets:
     label_kind : LabelKind
         ``classes``: one output channel per class; ``instances``: an instance target.
     instance_target : InstanceTarget or None
-        ``boundary``, ``distance`` or ``both`` for instance models, ``None`` for class models.
+        ``boundary``, ``distance``, ``both`` or ``flow`` for instance models, ``None`` for class models.
     """
 
     label_kind: LabelKind = LabelKind.CLASSES
@@ -117,6 +117,11 @@ class Targets:
     def has_distance_channel(self) -> bool:
         """Whether the last output channel is a distance map, not a class."""
         return self.instance_target is not None and self.instance_target.has_distance_channel
+
+    @property
+    def has_flows(self) -> bool:
+        """Whether the outputs are a cell-probability logit and flow components (``flow`` target)."""
+        return self.instance_target is not None and self.instance_target.has_flows
 
     def to_dict(self) -> dict[str, Any]:
         target = None if self.instance_target is None else self.instance_target.value

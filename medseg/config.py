@@ -67,7 +67,8 @@ class DataConfig(_Section):
     ``label_kind`` says whether label files hold class ids (``classes``) or one id per
     object (``instances``, trained through ``instance_target``: ``boundary`` =
     background/inside/boundary classes, ``distance`` = foreground plus a normalised
-    distance map, ``both`` = the three classes plus the distance map). ``nonfinite`` says what NaN/inf image voxels become
+    distance map, ``both`` = the three classes plus the distance map, ``flow`` =
+    Cellpose's cell probability plus flow fields, :mod:`medseg.flows`). ``nonfinite`` says what NaN/inf image voxels become
     (:mod:`medseg.infer.normalize`). ``validation_slices`` cases are held out for
     validation; with no more cases than that, the last ``validation_fraction`` of each
     case along its longest axis is held out instead (:mod:`medseg.data.holdout`).
@@ -137,12 +138,14 @@ class PostProcessingConfig(_Section):
 
     Unset values (``null``) are chosen by ``medseg train`` on the held-out data (a grid
     search on validation AJI, ``tune: true``) and stored in the checkpoint; a value set
-    here is kept as it is.
+    here is kept as it is. ``flow_threshold`` is the ``flow`` target's (Cellpose's flow
+    error threshold); ``seed_threshold`` does not apply to it.
     """
 
     seed_threshold: float | None = Field(None, gt=0, lt=1)
     foreground_threshold: float | None = Field(None, gt=0, lt=1)
     min_size: int | None = Field(None, ge=0)
+    flow_threshold: float | None = Field(None, gt=0, le=4)
     tune: bool = True
 
 
@@ -202,15 +205,17 @@ def config_defaults() -> dict[str, Any]:
     return defaults
 
 
-def expected_out_channels(data: DataConfig) -> int:
+def expected_out_channels(data: DataConfig, spatial_dims: int = 2) -> int:
     """Output channels a model needs for ``data``: one per class, or the instance target's.
 
     Instance maps train a 3-class target (background, inside, boundary) or 2 classes
     plus 1 distance regression channel (3 output channels each), or both: 3 classes plus
-    the distance channel (4); :attr:`medseg.options.InstanceTarget.out_channels`.
+    the distance channel (4); the ``flow`` target has a cell-probability channel and one
+    flow component per spatial axis of the ``spatial_dims``-D model (3 in 2D, 4 in 3D);
+    :meth:`medseg.options.InstanceTarget.model_channels`.
     """
     if data.label_kind is LabelKind.INSTANCES:
-        return data.instance_target.out_channels
+        return data.instance_target.model_channels(spatial_dims)
     return len(data.classes)
 
 
@@ -230,7 +235,7 @@ def _cross_field_problems(config: PipelineConfig) -> list[tuple[tuple[str, ...],
     except ConfigError as err:
         return [(("model", "name"), str(err), config.model.name)]
     problems: list[tuple[tuple[str, ...], str, Any]] = []
-    expected = expected_out_channels(config.data)
+    expected = expected_out_channels(config.data, int(params.get("spatial_dims", 2)))
     if params.get("out_channels") != expected:
         given = "is not set: the model's default is" if "out_channels" not in config.model.params else "is"
         why = (

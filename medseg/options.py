@@ -103,21 +103,30 @@ class InstanceTarget(Option):
     distance channel (the last output channel), objects by a watershed of the distance.
     ``both``: the three classes plus the distance channel (the last of four), objects by
     a watershed seeded from the distance along the boundary probability.
+    ``flow``: Cellpose's representation (Stringer et al. 2021, Nature Methods): one
+    cell-probability logit plus one flow component per spatial axis (``1 + ndim`` output
+    channels, :meth:`model_channels`), objects by following the flows to their centres.
     """
 
     BOUNDARY = "boundary"
     DISTANCE = "distance"
     BOTH = "both"
+    FLOW = "flow"
 
     @property
     def has_distance_channel(self) -> bool:
         """Whether the last output channel is a distance map, not a class."""
-        return self is not InstanceTarget.BOUNDARY
+        return self in (InstanceTarget.DISTANCE, InstanceTarget.BOTH)
+
+    @property
+    def has_flows(self) -> bool:
+        """Whether the model outputs a cell-probability logit and flow components (Cellpose)."""
+        return self is InstanceTarget.FLOW
 
     @property
     def has_boundary_class(self) -> bool:
         """Whether the classes are background, inside and boundary (else background, foreground)."""
-        return self is not InstanceTarget.DISTANCE
+        return self in (InstanceTarget.BOUNDARY, InstanceTarget.BOTH)
 
     @property
     def num_classes(self) -> int:
@@ -126,12 +135,25 @@ class InstanceTarget(Option):
 
     @property
     def out_channels(self) -> int:
-        """Output channels a model trained on this target has (classes plus the distance channel)."""
+        """Output channels a model trained on this target has (classes plus the distance channel).
+
+        ``flow`` depends on the model's spatial dimensions: use :meth:`model_channels`.
+        """
+        if self.has_flows:
+            raise ConfigError(
+                "the flow target's output channels depend on the spatial dimensions: model_channels(dims)"
+            )
         return self.num_classes + int(self.has_distance_channel)
 
-    @property
-    def num_maps(self) -> int:
-        """Maps the watershed takes: the class probabilities (foreground only for ``distance``) and the distance."""
+    def model_channels(self, spatial_dims: int) -> int:
+        """Output channels of a ``spatial_dims``-D model trained on this target (``flow``: ``1 + spatial_dims``)."""
+        return 1 + int(spatial_dims) if self.has_flows else self.out_channels
+
+    def maps(self, spatial_dims: int) -> int:
+        """Maps post-processing takes: the class probabilities (foreground only for ``distance`` and
+        ``flow``), then the distance or the ``spatial_dims`` flow components."""
+        if self.has_flows:
+            return 1 + int(spatial_dims)
         return 2 if self is InstanceTarget.DISTANCE else self.out_channels
 
     @property

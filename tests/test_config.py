@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from medseg.config import PipelineConfig, apply_overrides, load_config
+from medseg.config import PipelineConfig, apply_overrides, config_from_dict, load_config
 from medseg.errors import ConfigError, DataNotFoundError
 
 
@@ -122,3 +122,21 @@ def test_devices_are_checked_at_validation(tmp_path, key):
     ):
         load_config(path, [f"{key}=bogus"])
     assert load_config(path, [f"{key}=cpu"]).model_dump()[key.split(".")[0]]["device"] == "cpu"
+
+
+def test_flow_target_needs_one_output_channel_more_than_the_spatial_dimensions():
+    def config(dims, channels):
+        params = {"in_channels": 1, "out_channels": channels, "spatial_dims": dims, "features": 4, "depth": 2}
+        data = {"label_kind": "instances", "instance_target": "flow", "classes": ["background", "cell"]}
+        if dims == 3:
+            data["patch_shape"] = [16, 32, 32]
+        return config_from_dict(
+            {"data": data, "model": {"params": params}, "infer": {"roi_size": [32] * dims}}
+        )
+
+    assert config(2, 3).model.params["out_channels"] == 3
+    assert config(3, 4).model.params["out_channels"] == 4
+    with pytest.raises(
+        ConfigError, match=r"out_channels is 3 but .*flow target.*set model.params.out_channels: 4"
+    ):
+        config(3, 3)

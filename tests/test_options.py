@@ -29,9 +29,15 @@ def test_instance_targets_describe_their_outputs():
     assert (InstanceTarget.BOUNDARY.num_classes, InstanceTarget.BOUNDARY.foreground) == (3, [1, 2])
     assert (InstanceTarget.DISTANCE.num_classes, InstanceTarget.DISTANCE.foreground) == (2, [1])
     assert (InstanceTarget.BOTH.num_classes, InstanceTarget.BOTH.foreground) == (3, [1, 2])
-    assert [t.out_channels for t in InstanceTarget] == [3, 3, 4]
-    assert [t.has_distance_channel for t in InstanceTarget] == [False, True, True]
-    assert [t.num_maps for t in InstanceTarget] == [3, 2, 4]
+    assert (InstanceTarget.FLOW.num_classes, InstanceTarget.FLOW.foreground) == (2, [1])
+    assert [t.model_channels(2) for t in InstanceTarget] == [3, 3, 4, 3]
+    assert [t.model_channels(3) for t in InstanceTarget] == [3, 3, 4, 4]
+    assert [t.has_distance_channel for t in InstanceTarget] == [False, True, True, False]
+    assert [t.has_flows for t in InstanceTarget] == [False, False, False, True]
+    assert [t.maps(2) for t in InstanceTarget] == [3, 2, 4, 3]
+    assert InstanceTarget.FLOW.maps(3) == 4
+    with pytest.raises(ConfigError, match="model_channels"):
+        _ = InstanceTarget.FLOW.out_channels
 
 
 def test_config_fields_are_the_enums_and_dump_as_plain_strings():

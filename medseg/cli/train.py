@@ -85,8 +85,15 @@ def run(args: argparse.Namespace) -> int:
             if post.get("tuned")
             else "not tuned (no held-out data, or infer.postprocessing.tune: false)"
         )
+        # a flow model has no seeds; its objects are checked by their flow error instead
+        flows = meta.targets.has_flows
+        first = (
+            ("flow_threshold", post.get("flow_threshold", 0.4))
+            if flows
+            else ("seed_threshold", post["seed_threshold"])
+        )
         print(
-            f"post-processing: seed_threshold {post['seed_threshold']:g}, foreground_threshold "
+            f"post-processing: {first[0]} {first[1]:g}, foreground_threshold "
             f"{post['foreground_threshold']:g}, min_size {post['min_size']}; {how}"
         )
     print(f"best checkpoint: {trained.best}")

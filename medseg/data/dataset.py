@@ -26,7 +26,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from medseg.data.sample import Sample
 from medseg.data.sampling import PatchSampler
-from medseg.data.targets import boundary_target, distance_target
+from medseg.data.targets import boundary_target, distance_target, flow_target
 from medseg.data.transforms import augment, build_augmentation
 from medseg.data.weight_map import WeightMap
 from medseg.errors import LabelError, ShapeError
@@ -101,10 +101,12 @@ class TrainingTargets:
 
     Parameters
     ----------
-    instance_target : InstanceTarget or {'boundary', 'distance', 'both'} or None
+    instance_target : InstanceTarget or {'boundary', 'distance', 'both', 'flow'} or None
         For instance label maps, the target of :mod:`medseg.data.targets`: 3 classes
         (background, inside, boundary), foreground plus a distance map (returned as the
-        first extra), or the 3 classes plus the distance map (``both``). ``None``: the label is a class map and is the target.
+        first extra), or the 3 classes plus the distance map (``both``), or foreground plus the
+        ``(ndim, *P)`` Cellpose flows (``flow``, the first extra, computed after augmentation).
+        ``None``: the label is a class map and is the target.
     weight_map : WeightMap or None
         Adds the U-Net weight map (computed from the instances, before the target is
         made) as the last extra.
@@ -137,6 +139,9 @@ class TrainingTargets:
             elif self.instance_target is InstanceTarget.DISTANCE:
                 target, distance = distance_target(label, self.spacing)
                 extras.append(distance)
+            elif self.instance_target is InstanceTarget.FLOW:
+                target, flows = flow_target(label)
+                extras.append(flows)
             else:  # both: the three classes plus the distance map
                 target = boundary_target(label)
                 extras.append(distance_target(label, self.spacing)[1])

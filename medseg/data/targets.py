@@ -13,19 +13,26 @@ they run in data-loader workers.
   inside each object, the Euclidean distance to the object's border divided by that
   object's largest distance, so every object peaks at 1 at its centre and falls to
   ``1 / max`` at its border. The model has 2 classes and 1 regression channel.
+- :func:`flow_target` (``data.instance_target: flow``, Cellpose, Stringer et al. 2021,
+  Nature Methods): foreground (0/1) plus unit flow vectors towards each object's centre
+  (:func:`medseg.flows.flows_from_instances`). Computed from the augmented patch, so
+  flips, rotations and elastic deformation act on the objects before their flows exist.
+  The model has 1 cell-probability logit and one flow channel per spatial axis.
 
-Both are what :mod:`medseg.infer.postprocess` turns back into instances (seeded
-watershed on the boundary or distance channel).
+They are what :mod:`medseg.infer.postprocess` turns back into instances (seeded
+watershed on the boundary or distance channel; flow following for ``flow``).
 """
 
 from __future__ import annotations
 
+import cc3d
 import edt
 import numpy as np
 
 from medseg.errors import LabelError, ShapeError
+from medseg.flows import flows_from_instances
 
-__all__ = ["boundary_target", "distance_target"]
+__all__ = ["boundary_target", "distance_target", "flow_target"]
 
 
 def _check(instances: np.ndarray) -> np.ndarray:
@@ -119,3 +126,27 @@ def distance_target(
     scale = peak[ids]
     normalised = np.divide(distance, scale, out=np.zeros_like(distance), where=scale > 0)
     return foreground, normalised[None].astype(np.float32)
+
+
+def flow_target(instances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Foreground and Cellpose flows of an instance patch ``(1, *P)`` (Stringer et al. 2021).
+
+    Returns
+    -------
+    foreground : np.ndarray
+        ``(1, *P)`` int64 in {0, 1}.
+    flows : np.ndarray
+        ``(ndim, *P)`` float32 unit vectors (component ``a`` along spatial axis ``a``)
+        pointing along each object's diffusion gradient towards its centre; 0 on background.
+        Each connected piece of an object (a crop or a deformation can cut one in two) gets
+        its own centre, so no voxel of the foreground is left without a flow.
+
+    Examples
+    --------
+    >>> fg, flows = flow_target(np.array([[[0, 1, 1, 1, 0]]]))
+    >>> fg.tolist(), flows[1].round(2).tolist()
+    ([[[0, 1, 1, 1, 0]]], [[0.0, 1.0, 0.0, -1.0, 0.0]])
+    """
+    ids = _check(instances)
+    pieces = cc3d.connected_components(ids, connectivity=4 if ids.ndim == 2 else 6)
+    return (ids > 0).astype(np.int64)[None], flows_from_instances(pieces)

@@ -169,6 +169,8 @@ def _channel_names(trained: CheckpointModel) -> list[str]:
     out_channels = trained.constraints.out_channels
     classes = trained.classes or []
     target = trained.instance_target
+    if target is not None and target.has_flows:  # Cellpose: cell probability logit, then one flow per axis
+        return ["cellprob_logit"] + [f"flow_{a}" for a in ("z", "y", "x")[-(out_channels - 1) :]]
     if target is not None and target.has_distance_channel and len(classes) == 2 and out_channels == 3:
         return [f"{c}_logit" for c in classes] + ["distance_logit"]
     if len(classes) == out_channels:
@@ -242,7 +244,14 @@ def _preprocessing(trained: CheckpointModel) -> list[Any]:
 
 def _readme(trained: CheckpointModel, info: PackageInfo, tile: tuple[int, ...]) -> str:
     target = trained.instance_target
-    if target is not None:
+    if target is not None and target.has_flows:
+        output = (
+            f"Raw outputs of a Cellpose-style flow model (target `flow`, Stringer et al. 2021): channels "
+            f"{', '.join(_channel_names(trained))}, the flows 5x unit vectors towards each object's centre. "
+            "medseg follows the flows into objects (`medseg predict -m PACKAGE.zip`); other tools can "
+            "threshold the cell probability logit at 0."
+        )
+    elif target is not None:
         output = (
             f"Raw logits of an instance model (target `{target.value}`): channels {', '.join(_channel_names(trained))}. "
             "medseg turns them into objects with a seeded watershed (`medseg predict -m PACKAGE.zip`); "

@@ -154,6 +154,13 @@ def predict_blockwise(
     spatial = tuple(int(s) for s in image.shape[1:])
     source = getattr(image, "path", None)  # names the image in errors
     require_voxels(image.shape, source)
+    if predictor.targets.has_flows:
+        raise ConfigError(
+            f"{source or 'the image'}: --block-shape (block-wise prediction) does not take a model trained "
+            "with data.instance_target: flow: its voxels follow the flows across block borders to their "
+            "object's centre; predict the image whole (drop --block-shape), or train with "
+            "data.instance_target: distance for block-wise instances of images larger than memory"
+        )
     block_shape = tuple(int(b) for b in block_shape)
     halo = tuple(int(h) for h in halo)
     if len(block_shape) != len(spatial) or len(halo) != len(spatial):

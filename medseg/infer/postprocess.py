@@ -3,8 +3,10 @@
 Instance-trained checkpoints (``targets.label_kind: instances``) predict three classes
 (background, inside, boundary: ``instance_target: boundary``), a foreground probability
 and a normalised distance to the object border (``instance_target: distance``), or both
-heads together (``instance_target: both``). Objects are split from these by a seeded
-watershed (seeds: confident interiors, one connected component each), then objects
+heads together (``instance_target: both``), or Cellpose's cell probability and flows
+(``instance_target: flow``, :mod:`medseg.infer.flow_masks`). Objects are split from
+these by a seeded watershed (seeds: confident interiors, one connected component each)
+or by following the flows, then objects
 smaller than ``min_size`` are removed and the ids renumbered 1..N. The thresholds are a
 :class:`PostProcessing`, tuned per checkpoint on held-out data (``medseg train``) and
 applied by :func:`instances_from_maps`.
@@ -23,6 +25,7 @@ import numpy as np
 from skimage.segmentation import watershed
 
 from medseg.errors import ConfigError, FormatError, ShapeError
+from medseg.infer.flow_masks import instances_from_flows, instances_from_section_flows
 from medseg.options import InstanceTarget
 
 __all__ = [
@@ -49,11 +52,17 @@ class PostProcessing:
         A voxel is foreground when ``p(foreground) > foreground_threshold``; in (0, 1).
     min_size : int
         Objects with fewer voxels are removed (>= 0).
+    flow_threshold : float
+        ``flow`` target only (Cellpose's flow error threshold): an object is dropped when the
+        mean squared difference between its predicted flows and the flows recomputed from
+        its mask exceeds it. In (0, 4]: unit vectors differ by at most 4 squared, so 4
+        keeps almost every object; Cellpose's default 0.4.
     """
 
     seed_threshold: float = 0.5
     foreground_threshold: float = 0.5
     min_size: int = 10
+    flow_threshold: float = 0.4
 
     def __post_init__(self) -> None:
         for name in ("seed_threshold", "foreground_threshold"):
@@ -62,6 +71,8 @@ class PostProcessing:
                 raise ConfigError(f"post-processing {name} must be in (0, 1), got {value}")
         if self.min_size < 0:
             raise ConfigError(f"post-processing min_size must be >= 0, got {self.min_size}")
+        if not 0 < self.flow_threshold <= 4:
+            raise ConfigError(f"post-processing flow_threshold must be in (0, 4], got {self.flow_threshold}")
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -70,7 +81,10 @@ class PostProcessing:
     def from_dict(
         cls, values: Mapping[str, Any] | None, *, source: str | Path = "checkpoint"
     ) -> PostProcessing:
-        """From a checkpoint's post-processing entry (``CheckpointMeta.postprocessing``; other keys are ignored).
+        """From a checkpoint's post-processing entry (``CheckpointMeta.postprocessing``).
+
+        Other keys are ignored; missing ones keep their defaults (checkpoints written before
+        ``flow_threshold`` existed load as they did).
 
         Raises
         ------
@@ -170,9 +184,13 @@ def instances_from_maps(
     maps : np.ndarray
         ``(M, *spatial)`` float: ``boundary``: background, inside, boundary
         probabilities (M = 3); ``distance``: foreground probability, distance (M = 2);
-        ``both``: background, inside, boundary probabilities, distance (M = 4).
+        ``both``: background, inside, boundary probabilities, distance (M = 4); ``flow``:
+        cell probability and the unit-scale flows (M = 1 + ndim,
+        :func:`medseg.infer.flow_masks.instances_from_flows`; a 2D model's 3 maps of a
+        stack are followed section by section and stitched,
+        :func:`~medseg.infer.flow_masks.instances_from_section_flows`).
     instance_target : InstanceTarget or str
-        ``boundary``, ``distance`` or ``both``.
+        ``boundary``, ``distance``, ``both`` or ``flow``.
     params : PostProcessing
         Thresholds and minimum object size.
 
@@ -183,8 +201,20 @@ def instances_from_maps(
     """
     target = InstanceTarget.parse(instance_target, option="instance_target")
     maps = np.asarray(maps, dtype=np.float32)
-    if maps.shape[0] != target.num_maps:
-        raise ShapeError(f"the {target.value} target has {target.num_maps} maps, got shape {maps.shape}")
+    spatial_dims = maps.ndim - 1
+    sections = target is InstanceTarget.FLOW and spatial_dims == 3 and maps.shape[0] == target.maps(2)
+    expected = target.maps(2 if sections else spatial_dims)
+    if maps.shape[0] != expected:
+        raise ShapeError(f"the {target.value} target has {expected} maps, got shape {maps.shape}")
+    if target is InstanceTarget.FLOW:
+        follow = instances_from_section_flows if sections else instances_from_flows
+        objects = follow(
+            maps[0],
+            maps[1:],
+            foreground_threshold=params.foreground_threshold,
+            flow_threshold=params.flow_threshold,
+        )
+        return remove_small_objects(objects, params.min_size)
     if target is InstanceTarget.BOUNDARY:
         return instances_from_boundary(
             maps,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import torch
 
 from medseg.checkpoint_meta import Checkpoint, CheckpointMeta, Targets, checkpoint_path, read_checkpoint
 from medseg.errors import ConfigError, FormatError, ShapeError
+from medseg.flows import FLOW_SCALE
 from medseg.infer.normalize import Normalizer, ZScore
 from medseg.infer.postprocess import PostProcessing, instances_from_maps
 from medseg.infer.sliding_window import SlidingWindow, label_dtype
@@ -162,15 +163,17 @@ class Predictor:
         identity: dict[str, Any] | None = None,
     ) -> None:
         self.model = model.eval()
-        self.window = window
-        self.normalization = normalization
-        self.classes = tuple(classes) if classes is not None else None
         if not isinstance(targets, Targets):
             raw = targets or {}
             try:
                 targets = Targets.of(raw.get("label_kind", LabelKind.CLASSES), raw.get("instance_target"))
             except ConfigError as err:
                 raise FormatError(f"checkpoint targets: {err}") from err
+        if targets.has_flows and window.vector_start is None:  # flip TTA negates the flipped flow component
+            window = replace(window, vector_start=1)
+        self.window = window
+        self.normalization = normalization
+        self.classes = tuple(classes) if classes is not None else None
         self.targets = targets
         self.instance_target = targets.instance_target
         self.postprocessing = postprocessing or PostProcessing()
@@ -229,7 +232,7 @@ class Predictor:
 
     @property
     def is_instance_model(self) -> bool:
-        """True when the checkpoint was trained on instance targets (boundary, distance or both)."""
+        """True when the checkpoint was trained on instance targets (boundary, distance, both or flow)."""
         return self.instance_target is not None
 
     def _batched(
@@ -269,8 +272,9 @@ class Predictor:
 
     def predict_label_array(self, image: np.ndarray, *, source: str | None = None) -> np.ndarray:
         """Class ids ``(*spatial)`` of a ``(C, *spatial)`` image, without a full-size probability buffer."""
-        if self.targets.has_distance_channel:  # the last channel is a distance, not a class
-            return self.predict_logits(image, source=source)[:-1].argmax(dim=0).cpu().numpy().astype(np.uint8)
+        if self.targets.has_distance_channel or self.targets.has_flows:  # not only class channels
+            probabilities = self.class_probabilities(self.predict_logits(image, source=source))
+            return probabilities.argmax(dim=0).cpu().numpy().astype(np.uint8)
         labels = self._batched(image, self.window.predict_labels, channel_axis=False, source=source)
         return labels.numpy().astype(label_dtype(self.num_classes), copy=False)
 
@@ -318,11 +322,27 @@ class Predictor:
             return classes, probs.numpy().astype(np.float32)
         return labels.numpy().astype(label_dtype(self.num_classes), copy=False)
 
+    def class_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``(K, *spatial)`` from the logits: the softmax of the class channels.
+
+        A ``flow`` model's background / foreground pair is ``1 - p, p`` of its cell probability.
+        """
+        if self.targets.has_flows:
+            cell = torch.sigmoid(logits[:1].float())
+            return torch.cat([1 - cell, cell])
+        return torch.softmax(logits[:-1] if self.targets.has_distance_channel else logits, dim=0)
+
     def instance_maps(self, logits: torch.Tensor) -> np.ndarray:
-        """The maps :func:`~medseg.infer.postprocess.instances_from_maps` takes, from an instance model's logits."""
+        """The maps :func:`~medseg.infer.postprocess.instances_from_maps` takes, from an instance model's logits.
+
+        ``flow``: the cell probability and the flow channels divided by :data:`~medseg.flows.FLOW_SCALE`.
+        """
         target = self.instance_target
         if target is None:
             raise FormatError("this checkpoint was trained on class labels, not instances")
+        if target.has_flows:
+            logits = logits.float()
+            return torch.cat([torch.sigmoid(logits[:1]), logits[1:] / FLOW_SCALE]).cpu().numpy()
         if not target.has_distance_channel:
             return torch.softmax(logits, dim=0).cpu().numpy()
         probabilities = torch.softmax(logits[:-1], dim=0)
@@ -346,8 +366,7 @@ class Predictor:
             labels = self.predict_label_array(image.array, source=source)
             return Prediction(labels=image.with_array(labels[None], **meta))
         logits = self.predict_logits(image.array, source=source)
-        classes = logits[:-1] if self.targets.has_distance_channel else logits
-        probs = torch.softmax(classes, dim=0)
+        probs = self.class_probabilities(logits)
         labels = probs.argmax(dim=0, keepdim=True).cpu().numpy().astype(label_dtype(probs.shape[0]))
         instances = None
         if self.is_instance_model:

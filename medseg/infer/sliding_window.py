@@ -98,6 +98,11 @@ class SlidingWindow:
     mirror_axes : tuple of int
         Spatial axes (0-based, in ``(Z,) Y, X`` order) flipped for test-time
         augmentation; every combination is predicted and the logits averaged.
+    vector_start : int or None
+        Output channel where a vector field starts, one component per spatial axis of the
+        window (the ``flow`` target's flows from channel 1): a prediction on an image
+        flipped along axis ``a`` has channel ``vector_start + a`` negated when it is
+        flipped back, so the averaged vectors point the image's way. ``None``: no vectors.
     channels_last : bool or None
         Run the model in channels-last memory format through
         :func:`medseg.infer.layout.channels_last_view` (channels-last convolution weights,
@@ -128,6 +133,7 @@ class SlidingWindow:
     output_device: str | None = None
     precision: Precision | str = Precision.FLOAT32
     mirror_axes: tuple[int, ...] = ()
+    vector_start: int | None = None
     channels_last: bool | None = None
     compile: bool | None = False
     progress: bool = False
@@ -455,6 +461,10 @@ class SlidingWindow:
                         "model's constraints (divisor, margin)"
                     )
                 y = y.flip(dims) if dims else y
+                if combo and self.vector_start is not None:
+                    sign = torch.ones(y.shape[1], device=y.device, dtype=y.dtype)
+                    sign[[self.vector_start + a for a in combo]] = -1
+                    y = y * sign.reshape(1, -1, *(1,) * len(out_roi))
                 total = y if total is None else total + y
         return total / len(flips) if len(flips) > 1 else total
 

@@ -72,7 +72,7 @@ def load_training_samples(data: DataConfig) -> tuple[list[Sample], list[Sample]]
     if LabelKind.parse(entry.label_kind) is LabelKind.INSTANCES and data.label_kind is LabelKind.CLASSES:
         raise ConfigError(
             f"dataset {entry.name} has instance labels (one id per object): set data.label_kind: instances "
-            "and data.instance_target: boundary, distance or both"
+            "and data.instance_target: boundary, distance, both or flow"
         )
     samples = entry.train(folder)
     if data.label_kind is LabelKind.CLASSES:

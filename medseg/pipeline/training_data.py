@@ -104,11 +104,15 @@ def build_dataset(
 
 
 def training_loss(config: PipelineConfig) -> torch.nn.Module:
-    """The loss ``train.loss`` names, with the ignore label and a distance channel where the targets have one."""
+    """The loss ``train.loss`` names, with the ignore label and a distance channel where the targets have one.
+
+    The ``flow`` target trains with Cellpose's loss (:class:`medseg.train.losses.FlowLoss`).
+    """
     return build_loss(
         config.train.loss,
         ignore_label=config.train.ignore_label,
         distance=training_targets(config).has_distance_channel,
+        flows=training_targets(config).has_flows,
     )
 
 

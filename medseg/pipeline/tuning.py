@@ -1,8 +1,8 @@
 """Instance post-processing chosen on held-out data, as StarDist's ``optimize_thresholds``.
 
 An instance model's maps (:meth:`Predictor.instance_maps`) are computed once per held-out
-case; every point of a grid of seed threshold, foreground threshold and minimum object
-size is then turned into objects (:func:`instances_from_maps`) and scored by the
+case; every point of a grid of seed threshold (flow error threshold for ``flow``
+models), foreground threshold and minimum object size is then turned into objects (:func:`instances_from_maps`) and scored by the
 Aggregated Jaccard Index against the case's instance labels. The best point (highest
 mean AJI; ties keep the earlier point, the grid starts from the defaults) goes into the
 checkpoint as ``metadata["postprocessing"]``, where ``medseg predict`` reads it. Values
@@ -31,8 +31,9 @@ from medseg.io import Volume
 from medseg.train.checkpoint import update_metadata
 
 __all__ = [
-    "SEED_THRESHOLDS",
+    "FLOW_THRESHOLDS",
     "FOREGROUND_THRESHOLDS",
+    "SEED_THRESHOLDS",
     "TunedPostProcessing",
     "instance_score",
     "min_size_candidates",
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 SEED_THRESHOLDS = (0.5, 0.3, 0.4, 0.6, 0.7, 0.8)
 #: Foreground thresholds searched (the default 0.5 first).
 FOREGROUND_THRESHOLDS = (0.5, 0.3, 0.4, 0.6, 0.7)
+#: Flow error thresholds searched for ``flow`` models (Cellpose's default 0.4 first).
+FLOW_THRESHOLDS = (0.4, 0.2, 0.6, 0.8, 1.2)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,9 @@ def tune_postprocessing(
 ) -> TunedPostProcessing:
     """Grid-search the watershed thresholds of ``predictor`` on labelled ``samples`` by mean AJI.
 
+    Searched: the foreground threshold, the minimum size and the seed threshold, or for a
+    ``flow`` model the flow error threshold (:data:`FLOW_THRESHOLDS`) instead of seeds.
+
     Parameters
     ----------
     predictor : Predictor
@@ -127,8 +133,10 @@ def tune_postprocessing(
         raise ConfigError("post-processing is tuned for instance models; this one predicts class labels")
     default = PostProcessing()
     fixed = {k: v for k, v in settings.model_dump().items() if k != "tune" and v is not None}
+    # the flow target has no seeds: its objects are where the flows end, checked by their flow error
+    first = {"flow_threshold": FLOW_THRESHOLDS} if target.has_flows else {"seed_threshold": SEED_THRESHOLDS}
     grid: dict[str, tuple[Any, ...]] = {
-        "seed_threshold": SEED_THRESHOLDS,
+        **first,
         "foreground_threshold": FOREGROUND_THRESHOLDS,
         "min_size": min_size_candidates(typical_object_voxels, default.min_size),
     }

@@ -8,6 +8,9 @@
 * ``ignore_label``: voxels with this target value contribute nothing.
 * ``distance=True`` (instance ``distance`` target): the logits carry one more
   channel, trained with MSE of its sigmoid against the distance map (the first extra).
+* :class:`FlowLoss` (instance ``flow`` target, Cellpose, Stringer et al. 2021): channel 0
+  is the cell-probability logit (binary cross entropy against the foreground), the
+  others the flow components, trained with ``MSE(flows, 5 * target) / 2`` as Cellpose.
 
 Each loss declares the extra tensors it needs: ``needs_weight_map`` is true when it
 takes the border weight map as its last extra, so the data pipeline builds weight maps
@@ -21,8 +24,9 @@ import torch.nn.functional as F
 from monai.losses import DiceLoss, MaskedDiceLoss
 
 from medseg.errors import ConfigError, ShapeError
+from medseg.flows import FLOW_SCALE
 
-__all__ = ["LOSSES", "WeightedCrossEntropy", "build_loss", "needs_weight_map"]
+__all__ = ["LOSSES", "FlowLoss", "WeightedCrossEntropy", "build_loss", "needs_weight_map"]
 
 #: Names accepted by :func:`build_loss` (``train.loss``).
 LOSSES = ("ce", "dice", "dice_ce", "unet_weighted_ce")
@@ -110,7 +114,38 @@ class _WithDistance(torch.nn.Module):
         return self.base(logits[:, :-1], target, *rest) + mse
 
 
-def build_loss(name: str, *, ignore_label: int | None = None, distance: bool = False) -> torch.nn.Module:
+class FlowLoss(torch.nn.Module):
+    """Cellpose's loss: ``MSE(logits[:, 1:], 5 * flows) / 2 + BCEWithLogits(logits[:, 0], foreground)``.
+
+    ``forward(logits, foreground, flows)``: logits ``(N, 1 + D, *S)``, the foreground
+    ``(N, 1, *S)`` (0/1; the ignore label contributes nothing) and unit flows ``(N, D, *S)``.
+    """
+
+    needs_weight_map = False
+
+    def __init__(self, ignore_label: int | None = None) -> None:
+        super().__init__()
+        self.ignore_label = ignore_label
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
+        target = target if target.ndim == logits.ndim else target[:, None]
+        if flows.shape[1] != logits.shape[1] - 1 or flows.shape[2:] != logits.shape[2:]:
+            raise ShapeError(
+                f"flow logits {tuple(logits.shape)} need 1 + {flows.shape[1]} channels for flows "
+                f"{tuple(flows.shape)}: set model.params.out_channels to 1 + the spatial dimensions"
+            )
+        target, keep = _split(target, self.ignore_label)
+        squared = (logits[:, 1:] - FLOW_SCALE * flows.to(logits.dtype)) ** 2
+        bce = F.binary_cross_entropy_with_logits(logits[:, :1], target.to(logits.dtype), reduction="none")
+        if keep is None:
+            return squared.mean() / 2 + bce.mean()
+        kept = keep.sum().clamp_min(1)
+        return (squared * keep).sum() / (kept * flows.shape[1]) / 2 + (bce * keep).sum() / kept
+
+
+def build_loss(
+    name: str, *, ignore_label: int | None = None, distance: bool = False, flows: bool = False
+) -> torch.nn.Module:
     """Loss by name (``train.loss``): one of :data:`LOSSES`.
 
     Parameters
@@ -121,6 +156,8 @@ def build_loss(name: str, *, ignore_label: int | None = None, distance: bool = F
         Target value that contributes nothing (``train.ignore_label``).
     distance : bool
         Add the MSE term of the instance distance channel (the last logit channel).
+    flows : bool
+        The instance ``flow`` target: :class:`FlowLoss` (Cellpose's loss), whatever ``name``.
 
     Raises
     ------
@@ -129,6 +166,13 @@ def build_loss(name: str, *, ignore_label: int | None = None, distance: bool = F
     """
     if name not in LOSSES:
         raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)} (train.loss)")
+    if flows:
+        if name == "unet_weighted_ce":
+            raise ConfigError(
+                "train.loss: unet_weighted_ce does not apply to data.instance_target: flow (trained with "
+                "Cellpose's flow loss); use train.loss: dice_ce"
+            )
+        return FlowLoss(ignore_label)
     if name == "unet_weighted_ce":
         loss: torch.nn.Module = WeightedCrossEntropy(ignore_label)
     else:

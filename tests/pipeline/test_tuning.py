@@ -9,6 +9,7 @@ from torch import nn
 
 from medseg.config import PostProcessingConfig, config_from_dict
 from medseg.data.sample import Sample
+from medseg.flows import FLOW_SCALE, flows_from_instances
 from medseg.infer.normalize import ZScore
 from medseg.infer.postprocess import PostProcessing
 from medseg.infer.predictor import Predictor
@@ -16,6 +17,8 @@ from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import Volume
 from medseg.models import build_model
 from medseg.pipeline.tuning import (
+    FLOW_THRESHOLDS,
+    FOREGROUND_THRESHOLDS,
     min_size_candidates,
     postprocessing_metadata,
     store_postprocessing,
@@ -111,3 +114,29 @@ def test_values_set_in_the_yaml_are_kept_and_not_searched():
 def test_min_sizes_follow_the_typical_object():
     assert min_size_candidates(400, 10) == (10, 0, 20, 40, 80, 140)
     assert min_size_candidates(None, 10) == (10, 0, 20, 50)
+
+
+def test_flow_models_search_the_flow_threshold_instead_of_seeds():
+    """True flows of three discs behind a cell probability of 0.45: the default foreground 0.5 finds none."""
+    truth = _held_out_case().label.array[0].astype(np.int32)
+    probability = np.where(truth > 0, 0.45, 0.01)
+    logits = np.concatenate(
+        [np.log(probability / (1 - probability))[None], FLOW_SCALE * flows_from_instances(truth)]
+    )
+    case = Sample(Volume(logits.astype(np.float32)), Volume(truth[None]), "c:flows", "cells")
+    predictor = Predictor(
+        Channels(),
+        SlidingWindow((32, 32), device="cpu", mirror_axes=()),
+        ZScore((0.0,) * 3, (1.0,) * 3),
+        targets={"label_kind": "instances", "instance_target": "flow"},
+    )
+    settings = PostProcessingConfig(min_size=10)
+    tuned = tune_postprocessing(predictor, [case], settings)
+    assert tuned.default_aji == 0.0 and tuned.aji == pytest.approx(1.0)
+    assert tuned.params.foreground_threshold < 0.45 and tuned.params.flow_threshold == 0.4
+    assert tuned.searched == len(FLOW_THRESHOLDS) * len(FOREGROUND_THRESHOLDS)
+    assert postprocessing_metadata(settings, tuned, ["c:flows"])["flow_threshold"] == 0.4
+    # infer.postprocessing.flow_threshold set in the YAML is kept, not searched
+    fixed = tune_postprocessing(predictor, [case], PostProcessingConfig(min_size=10, flow_threshold=0.7))
+    assert fixed.params.flow_threshold == 0.7 and fixed.searched == len(FOREGROUND_THRESHOLDS)
+    assert fixed.fixed == ("flow_threshold", "min_size")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -120,3 +122,19 @@ def test_unknown_loss_name():
         ConfigError, match="unknown loss 'focal'; choose one of ce, dice, dice_ce, unet_weighted_ce"
     ):
         build_loss("focal")
+
+
+def test_flow_loss_is_cellposes_half_mse_of_5x_flows_plus_bce():
+    loss = build_loss("dice_ce", flows=True)
+    logits = torch.zeros(1, 3, 2, 2)
+    foreground = torch.tensor([[[1, 0], [1, 1]]])
+    flows = torch.zeros(1, 2, 2, 2)
+    flows[:, 0] = 1.0  # unit flows along y: (0 - 5)^2 on one of the two channels
+    expected = 25 / 2 / 2 + math.log(2)
+    assert loss(logits, foreground, flows).item() == pytest.approx(expected)
+    ignored = build_loss("ce", flows=True, ignore_label=2)
+    assert ignored(logits, torch.tensor([[[1, 2], [2, 2]]]), flows).item() == pytest.approx(expected)
+    with pytest.raises(ShapeError, match="out_channels"):
+        loss(torch.zeros(1, 4, 2, 2), foreground, flows)
+    with pytest.raises(ConfigError, match="unet_weighted_ce"):
+        build_loss("unet_weighted_ce", flows=True)
