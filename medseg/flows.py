@@ -62,7 +62,7 @@ def _object_flow(mask: np.ndarray) -> np.ndarray:
     for axis in range(ndim):
         ahead = shifts[2 * axis + 1]
         behind = shifts[2 * axis]
-        flow[(axis, *inner)] = heat[ahead] - heat[behind]
+        flow[axis][inner] = heat[ahead] - heat[behind]
     norm = np.sqrt((flow**2).sum(axis=0))
     flow = np.divide(flow, norm, out=np.zeros_like(flow), where=norm > 0)
     return flow * mask

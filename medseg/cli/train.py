@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             "(listed in train_summary.json)"
         )
     post = meta.postprocessing if meta is not None else None
-    if post:
+    if post and meta is not None:
         how = (
             f"tuned on the held-out data: AJI {post['validation_aji']:.3f} (defaults {post['default_aji']:.3f})"
             if post.get("tuned")
