@@ -22,7 +22,8 @@ one). Fitting the CPU budget: the flows are computed once, a fresh model trains 
 to time one, and a second fresh model trains as many epochs as the rest of CPU_SECONDS
 (process CPU time, all threads) allows. Prediction: ``model.eval(channels=[0, 0],
 diameter=<the training objects' mean diameter>, flow_threshold=0.4,
-cellprob_threshold=0.0)``.
+cellprob_threshold=0.0)`` with the model loaded from its saved weights, as a user runs
+it.
 
 3D: Cellpose trains on 2D slices and segments a stack with its 2D model run along the
 three axes (``do_3D=True``, flows averaged, then followed in 3D). Training uses the
@@ -78,11 +79,12 @@ def _slices(image: np.ndarray, label: np.ndarray, orthogonal: bool) -> tuple[lis
     return images, labels
 
 
-def _train(models, train, flows, test, test_flows, n_epochs: int, save: Path):
+def _train(models, train, flows, test, test_flows, n_epochs: int, save: Path) -> Path:
+    """Train a new model (no weights loaded) for ``n_epochs``; the path of its saved weights."""
     from cellpose import train as cp_train
 
     model = models.CellposeModel(gpu=False, pretrained_model=False, model_type=None, nchan=2, diam_mean=30.0)
-    cp_train.train_seg(
+    path = cp_train.train_seg(
         model.net,
         train_data=train,
         train_labels=flows,
@@ -95,8 +97,8 @@ def _train(models, train, flows, test, test_flows, n_epochs: int, save: Path):
         save_path=str(save),
         model_name="scratch",
         **RECIPE,
-    )
-    return model
+    )[0]
+    return Path(path)
 
 
 def main() -> None:
@@ -134,8 +136,10 @@ def main() -> None:
     left = budget - (time.process_time() - start)
     n_epochs = max(1, int(left / per_epoch))
     logging.warning("cellpose: %.1f CPU s per epoch, training %d epochs", per_epoch, n_epochs)
-    model = _train(models, train, flows, test or None, test_flows, n_epochs, save)
-    diameter = float(model.net.diam_labels.item())
+    weights = _train(models, train, flows, test or None, test_flows, n_epochs, save)
+    # as a user runs a trained model: from its file (which also sets what 3D prediction needs)
+    model = models.CellposeModel(gpu=False, pretrained_model=str(weights))
+    diameter = float(model.diam_labels)
 
     [test_path] = sorted((test_dir / "images").iterdir())
     target = tifffile.imread(test_path).astype(np.float32)
