@@ -96,10 +96,28 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _voxel_size(path: Path) -> dict:
+    """``tifffile.imwrite`` arguments that keep an ImageJ TIFF's pixel size and Z spacing."""
+    with tifffile.TiffFile(path) as tif:
+        meta = tif.imagej_metadata or {}
+        resolution = tif.pages[0].tags.get("XResolution"), tif.pages[0].tags.get("YResolution")
+    if not meta or None in resolution:
+        return {}
+    kept = {k: meta[k] for k in ("spacing", "unit") if k in meta}
+    if "spacing" in kept:
+        kept["axes"] = "ZYX"
+    return {"imagej": True, "resolution": tuple(t.value for t in resolution), "metadata": kept}
+
+
 def _halves(data: Path, work: Path, fold: int) -> tuple[Path, Path]:
-    """Write the training and test halves of the folder's one image (fold 1: train left, fold 2: right)."""
+    """Write the training and test halves of the folder's one image (fold 1: train left, fold 2: right).
+
+    The halves keep the image's voxel size (ImageJ TIFF metadata), so every method sees
+    the same anisotropy as the whole stack.
+    """
     [image_path] = sorted((data / "images").iterdir())
     image = tifffile.imread(image_path)
+    voxel = _voxel_size(image_path)
     label = tifffile.imread(data / "labels" / image_path.name)
     cut = image.shape[-1] // 2
     parts = [slice(0, cut), slice(cut, None)]
@@ -113,7 +131,7 @@ def _halves(data: Path, work: Path, fold: int) -> tuple[Path, Path]:
             piece = array[..., part]
             if kind == "labels":
                 piece = relabel_sequential(piece)[0].astype(np.uint16)
-            tifffile.imwrite(root / kind / image_path.name, piece)
+            tifffile.imwrite(root / kind / image_path.name, np.ascontiguousarray(piece), **voxel)
         folders.append(root)
     return folders[0], folders[1]
 
