@@ -39,7 +39,9 @@ PQ, pixel Dice of the object masks. One table per dimensionality: method, mean A
 Dice over the folds, the per-fold AJI, objects found / reference, training CPU s, wall s.
 ``--json OUT.json`` writes every row of every fold and the means.
 
-Usage (the full run; about 1 CPU-hour per fold and dimensionality at these settings)::
+Usage (the full run: every learned row trains for about medseg default's training CPU
+time, so a fold costs about seven times that; run it unattended with ``nohup``, the table
+and ``--json`` come at the end)::
 
     OMP_NUM_THREADS=2 python benchmarks/bench_nuclei.py --data2d DSB_DIR --data3d STACK_DIR \
         --iterations 400 --iterations-3d 400 --folds 2 --threads 2 \
@@ -321,8 +323,14 @@ def _methods(train: Path, test: Path, work: Path, args: argparse.Namespace, thre
     )
 
 
-def _benchmark(name: str, data: Path, work: Path, args: argparse.Namespace) -> list[dict]:
-    """Run every method on every fold of one folder; print the table, return the rows."""
+def _save(path: Path | None, rows: list[dict]) -> None:
+    """Write every row so far and the means (after each row: a long run that stops keeps its rows)."""
+    if path is not None:
+        path.write_text(json.dumps({"rows": rows, "means": _means(rows)}, indent=1))
+
+
+def _benchmark(name: str, data: Path, work: Path, args: argparse.Namespace, everything: list[dict]) -> None:
+    """Run every method on every fold of one folder, append the rows to ``everything``; print the table."""
     three_d = tifffile.imread(next((data / "images").iterdir())).ndim == 3
     iterations = args.iterations_3d if three_d and args.iterations_3d else args.iterations
     print(f"\n{name}: {data} ({'3D' if three_d else '2D'}), {args.folds} fold(s) (1: train left half, score "
@@ -350,6 +358,8 @@ def _benchmark(name: str, data: Path, work: Path, args: argparse.Namespace) -> l
             row = {"data": name, "method": label, "fold": fold, **_score(result[0], gt),
                    "train_cpu_s": round(result[1], 1), "wall_s": round(time.perf_counter() - wall, 1)}  # fmt: skip
             rows.append(row)
+            everything.append(row)
+            _save(args.json, everything)
             print(f"  fold {fold} | {label} | AJI {row['aji']:.3f} | PQ {row['pq']:.3f} | Dice {row['dice']:.3f} | "
                   f"{row['found']}/{row['total']} | {row['train_cpu_s']:.0f} CPU s | {row['wall_s']:.0f} s",
                   flush=True)  # fmt: skip
@@ -366,7 +376,6 @@ def _benchmark(name: str, data: Path, work: Path, args: argparse.Namespace) -> l
             f"| {method} | {mean['aji']:.3f} | {mean['pq']:.3f} | {mean['dice']:.3f} | {per_fold} | {found} | "
             f"{mean['train_cpu_s']:.0f} | {mean['wall_s']:.0f} |"
         )
-    return rows
 
 
 def _means(rows: list[dict]) -> list[dict]:
@@ -407,8 +416,16 @@ def main() -> None:
         help="folder put on the cellpose python's PYTHONPATH (default: $CELLPOSE_PYTHONPATH)",
     )
     parser.add_argument("--threads", type=int, help="threads of every method (default: torch's)")
-    parser.add_argument("--json", type=Path, help="write every row and the means to this JSON file")
+    parser.add_argument(
+        "--json", type=Path, help="write every row and the means to this JSON file (after each row)"
+    )
     args = parser.parse_args()
+    lab = yaml.safe_load(_pipeline(False).read_text())["data"]
+    for target in args.medseg_targets:  # an unknown target stops here, not after hours of training
+        try:
+            DataConfig.model_validate({**lab, "instance_target": target})
+        except ValueError as err:
+            parser.error(f"--medseg-targets {target}: {str(err).splitlines()[-2].strip()}")
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the subprocesses: medseg, StarDist, Cellpose
@@ -416,9 +433,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-nuclei-") as tmp:
         for name, data in (("2D", args.data2d), ("3D", args.data3d)):
             if data is not None:
-                rows += _benchmark(name, data, Path(tmp) / name, args)
+                _benchmark(name, data, Path(tmp) / name, args, rows)
     if args.json is not None:
-        args.json.write_text(json.dumps({"rows": rows, "means": _means(rows)}, indent=1))
         print(f"\nrows written to {args.json}")
 
 
