@@ -6,8 +6,10 @@ Arguments: TRAIN_FOLDER TEST_FOLDER OUT_TIF CPU_SECONDS. The training folder's o
 trains one short epoch at a time until it has used CPU_SECONDS of process CPU time; the
 probability and NMS thresholds are then optimised on the validation rows
 (``optimize_thresholds``) and the test image is predicted. 2D: 32 rays, grid 2x2, 128²
-patches; 3D: 96 rays, grid 1x2x2, 16x48x48 patches (the StarDist example notebooks' recipes
-at a CPU-sized patch), each patch size cut to the smaller of the two parts.
+patches; 3D: 96 rays on a golden spiral stretched by the objects' anisotropy (their median
+extents per axis), grid 1 along an axis over 1.5 times coarser and 2 elsewhere, 16x48x48
+patches (the StarDist example notebooks' recipes at a CPU-sized patch), each patch size cut
+to the smaller of the two parts.
 """
 
 from __future__ import annotations
@@ -47,14 +49,19 @@ def main() -> None:
         )
         model = StarDist2D(config, name="scratch", basedir=str(out.parent / "stardist_model"))
     else:
-        from stardist import Rays_GoldenSpiral
+        from stardist import Rays_GoldenSpiral, calculate_extents
         from stardist.models import Config3D, StarDist3D
 
+        # the StarDist 3D example notebook: rays and grid follow the objects' anisotropy
+        extents = calculate_extents([label[head]])
+        anisotropy = tuple(float(v) for v in np.max(extents) / extents)
+        grid = tuple(1 if a > 1.5 else 2 for a in anisotropy)
         smaller = np.minimum(image[head].shape, image[tail].shape)
-        patch = tuple(int(min(p, s)) // 4 * 4 for p, s in zip((16, 48, 48), smaller, strict=True))
+        patch = tuple(int(min(p, s)) // 8 * 8 for p, s in zip((16, 48, 48), smaller, strict=True))
         config = Config3D(
-            rays=Rays_GoldenSpiral(96),
-            grid=(1, 2, 2),
+            rays=Rays_GoldenSpiral(96, anisotropy=anisotropy),
+            grid=grid,
+            anisotropy=anisotropy,
             n_channel_in=1,
             train_patch_size=patch,
             train_batch_size=2,

@@ -79,12 +79,17 @@ class SyntheticData:
     classes : callable or None
         ``classes() -> list[str]`` where the stand-in fixes its own class names (in id
         order); ``None`` where the pipeline's classes apply.
+    volume : ((shape, n), (shape, n)) or None
+        Full and ``--smoke`` ``(Z, Y, X)`` shape and case count for a pipeline with 3D
+        patches, where the dataset holds 2D images or 3D stacks alike (the lab folder);
+        ``None``: the stand-in has one dimensionality.
     """
 
     write: SyntheticWriter
     full: tuple[tuple[int, ...], int]
     smoke: tuple[tuple[int, ...], int]
     classes: Callable[[], list[str]] | None = None
+    volume: tuple[tuple[tuple[int, ...], int], tuple[tuple[int, ...], int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -164,9 +169,12 @@ class DatasetEntry:
         return load
 
     def write_synthetic(
-        self, folder: Path, *, smoke: bool = False, seed: int = 0
+        self, folder: Path, *, smoke: bool = False, seed: int = 0, spatial_dims: int = 2
     ) -> tuple[tuple[int, ...], int]:
         """Write the synthetic stand-in into the dataset folder; returns ``(shape, n)`` written.
+
+        ``spatial_dims`` is the pipeline's patch dimensionality: 3 writes stacks where the
+        stand-in has a 3D variant (:attr:`SyntheticData.volume`).
 
         Raises
         ------
@@ -178,7 +186,10 @@ class DatasetEntry:
             raise ConfigError(
                 f"no synthetic data for data.dataset {self.name!r}; --data synthetic supports {', '.join(have)}"
             )
-        shape, n = self.synthetic.smoke if smoke else self.synthetic.full
+        sizes = (self.synthetic.full, self.synthetic.smoke)
+        if spatial_dims == 3 and self.synthetic.volume is not None:
+            sizes = self.synthetic.volume
+        shape, n = sizes[1] if smoke else sizes[0]
         self.synthetic.write(Path(folder), self.manifest, shape, n, seed)
         return shape, n
 
@@ -267,7 +278,12 @@ HOOKS: dict[str, DatasetHooks] = {
         _ignoring_manifest(lambda d: list(iter_folder_samples(d))),
         None,
         "labelmap",
-        SyntheticData(synthetic.write_lab_folder, ((192, 192), 8), ((48, 48), 3)),
+        SyntheticData(
+            synthetic.write_lab_folder,
+            ((192, 192), 8),
+            ((48, 48), 3),
+            volume=(((32, 96, 96), 3), ((12, 48, 48), 2)),
+        ),
     ),
 }
 

@@ -101,14 +101,27 @@ def nnunet_classes() -> list[str]:
 
 
 def write_lab_folder(folder: Path, manifest: Manifest, shape: tuple[int, ...], n: int, seed: int) -> None:
-    """``images/case_TTT.tif`` and ``labels/case_TTT.tif`` (uint16 cell ids) from a moving-cell sequence."""
+    """``images/case_TTT.tif`` and ``labels/case_TTT.tif`` (uint16 cell ids) from a moving-cell sequence.
+
+    A 2D ``shape`` ``(Y, X)``: case ``t`` is frame ``t`` of one sequence. A 3D ``shape``
+    ``(Z, Y, X)``: case ``t`` is a whole sequence of ``Z`` frames (seed ``seed + t``) read
+    as a stack, each cell a slanted tube with one id.
+    """
     import tifffile
 
     from medseg.data.synthetic.cells import make_cell_sequence
 
-    data = make_cell_sequence(n, (shape[0], shape[1]), n_cells=max(4, shape[0] * shape[1] // 1500), seed=seed)
+    plane = (shape[-2], shape[-1])
+    cells = max(4, plane[0] * plane[1] // 1500)
     for d in ("images", "labels"):
         (folder / d).mkdir(parents=True, exist_ok=True)
+    if len(shape) == 3:
+        for t in range(n):
+            stack = make_cell_sequence(shape[0], plane, n_cells=cells, seed=seed + t)
+            tifffile.imwrite(folder / "images" / f"case_{t:03d}.tif", stack.frames)
+            tifffile.imwrite(folder / "labels" / f"case_{t:03d}.tif", stack.masks.astype(np.uint16))
+        return
+    data = make_cell_sequence(n, plane, n_cells=cells, seed=seed)
     for t in range(n):
         tifffile.imwrite(folder / "images" / f"case_{t:03d}.tif", data.frames[t])
         tifffile.imwrite(folder / "labels" / f"case_{t:03d}.tif", data.masks[t].astype(np.uint16))

@@ -354,7 +354,9 @@ def _fetch(
     entry = get_dataset(config.data.dataset)
     root = Path(config.data.root) if config.data.root is not None else None
     if data == "synthetic":
-        digest = _digest("synthetic", entry.name, smoke, config.data.seed, str(root))
+        digest = _digest(
+            "synthetic", entry.name, smoke, config.data.seed, str(root), len(config.data.patch_shape)
+        )
         if log.fresh("fetch", digest):
             skipped.append("fetch")
             logger.info("fetch: synthetic %s already written under %s", entry.name, root)
@@ -369,7 +371,13 @@ def _fetch(
                 shutil.rmtree(
                     previous
                 )  # synthetic data of another size or seed, written by an earlier run here
-            folder = write_synthetic(entry.name, root, smoke=smoke, seed=config.data.seed)
+            folder = write_synthetic(
+                entry.name,
+                root,
+                smoke=smoke,
+                seed=config.data.seed,
+                spatial_dims=len(config.data.patch_shape),
+            )
             log.finish("fetch", digest, [folder], {"synthetic": True, "smoke": smoke})
         return dataset_folder(entry, root), load_training_samples(config.data)
     try:

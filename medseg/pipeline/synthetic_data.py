@@ -28,8 +28,13 @@ SYNTHETIC_DATASETS: dict[str, SyntheticData] = {
 }
 
 
-def write_synthetic(dataset: str, root: str | Path, *, smoke: bool = False, seed: int = 0) -> Path:
+def write_synthetic(
+    dataset: str, root: str | Path, *, smoke: bool = False, seed: int = 0, spatial_dims: int = 2
+) -> Path:
     """Write a synthetic ``dataset`` under the fetch root ``root`` (as ``medseg fetch`` would place it).
+
+    ``spatial_dims`` (the pipeline's patch dimensionality) picks stacks where the
+    dataset's stand-in has a 3D variant (the lab folder).
 
     Returns
     -------
@@ -44,7 +49,7 @@ def write_synthetic(dataset: str, root: str | Path, *, smoke: bool = False, seed
     entry = get_dataset(dataset)
     folder = Path(root) / entry.folder
     folder.mkdir(parents=True, exist_ok=True)
-    shape, n = entry.write_synthetic(folder, smoke=smoke, seed=seed)
+    shape, n = entry.write_synthetic(folder, smoke=smoke, seed=seed, spatial_dims=spatial_dims)
     logger.info("wrote synthetic %s (%d cases of %s) to %s", entry.name, n, shape, folder)
     return folder
 

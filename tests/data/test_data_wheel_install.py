@@ -111,6 +111,7 @@ def test_wheel_install_lists_manifests_and_fetches(tmp_path, http_server):
         "isbi2012",
         "isbi2012_unet_paper",
         "lab_folder",
+        "lab_folder_3d",
         "monuseg_sdae",
         "monuseg_unet",
         "nnunet_3d",

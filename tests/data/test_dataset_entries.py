@@ -94,3 +94,15 @@ def test_synthetic_stand_in_follows_the_manifest_layout_and_loads(name, tmp_path
         assert values.size > 3 and values.min() >= 0  # several objects, not classes
     elif len(classes) > 1:  # a dataset with its own class list (a lab folder brings its own)
         assert set(values.tolist()) <= set(classes.values())
+
+
+def test_lab_folder_stand_in_writes_stacks_for_a_3d_pipeline(tmp_path):
+    entry = DATASETS["lab_folder"]
+    assert entry.write_synthetic(tmp_path, smoke=True, spatial_dims=3) == entry.synthetic.volume[1]
+    samples = entry.train(tmp_path)
+    assert len(samples) == entry.synthetic.volume[1][1]
+    image, label = samples[0].image.array, samples[0].label.array
+    assert image.shape == label.shape == (1, *entry.synthetic.volume[1][0])
+    ids = np.unique(label[0])
+    # one id per cell through the stack: every cell is in the first and the last section
+    assert ids.size > 3 and set(np.unique(label[0, 0])) == set(np.unique(label[0, -1])) == set(ids)
