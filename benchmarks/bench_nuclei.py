@@ -170,7 +170,7 @@ def _run_medseg(
         )
         settings += [
             f"data.instance_target={target}",
-            f"model.params.out_channels={expected_out_channels(data)}",
+            f"model.params.out_channels={expected_out_channels(data, 3 if three_d else 2)}",
         ]
     cpu0 = _children_cpu()
     _medseg(["train", str(pipeline), "--out", str(work / "run"), "--no-progress",
