@@ -13,6 +13,7 @@ import os
 import resource
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
@@ -228,7 +229,21 @@ def atomic_output(
     except OSError as err:
         raise _output_error(err, path, tmp_dir) from err
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        _remove_tree(tmp_dir)
+
+
+def _remove_tree(path: Path, attempts: int = 20) -> None:
+    """Remove a temporary directory, again while writers still finishing add files to it.
+
+    A Zarr store is written by concurrent chunk writers: when one fails (a full disk) the
+    error arrives while others still create their files, so one ``rmtree`` can leave a
+    half-removed directory behind.
+    """
+    for _ in range(attempts):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.01)
 
 
 class _RecordingFile(io.RawIOBase):
