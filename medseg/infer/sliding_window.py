@@ -24,8 +24,7 @@ import itertools
 import logging
 import math
 import time
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +34,15 @@ from tqdm.auto import tqdm
 from medseg.device import resolve_device
 from medseg.errors import ConfigError, DataValueError, ShapeError
 from medseg.infer.blending import Blender, LabelCells
+from medseg.infer.compile_policy import (
+    _COMPILE_SECONDS,
+    _COMPILED,
+    _COMPILED_SPEEDUP,
+    _DECIDED,
+    _PLANNED,
+    compile_pays_off,
+    planned,
+)
 from medseg.infer.layout import channels_last_format, channels_last_view
 from medseg.infer.tiling import BlendMode, aligned_size, importance_map, window_starts
 from medseg.models.constraints import mirror_pad, reflect_index
@@ -370,19 +378,9 @@ class SlidingWindow:
             for g, o, a, r in zip(grid, out_roi, align, region, strict=True)
         )
 
-    @contextlib.contextmanager
-    def planned(self, model: torch.nn.Module, windows: int) -> Iterator[None]:
-        """Inside it, the automatic compile decision counts the whole job's ``windows``, not one call's.
-
-        A job that predicts in many calls (block by block, or many small images) repays
-        compiling even when no single call does. Each call made inside subtracts its windows
-        from the plan.
-        """
-        _PLANNED[model] = max(0, int(windows))
-        try:
-            yield
-        finally:
-            _PLANNED.pop(model, None)
+    def planned(self, model: torch.nn.Module, windows: int) -> contextlib.AbstractContextManager[None]:
+        """Inside it, the automatic compile decision counts the whole job's ``windows`` (:func:`planned`)."""
+        return planned(model, windows)
 
     def _compiling(self, model: torch.nn.Module, windows: int) -> bool | None:
         """Whether to run compiled from the start; ``None``: decide after the second batch (automatic)."""
@@ -467,44 +465,6 @@ class SlidingWindow:
                     y = y * sign.reshape(1, -1, *(1,) * len(out_roi))
                 total = y if total is None else total + y
         return total / len(flips) if len(flips) > 1 else total
-
-
-#: Seconds a first compiled call takes (inductor, frozen weights, whole graph) and how much
-#: faster compiled windows then run, measured with MONAI's BasicUNet (features 16-128) on
-#: 2 CPU threads: about 20 s in 2D and 40 s in 3D, windows 1.5-1.8x faster (medseg bench --compile).
-_COMPILE_SECONDS = {2: 20.0, 3: 40.0}
-_COMPILED_SPEEDUP = 1.5
-
-
-def compile_pays_off(
-    windows: int, seconds_per_window: float, *, compile_seconds: float, speedup: float = _COMPILED_SPEEDUP
-) -> bool:
-    """Whether compiling before ``windows`` more windows finishes sooner than running them uncompiled.
-
-    Uncompiled they take ``windows * seconds_per_window``; compiled, ``compile_seconds`` plus
-    that divided by ``speedup``. Compiling pays off when the time it saves is larger than
-    the time it takes.
-
-    Parameters
-    ----------
-    windows : int
-        Windows left to predict.
-    seconds_per_window : float
-        Measured uncompiled time of one window.
-    compile_seconds : float
-        Expected time of the first compiled call.
-    speedup : float
-        Expected compiled speed-up per window.
-    """
-    return windows * seconds_per_window * (1 - 1 / speedup) > compile_seconds
-
-
-# torch.compile(model) with frozen weights, once per model object and channels-last choice
-_COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, dict[bool, Callable]] = weakref.WeakKeyDictionary()
-#: Windows a planned job (:meth:`SlidingWindow.planned`) has still to run, per model.
-_PLANNED: weakref.WeakKeyDictionary[torch.nn.Module, int] = weakref.WeakKeyDictionary()
-#: The last automatic compile decision said for a model.
-_DECIDED: weakref.WeakKeyDictionary[torch.nn.Module, bool] = weakref.WeakKeyDictionary()
 
 
 def _sync(tensor: torch.Tensor) -> None:
