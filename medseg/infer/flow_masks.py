@@ -15,9 +15,15 @@ come back as follows (written here from the paper's description):
 3. Flow error check: the flows of each found mask are recomputed from the mask alone; a
    mask whose mean squared difference to the predicted flows exceeds ``flow_threshold``
    is dropped (a mask the network's flows do not describe).
+
+Steps 1-2 and the flow errors depend on the foreground threshold only (:func:`flow_masks`);
+the drop by flow threshold is cheap (:meth:`FlowMasks.kept`), so a grid search over flow
+thresholds follows the flows once (:func:`medseg.infer.postprocess.instances_for_params`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cc3d
 import numpy as np
@@ -29,11 +35,15 @@ from medseg.errors import ConfigError, ShapeError
 from medseg.flows import flows_from_instances
 
 __all__ = [
+    "FlowMasks",
+    "SectionFlowMasks",
     "flow_errors",
+    "flow_masks",
     "follow_flows",
     "instances_from_flows",
     "instances_from_section_flows",
     "masks_from_end_points",
+    "section_flow_masks",
     "stitch_sections",
 ]
 
@@ -114,6 +124,92 @@ def flow_errors(instances: np.ndarray, flows: np.ndarray) -> np.ndarray:
     return np.divide(totals, sizes, out=np.zeros(count), where=sizes > 0)
 
 
+@dataclass(frozen=True)
+class FlowMasks:
+    """The masks found by following one foreground threshold's flows, before the flow error check.
+
+    Following the flows, clustering the end points and recomputing every mask's flows are
+    the expensive steps and depend on the foreground threshold only; dropping masks by
+    flow error is cheap, so one :class:`FlowMasks` answers every flow threshold
+    (:func:`medseg.infer.postprocess.instances_for_params` shares it over a grid).
+
+    Attributes
+    ----------
+    instances : np.ndarray
+        int64 ids ``(*spatial)``, 0 background, not renumbered.
+    errors : np.ndarray
+        float ``(instances.max(),)``: the flow error (:func:`flow_errors`) of id ``k`` at ``k - 1``.
+    """
+
+    instances: np.ndarray
+    errors: np.ndarray
+
+    def kept(self, flow_threshold: float) -> np.ndarray:
+        """The ids with the masks whose flow error exceeds ``flow_threshold`` set to 0 (a new array)."""
+        bad = np.flatnonzero(self.errors > flow_threshold) + 1
+        if not len(bad):
+            return self.instances.copy()
+        return np.where(np.isin(self.instances, bad), 0, self.instances)
+
+
+@dataclass(frozen=True)
+class SectionFlowMasks:
+    """:class:`FlowMasks` of each section of a ``(Z, Y, X)`` stack (a 2D flow model), stitched once filtered."""
+
+    sections: tuple[FlowMasks, ...]
+
+    def kept(self, flow_threshold: float) -> np.ndarray:
+        """Each section's masks within ``flow_threshold``, stitched across sections (:func:`stitch_sections`)."""
+        return stitch_sections(np.stack([section.kept(flow_threshold) for section in self.sections]))
+
+
+def _check_flow_threshold(flow_threshold: float) -> None:
+    if not 0 < flow_threshold <= 4:
+        raise ConfigError(f"flow_threshold must be in (0, 4], got {flow_threshold}")
+
+
+def flow_masks(
+    probability: np.ndarray,
+    flows: np.ndarray,
+    *,
+    foreground_threshold: float = 0.5,
+    steps: int = STEPS,
+) -> FlowMasks:
+    """Masks from a cell probability and unit-scale flows, with their flow errors, before any is dropped.
+
+    Parameters
+    ----------
+    probability : np.ndarray
+        ``(*spatial)`` cell probability (sigmoid of the model's channel 0).
+    flows : np.ndarray
+        ``(ndim, *spatial)`` predicted flows divided by the training scale (unit vectors
+        inside objects), component ``a`` along spatial axis ``a``.
+    foreground_threshold : float
+        Voxels with ``probability > foreground_threshold`` are followed; in (0, 1).
+    steps : int
+        Euler steps along the flows.
+
+    Returns
+    -------
+    FlowMasks
+        The masks where the followed voxels end and the flow error of each;
+        :meth:`FlowMasks.kept` drops those over a flow threshold.
+    """
+    probability = np.asarray(probability, dtype=np.float32)
+    flows = np.asarray(flows, dtype=np.float32)
+    if probability.ndim not in (2, 3) or flows.shape != (probability.ndim, *probability.shape):
+        raise ShapeError(
+            f"flow masks take a (*spatial) probability and (ndim, *spatial) flows of a 2D or 3D "
+            f"image, got {probability.shape} and {flows.shape}"
+        )
+    if not 0 < foreground_threshold < 1:
+        raise ConfigError(f"foreground_threshold must be in (0, 1), got {foreground_threshold}")
+    mask = probability > foreground_threshold
+    instances = masks_from_end_points(follow_flows(flows, mask, steps), mask)
+    errors = flow_errors(instances, flows) if instances.max() else np.zeros(0)
+    return FlowMasks(instances, errors)
+
+
 def instances_from_flows(
     probability: np.ndarray,
     flows: np.ndarray,
@@ -123,6 +219,9 @@ def instances_from_flows(
     steps: int = STEPS,
 ) -> np.ndarray:
     """Objects from a cell probability and unit-scale flows (the ``flow`` target's maps).
+
+    :func:`flow_masks`, then the masks whose flow error exceeds ``flow_threshold`` are
+    dropped (:meth:`FlowMasks.kept`).
 
     Parameters
     ----------
@@ -144,26 +243,9 @@ def instances_from_flows(
         int64 ids ``(*spatial)`` (0 background), not renumbered and without size filter:
         :func:`medseg.infer.postprocess.instances_from_maps` does both.
     """
-    probability = np.asarray(probability, dtype=np.float32)
-    flows = np.asarray(flows, dtype=np.float32)
-    if probability.ndim not in (2, 3) or flows.shape != (probability.ndim, *probability.shape):
-        raise ShapeError(
-            f"instances_from_flows takes a (*spatial) probability and (ndim, *spatial) flows of a 2D or 3D "
-            f"image, got {probability.shape} and {flows.shape}"
-        )
-    if not 0 < foreground_threshold < 1:
-        raise ConfigError(f"foreground_threshold must be in (0, 1), got {foreground_threshold}")
-    if not 0 < flow_threshold <= 4:
-        raise ConfigError(f"flow_threshold must be in (0, 4], got {flow_threshold}")
-    mask = probability > foreground_threshold
-    instances = masks_from_end_points(follow_flows(flows, mask, steps), mask)
-    if instances.max() == 0:
-        return instances
-    errors = flow_errors(instances, flows)
-    bad = np.flatnonzero(errors > flow_threshold) + 1
-    if len(bad):
-        instances[np.isin(instances, bad)] = 0
-    return instances
+    _check_flow_threshold(flow_threshold)
+    masks = flow_masks(probability, flows, foreground_threshold=foreground_threshold, steps=steps)
+    return masks.kept(flow_threshold)
 
 
 def stitch_sections(sections: np.ndarray, iou: float = STITCH_IOU) -> np.ndarray:
@@ -192,6 +274,26 @@ def stitch_sections(sections: np.ndarray, iou: float = STITCH_IOU) -> np.ndarray
     return out
 
 
+def section_flow_masks(
+    probability: np.ndarray, flows: np.ndarray, *, foreground_threshold: float = 0.5
+) -> SectionFlowMasks:
+    """:func:`flow_masks` of each section of a ``(Z, Y, X)`` stack from a 2D flow model's per-section maps.
+
+    ``probability`` is ``(Z, Y, X)``, ``flows`` ``(2, Z, Y, X)``.
+    """
+    if probability.ndim != 3 or flows.shape != (2, *probability.shape):
+        raise ShapeError(
+            f"section flows are a (Z, Y, X) probability and (2, Z, Y, X) flows, got {probability.shape} and "
+            f"{flows.shape}"
+        )
+    return SectionFlowMasks(
+        tuple(
+            flow_masks(probability[z], flows[:, z], foreground_threshold=foreground_threshold)
+            for z in range(probability.shape[0])
+        )
+    )
+
+
 def instances_from_section_flows(
     probability: np.ndarray,
     flows: np.ndarray,
@@ -202,22 +304,8 @@ def instances_from_section_flows(
     """Objects of a ``(Z, Y, X)`` stack from a 2D flow model's per-section maps, stitched across sections.
 
     ``probability`` is ``(Z, Y, X)``, ``flows`` ``(2, Z, Y, X)``: each section is turned into
-    objects by :func:`instances_from_flows`, then :func:`stitch_sections` joins them.
+    objects as by :func:`instances_from_flows`, then :func:`stitch_sections` joins them.
     """
-    if probability.ndim != 3 or flows.shape != (2, *probability.shape):
-        raise ShapeError(
-            f"section flows are a (Z, Y, X) probability and (2, Z, Y, X) flows, got {probability.shape} and "
-            f"{flows.shape}"
-        )
-    sections = np.stack(
-        [
-            instances_from_flows(
-                probability[z],
-                flows[:, z],
-                foreground_threshold=foreground_threshold,
-                flow_threshold=flow_threshold,
-            )
-            for z in range(probability.shape[0])
-        ]
-    )
-    return stitch_sections(sections)
+    _check_flow_threshold(flow_threshold)
+    masks = section_flow_masks(probability, flows, foreground_threshold=foreground_threshold)
+    return masks.kept(flow_threshold)

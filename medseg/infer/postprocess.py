@@ -14,7 +14,7 @@ applied by :func:`instances_from_maps`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import numpy as np
 from skimage.segmentation import watershed
 
 from medseg.errors import ConfigError, FormatError, ShapeError
-from medseg.infer.flow_masks import instances_from_flows, instances_from_section_flows
+from medseg.infer.flow_masks import FlowMasks, SectionFlowMasks, flow_masks, section_flow_masks
 from medseg.options import InstanceTarget
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "instances_from_boundary",
     "instances_from_both",
     "instances_from_distance",
+    "instances_for_params",
     "instances_from_maps",
     "label_instances",
     "remove_small_objects",
@@ -174,6 +175,30 @@ def instances_from_both(
     return _seeded_watershed(boundary - distance, distance > seed_threshold, mask, min_size)
 
 
+def _checked_maps(
+    maps: np.ndarray, instance_target: InstanceTarget | str
+) -> tuple[InstanceTarget, np.ndarray]:
+    """The target parsed and ``maps`` as float32, their count checked against it."""
+    target = InstanceTarget.parse(instance_target, option="instance_target")
+    maps = np.asarray(maps, dtype=np.float32)
+    expected = target.maps(2 if _section_flows(target, maps) else maps.ndim - 1)
+    if maps.shape[0] != expected:
+        raise ShapeError(f"the {target.value} target has {expected} maps, got shape {maps.shape}")
+    return target, maps
+
+
+def _section_flows(target: InstanceTarget, maps: np.ndarray) -> bool:
+    """Whether ``maps`` are a 2D flow model's maps of a ``(Z, Y, X)`` stack (followed per section)."""
+    return target is InstanceTarget.FLOW and maps.ndim == 4 and maps.shape[0] == target.maps(2)
+
+
+def _flow_masks(maps: np.ndarray, foreground_threshold: float) -> FlowMasks | SectionFlowMasks:
+    """The flow target's masks and flow errors at ``foreground_threshold`` (checked ``maps``)."""
+    if _section_flows(InstanceTarget.FLOW, maps):
+        return section_flow_masks(maps[0], maps[1:], foreground_threshold=foreground_threshold)
+    return flow_masks(maps[0], maps[1:], foreground_threshold=foreground_threshold)
+
+
 def instances_from_maps(
     maps: np.ndarray, instance_target: InstanceTarget | str, params: PostProcessing
 ) -> np.ndarray:
@@ -199,21 +224,9 @@ def instances_from_maps(
     np.ndarray
         uint32 instance map ``(*spatial)``.
     """
-    target = InstanceTarget.parse(instance_target, option="instance_target")
-    maps = np.asarray(maps, dtype=np.float32)
-    spatial_dims = maps.ndim - 1
-    sections = target is InstanceTarget.FLOW and spatial_dims == 3 and maps.shape[0] == target.maps(2)
-    expected = target.maps(2 if sections else spatial_dims)
-    if maps.shape[0] != expected:
-        raise ShapeError(f"the {target.value} target has {expected} maps, got shape {maps.shape}")
+    target, maps = _checked_maps(maps, instance_target)
     if target is InstanceTarget.FLOW:
-        follow = instances_from_section_flows if sections else instances_from_flows
-        objects = follow(
-            maps[0],
-            maps[1:],
-            foreground_threshold=params.foreground_threshold,
-            flow_threshold=params.flow_threshold,
-        )
+        objects = _flow_masks(maps, params.foreground_threshold).kept(params.flow_threshold)
         return remove_small_objects(objects, params.min_size)
     if target is InstanceTarget.BOUNDARY:
         return instances_from_boundary(
@@ -237,6 +250,49 @@ def instances_from_maps(
         foreground_threshold=params.foreground_threshold,
         min_size=params.min_size,
     )
+
+
+def instances_for_params(
+    maps: np.ndarray, instance_target: InstanceTarget | str, params: Sequence[PostProcessing]
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``instances_from_maps(maps, instance_target, params[i])`` for every ``i``, sharing work between them.
+
+    A grid search (:func:`medseg.pipeline.tuning.tune_postprocessing`) turns one case's maps
+    into objects with many thresholds. For the ``flow`` target, following the flows and the
+    flow error of every mask depend on the foreground threshold only: they run once per
+    foreground threshold, the flow threshold's drop once per pair, and only the size filter
+    per entry of ``params``. The other targets run :func:`instances_from_maps` per entry.
+
+    Parameters
+    ----------
+    maps : np.ndarray
+        ``(M, *spatial)`` maps, as :func:`instances_from_maps` takes them.
+    instance_target : InstanceTarget or str
+        ``boundary``, ``distance``, ``both`` or ``flow``.
+    params : sequence of PostProcessing
+        The thresholds to apply.
+
+    Yields
+    ------
+    tuple of (int, np.ndarray)
+        The index ``i`` into ``params`` and the uint32 instance map it gives, equal to
+        ``instances_from_maps(maps, instance_target, params[i])``; every index once, grouped
+        by foreground threshold (not in ``params`` order for ``flow``).
+    """
+    target, maps = _checked_maps(maps, instance_target)
+    if target is not InstanceTarget.FLOW:
+        for i, point in enumerate(params):
+            yield i, instances_from_maps(maps, target, point)
+        return
+    groups: dict[float, dict[float, list[int]]] = {}
+    for i, point in enumerate(params):
+        groups.setdefault(point.foreground_threshold, {}).setdefault(point.flow_threshold, []).append(i)
+    for foreground_threshold, by_flow_threshold in groups.items():
+        masks = _flow_masks(maps, foreground_threshold)
+        for flow_threshold, indices in by_flow_threshold.items():
+            objects = masks.kept(flow_threshold)
+            for i in indices:
+                yield i, remove_small_objects(objects, params[i].min_size)
 
 
 def _check_probability(name: str, array: np.ndarray) -> np.ndarray:

@@ -2,8 +2,10 @@
 
 An instance model's maps (:meth:`Predictor.instance_maps`) are computed once per held-out
 case; every point of a grid of seed threshold (flow error threshold for ``flow``
-models), foreground threshold and minimum object size is then turned into objects (:func:`instances_from_maps`) and scored by the
-Aggregated Jaccard Index against the case's instance labels. The best point (highest
+models), foreground threshold and minimum object size is then turned into objects
+(:func:`~medseg.infer.postprocess.instances_for_params`: as ``instances_from_maps``
+would, with a flow model's flows followed once per foreground threshold) and scored by
+the Aggregated Jaccard Index against the case's instance labels. The best point (highest
 mean AJI; ties keep the earlier point, the grid starts from the defaults) goes into the
 checkpoint as ``metadata["postprocessing"]``, where ``medseg predict`` reads it. Values
 set in the pipeline YAML (``infer.postprocessing``) are not searched.
@@ -25,7 +27,7 @@ from medseg.data import Sample
 from medseg.data.sample import in_memory
 from medseg.errors import ConfigError
 from medseg.eval.instance import aggregated_jaccard_index
-from medseg.infer.postprocess import PostProcessing, instances_from_maps
+from medseg.infer.postprocess import PostProcessing, instances_for_params
 from medseg.infer.predictor import Predictor
 from medseg.io import Volume
 from medseg.train.checkpoint import update_metadata
@@ -151,13 +153,11 @@ def tune_postprocessing(
     points = [
         PostProcessing(**dict(zip(grid, values, strict=True))) for values in itertools.product(*grid.values())
     ]
-    scores = []
-    for params in points:
-        ajis = [
-            aggregated_jaccard_index(label, instances_from_maps(maps, target, params))
-            for maps, label in cases
-        ]
-        scores.append(float(np.nanmean(ajis)) if not np.all(np.isnan(ajis)) else float("nan"))
+    ajis = np.full((len(points), len(cases)), np.nan)
+    for c, (maps, label) in enumerate(cases):
+        for i, objects in instances_for_params(maps, target, points):
+            ajis[i, c] = aggregated_jaccard_index(label, objects)
+    scores = [float(np.nanmean(row)) if not np.all(np.isnan(row)) else float("nan") for row in ajis]
     ranked = np.nan_to_num(np.array(scores), nan=-1.0)
     best = int(np.argmax(ranked))  # the first of equal scores: the grid starts from the defaults
     return TunedPostProcessing(points[best], scores[best], scores[0], len(points), tuple(sorted(fixed)))

@@ -5,53 +5,47 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _flow_maps import noisy_maps, touching, true_maps
+from scipy import ndimage
 from torch import nn
 
 from medseg.errors import ConfigError, FormatError, ShapeError
 from medseg.eval.instance import aggregated_jaccard_index
 from medseg.flows import FLOW_SCALE, flows_from_instances
 from medseg.infer.blockwise import predict_blockwise
-from medseg.infer.flow_masks import flow_errors, follow_flows, instances_from_flows, stitch_sections
+from medseg.infer.flow_masks import (
+    flow_errors,
+    flow_masks,
+    follow_flows,
+    instances_from_flows,
+    instances_from_section_flows,
+    section_flow_masks,
+    stitch_sections,
+)
 from medseg.infer.normalize import ZScore
-from medseg.infer.postprocess import PostProcessing, instances_from_maps
+from medseg.infer.postprocess import PostProcessing, instances_for_params, instances_from_maps
 from medseg.infer.predictor import Predictor
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import Volume
 
 
-def _ball(shape, centre, radius):
-    grid = np.indices(shape)
-    return sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True)) < radius**2
-
-
-def _touching(shape, centres, radii):
-    labels = np.zeros(shape, dtype=np.int32)
-    for k, (centre, radius) in enumerate(zip(centres, radii, strict=True), start=1):
-        labels[_ball(shape, centre, radius) & (labels == 0)] = k
-    return labels
-
-
-def _true_maps(labels):
-    return np.concatenate([(labels > 0)[None].astype(np.float32), flows_from_instances(labels)])
-
-
 @pytest.mark.parametrize(
     "labels",
     [
-        _touching((64, 80), [(32, 25), (32, 52)], [15, 14]),
-        _touching((24, 40, 48), [(12, 20, 15), (12, 20, 33)], [10, 9]),
+        touching((64, 80), [(32, 25), (32, 52)], [15, 14]),
+        touching((24, 40, 48), [(12, 20, 15), (12, 20, 33)], [10, 9]),
     ],
     ids=["discs", "balls"],
 )
 def test_true_flows_of_touching_objects_give_them_back(labels):
     assert np.any((labels == 1) & np.roll(labels == 2, -1, axis=-1))  # they touch
-    found = instances_from_maps(_true_maps(labels), "flow", PostProcessing())
+    found = instances_from_maps(true_maps(labels), "flow", PostProcessing())
     assert found.dtype == np.uint32 and found.max() == 2
     assert aggregated_jaccard_index(labels, found) >= 0.95
 
 
 def test_voxels_end_at_their_object_centre():
-    labels = _touching((41, 41), [(20, 20)], [12])
+    labels = touching((41, 41), [(20, 20)], [12])
     mask = labels > 0
     ends = follow_flows(flows_from_instances(labels), mask)
     assert ends.shape == (int(mask.sum()), 2)
@@ -59,8 +53,8 @@ def test_voxels_end_at_their_object_centre():
 
 
 def test_flow_threshold_drops_a_mask_whose_flows_are_wrong():
-    labels = _touching((48, 90), [(24, 20), (24, 68)], [12, 12])
-    maps = _true_maps(labels)
+    labels = touching((48, 90), [(24, 20), (24, 68)], [12, 12])
+    maps = true_maps(labels)
     right = labels == 2
     rng = np.random.default_rng(0)
     # the right disc's flows are scrambled past a (true) centre: it still ends somewhere, but
@@ -74,8 +68,100 @@ def test_flow_threshold_drops_a_mask_whose_flows_are_wrong():
     assert kept[right].any()  # the same voxels pass a lax threshold
 
 
+#: Six discs in two rows and four balls in a square, each touching its neighbours.
+TOUCHING_2D = touching(
+    (48, 72), [(13, 13), (13, 30), (13, 50), (32, 18), (32, 37), (32, 56)], [10, 9, 11, 10, 10, 9]
+)
+TOUCHING_3D = touching((12, 32, 44), [(6, 10, 11), (6, 10, 25), (6, 21, 16), (6, 21, 32)], [7, 8, 7, 8])
+#: The flow thresholds tuning searches, and 4 (every mask kept).
+FLOW_THRESHOLDS = (0.2, 0.4, 0.6, 0.8, 1.2, 4.0)
+
+
+def _section_maps(labels):
+    """A 2D flow model's maps of a stack: each section's noisy 2D maps, ``(3, Z, Y, X)``."""
+    return np.stack([noisy_maps(section, seed=z) for z, section in enumerate(labels)], axis=1)
+
+
+@pytest.mark.parametrize("labels", [TOUCHING_2D, TOUCHING_3D], ids=["2d", "3d"])
+def test_flow_masks_kept_at_a_threshold_are_the_objects_of_instances_from_flows(labels):
+    maps = noisy_maps(labels)
+    assert np.any((labels == 1) & np.roll(labels == 2, -1, axis=-1))  # they touch
+    masks = flow_masks(maps[0], maps[1:], foreground_threshold=0.3)
+    found = masks.instances.copy()
+    present = np.unique(found)[1:]
+    counts = []
+    for flow_threshold in FLOW_THRESHOLDS:
+        expected = instances_from_flows(
+            maps[0], maps[1:], foreground_threshold=0.3, flow_threshold=flow_threshold
+        )
+        kept = masks.kept(flow_threshold)
+        np.testing.assert_array_equal(kept, expected)
+        assert kept.dtype == expected.dtype == np.int64
+        # the masks kept are those whose flow error is within the threshold, untouched
+        within = present[masks.errors[present - 1] <= flow_threshold]
+        np.testing.assert_array_equal(np.unique(kept)[1:], within)
+        np.testing.assert_array_equal(kept[kept > 0], found[kept > 0])
+        counts.append(len(within))
+    np.testing.assert_array_equal(masks.instances, found)  # filtering leaves the masks as they were
+    assert counts == sorted(counts) and counts[0] < counts[-1] == len(present)  # the threshold matters
+
+
+def test_section_flow_masks_kept_at_a_threshold_are_the_stitched_objects_of_the_sections():
+    labels = touching((8, 40, 56), [(4, 20, 14), (4, 20, 32), (4, 20, 46)], [6, 9, 7])
+    maps = _section_maps(labels)
+    masks = section_flow_masks(maps[0], maps[1:], foreground_threshold=0.4)
+    objects = [len(np.unique(masks.kept(t))) - 1 for t in FLOW_THRESHOLDS]
+    for flow_threshold in FLOW_THRESHOLDS:
+        expected = instances_from_section_flows(
+            maps[0], maps[1:], foreground_threshold=0.4, flow_threshold=flow_threshold
+        )
+        np.testing.assert_array_equal(masks.kept(flow_threshold), expected)
+    # the threshold drops section masks before they are stitched: dropped pieces leave fewer
+    # objects, or more where a dropped piece had joined its neighbours
+    assert objects[-1] == 3 and len(set(objects)) >= 3
+
+
+@pytest.mark.parametrize("kind", ["2d", "3d", "sections"])
+def test_instances_for_a_grid_of_params_are_those_of_instances_from_maps_point_by_point(kind):
+    maps = {
+        "2d": lambda: noisy_maps(TOUCHING_2D),
+        "3d": lambda: noisy_maps(TOUCHING_3D),
+        "sections": lambda: _section_maps(TOUCHING_3D),
+    }[kind]()
+    grid = [
+        PostProcessing(flow_threshold=t, foreground_threshold=f, min_size=s)
+        for t in (0.4, 0.2, 1.2)
+        for f in (0.5, 0.3, 0.7)
+        for s in (10, 0, 300)
+    ]
+    found = list(instances_for_params(maps, "flow", grid))
+    assert sorted(i for i, _ in found) == list(range(len(grid)))  # every point once
+    distinct = set()
+    for i, objects in found:
+        expected = instances_from_maps(maps, "flow", grid[i])
+        assert objects.dtype == expected.dtype == np.uint32
+        np.testing.assert_array_equal(objects, expected)
+        distinct.add(expected.tobytes())
+    assert len(distinct) >= 6  # the three thresholds change the objects here
+
+
+def test_instances_for_params_of_other_targets_run_instances_from_maps_in_order():
+    labels = TOUCHING_2D
+    distance = np.zeros(labels.shape, np.float32)
+    for k in range(1, labels.max() + 1):
+        d = ndimage.distance_transform_edt(labels == k)
+        distance += (d / d.max()).astype(np.float32)
+    maps = np.stack([(labels > 0).astype(np.float32), distance])
+    grid = [PostProcessing(seed_threshold=t, min_size=s) for t in (0.5, 0.9) for s in (10, 300)]
+    found = list(instances_for_params(maps, "distance", grid))
+    assert [i for i, _ in found] == [0, 1, 2, 3]
+    for i, objects in found:
+        np.testing.assert_array_equal(objects, instances_from_maps(maps, "distance", grid[i]))
+    assert found[0][1].max() == 6 and found[3][1].max() == 4  # two objects have under 300 pixels
+
+
 def test_flow_errors_are_zero_for_the_true_flows_and_hand_checked_for_reversed_ones():
-    labels = _touching((30, 60), [(15, 15), (15, 44)], [10, 10])
+    labels = touching((30, 60), [(15, 15), (15, 44)], [10, 10])
     flows = flows_from_instances(labels)
     np.testing.assert_allclose(flow_errors(labels, flows), [0.0, 0.0], atol=1e-6)
     reversed_right = flows.copy()
@@ -87,11 +173,11 @@ def test_flow_errors_are_zero_for_the_true_flows_and_hand_checked_for_reversed_o
 
 
 def test_flow_maps_and_thresholds_are_checked():
-    labels = _touching((20, 20), [(10, 10)], [6])
+    labels = touching((20, 20), [(10, 10)], [6])
     empty = instances_from_maps(np.zeros((3, 20, 20), np.float32), "flow", PostProcessing())
     assert empty.shape == (20, 20) and not empty.any()  # no foreground, no objects
     with pytest.raises(ShapeError, match="flow target has 3 maps"):
-        instances_from_maps(_true_maps(labels)[:2], "flow", PostProcessing())
+        instances_from_maps(true_maps(labels)[:2], "flow", PostProcessing())
     with pytest.raises(ConfigError, match="flow_threshold"):
         instances_from_flows(labels.astype(float), flows_from_instances(labels), flow_threshold=0)
 
@@ -175,7 +261,7 @@ def test_block_wise_prediction_refuses_a_flow_model(tmp_path):
 
 
 def test_a_2d_flow_model_on_a_stack_follows_each_section_and_stitches_them():
-    labels = _touching((12, 40, 48), [(6, 20, 15), (6, 20, 33)], [6, 8])
+    labels = touching((12, 40, 48), [(6, 20, 15), (6, 20, 33)], [6, 8])
     flows = np.stack([flows_from_instances(section) for section in labels], axis=1)  # per-section 2D flows
     maps = np.concatenate([(labels > 0)[None].astype(np.float32), flows])
     assert maps.shape == (3, 12, 40, 48)

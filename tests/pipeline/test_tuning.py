@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
+from _flow_maps import noisy_maps, touching
 from scipy import ndimage
 from torch import nn
 
 from medseg.config import PostProcessingConfig, config_from_dict
 from medseg.data.sample import Sample
+from medseg.eval.instance import aggregated_jaccard_index
 from medseg.flows import FLOW_SCALE, flows_from_instances
 from medseg.infer.normalize import ZScore
-from medseg.infer.postprocess import PostProcessing
+from medseg.infer.postprocess import PostProcessing, instances_from_maps
 from medseg.infer.predictor import Predictor
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import Volume
@@ -140,3 +144,72 @@ def test_flow_models_search_the_flow_threshold_instead_of_seeds():
     fixed = tune_postprocessing(predictor, [case], PostProcessingConfig(min_size=10, flow_threshold=0.7))
     assert fixed.params.flow_threshold == 0.7 and fixed.searched == len(FOREGROUND_THRESHOLDS)
     assert fixed.fixed == ("flow_threshold", "min_size")
+
+
+def _flow_case(labels, seed):
+    """A held-out case whose 'image' is the logits a flow model gives for ``noisy_maps(labels)``."""
+    maps = noisy_maps(labels, seed=seed).astype(np.float64)
+    logits = np.concatenate([np.log(maps[:1] / (1 - maps[:1])), FLOW_SCALE * maps[1:]])
+    return Sample(Volume(logits.astype(np.float32)), Volume(labels[None]), f"c:flows-{seed}", "cells")
+
+
+def _per_point_scores(predictor, cases, points):
+    """The mean AJI of every point, each turned into objects on its own by ``instances_from_maps``."""
+    maps = [predictor.instance_maps(predictor.predict_logits(c.image.array)) for c in cases]
+    return [
+        float(
+            np.mean(
+                [
+                    aggregated_jaccard_index(c.label.array[0], instances_from_maps(m, "flow", params))
+                    for m, c in zip(maps, cases, strict=True)
+                ]
+            )
+        )
+        for params in points
+    ]
+
+
+@pytest.mark.parametrize(
+    ("labels", "seeds"),
+    [
+        (
+            touching(
+                (48, 72), [(13, 13), (13, 30), (13, 50), (32, 18), (32, 37), (32, 56)], [10, 9, 11, 10, 10, 9]
+            ),
+            (0, 1),
+        ),
+        (touching((12, 32, 44), [(6, 10, 11), (6, 10, 25), (6, 21, 16), (6, 21, 32)], [7, 8, 7, 8]), (0,)),
+    ],
+    ids=["2d-two-cases", "3d"],
+)
+def test_flow_tuning_follows_each_foreground_threshold_once_and_chooses_as_point_by_point(labels, seeds):
+    """Touching objects with noisy flows: the grid's result equals scoring every point on its own."""
+    cases = [_flow_case(labels, seed) for seed in seeds]
+    ndim = labels.ndim
+    predictor = Predictor(
+        Channels(),
+        SlidingWindow(labels.shape, device="cpu", mirror_axes=()),
+        ZScore((0.0,) * (ndim + 1), (1.0,) * (ndim + 1)),
+        targets={"label_kind": "instances", "instance_target": "flow"},
+    )
+    typical = float(np.median(np.bincount(labels.ravel())[1:]))
+    tuned = tune_postprocessing(predictor, cases, PostProcessingConfig(), typical_object_voxels=typical)
+    sizes = min_size_candidates(typical, 10)
+    points = [
+        PostProcessing(flow_threshold=t, foreground_threshold=f, min_size=s)
+        for t, f, s in itertools.product(FLOW_THRESHOLDS, FOREGROUND_THRESHOLDS, sizes)
+    ]
+    scores = _per_point_scores(predictor, cases, points)
+    best = int(np.argmax(scores))
+    assert tuned.searched == len(points)
+    assert tuned.params == points[best] and tuned.aji == scores[best] and tuned.default_aji == scores[0]
+    # not a trivial search: the best point is not the default, and at its foreground threshold
+    # and minimum size the flow threshold changes the score
+    assert tuned.aji > tuned.default_aji
+    by_flow = {
+        score
+        for params, score in zip(points, scores, strict=True)
+        if (params.foreground_threshold, params.min_size)
+        == (tuned.params.foreground_threshold, tuned.params.min_size)
+    }
+    assert len(by_flow) >= 2
