@@ -30,10 +30,10 @@ from medseg.options import InstanceTarget
 
 __all__ = [
     "PostProcessing",
+    "instances_for_params",
     "instances_from_boundary",
     "instances_from_both",
     "instances_from_distance",
-    "instances_for_params",
     "instances_from_maps",
     "label_instances",
     "remove_small_objects",
