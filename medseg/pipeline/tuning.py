@@ -22,7 +22,7 @@ import numpy as np
 
 from medseg.config import PostProcessingConfig
 from medseg.data import Sample
-from medseg.data.sample import in_memory
+from medseg.data.sample import in_memory, scored_part
 from medseg.errors import ConfigError
 from medseg.eval.instance import aggregated_jaccard_index
 from medseg.infer.postprocess import PostProcessing, instances_from_maps
@@ -86,21 +86,29 @@ def min_size_candidates(typical_object_voxels: float | None, default: int) -> tu
     return tuple(dict.fromkeys([default, *sizes]))
 
 
-def _cases(samples: Sequence[Sample]) -> list[tuple[Volume, np.ndarray]]:
-    """The labelled ``samples`` in memory: image and ``(*spatial)`` instance ids."""
+def _cases(samples: Sequence[Sample]) -> list[tuple[Sample, Volume, np.ndarray]]:
+    """The labelled ``samples`` in memory: sample, whole image and the scored part's ``(*spatial)`` instance ids.
+
+    The image is predicted and post-processed whole (a held-out region with its context,
+    so objects crossing the cut are separated as in a full image); the objects are then
+    cropped by :func:`scored_part` to the label's part.
+    """
     return [
-        (in_memory(s.image), np.asarray(in_memory(s.label).array[0])) for s in samples if s.label is not None
+        (s, in_memory(s.image), scored_part(s, np.asarray(in_memory(s.label).array[0])))
+        for s in samples
+        if s.label is not None
     ]
 
 
 def instance_score(
     predictor: Predictor, samples: Sequence[Sample], params: PostProcessing | None = None
 ) -> float:
-    """Mean AJI of ``predictor``'s instances on labelled ``samples`` (validation of instance models)."""
+    """Mean AJI of ``predictor``'s instances on the scored part of labelled ``samples`` (validation of instance models)."""
     scores = []
-    for image, label in _cases(samples):
+    for sample, image, label in _cases(samples):
         logits = predictor.predict_logits(image.array, source=image.meta.get("source"))
-        scores.append(aggregated_jaccard_index(label, predictor.instances_from_logits(logits, params)))
+        instances = predictor.instances_from_logits(logits, params)
+        scores.append(aggregated_jaccard_index(label, scored_part(sample, instances)))
     return float(np.nanmean(scores)) if scores else float("nan")
 
 
@@ -121,7 +129,8 @@ def tune_postprocessing(
     predictor : Predictor
         An instance-trained model (its ``instance_target`` says which maps it predicts).
     samples : sequence of Sample
-        Held-out cases with instance labels.
+        Held-out cases with instance labels; objects are found on the whole image and
+        scored on its :attr:`Sample.scored` part.
     settings : PostProcessingConfig
         ``infer.postprocessing``: values set there are kept, the others searched.
     typical_object_voxels : float, optional
@@ -145,8 +154,9 @@ def tune_postprocessing(
         (
             predictor.instance_maps(predictor.predict_logits(image.array, source=image.meta.get("source"))),
             label,
+            sample,
         )
-        for image, label in _cases(samples)
+        for sample, image, label in _cases(samples)
     ]
     points = [
         PostProcessing(**dict(zip(grid, values, strict=True))) for values in itertools.product(*grid.values())
@@ -154,8 +164,8 @@ def tune_postprocessing(
     scores = []
     for params in points:
         ajis = [
-            aggregated_jaccard_index(label, instances_from_maps(maps, target, params))
-            for maps, label in cases
+            aggregated_jaccard_index(label, scored_part(sample, instances_from_maps(maps, target, params)))
+            for maps, label, sample in cases
         ]
         scores.append(float(np.nanmean(ajis)) if not np.all(np.isnan(ajis)) else float("nan"))
     ranked = np.nan_to_num(np.array(scores), nan=-1.0)
