@@ -50,7 +50,7 @@ class HeldOutRegion:
         name = _AXIS_NAMES.get(ndim, tuple(str(i) for i in range(ndim)))[self.axis]
         text = f"{name} {self.start}-{self.size - 1} of {self.size}"
         if self.context:
-            text += f", predicted with {name} {self.start - self.context}-{self.start - 1} as context"
+            text += f" with context {name} {self.start - self.context}-{self.start - 1}"
         return text
 
 
@@ -140,8 +140,8 @@ def split_cases(
         cuts.append(f"{sample.case_id} {region.describe(len(sample.image.spatial_shape))}")
     logger.warning(
         "%d case(s) for data.validation_slices: %d, so the last %.0f %% of each case along its longest axis "
-        "is held out for validation and post-processing tuning, predicted with as much of the image before "
-        "it as context and scored on the held-out part only (%s)",
+        "is held out for validation and post-processing tuning; it is predicted with the part before it as "
+        "context and scored alone (%s)",
         len(samples),
         validation_cases,
         100 * fraction,

@@ -49,7 +49,7 @@ def test_one_2d_image_is_cut_along_its_longest_axis():
     assert scored_part(held, held.label).origin == pytest.approx((10.0, 20.0))
     assert held.label.spacing == (0.5, 0.25) and held.image.unit == "um"
     assert (train.case_id, held.case_id) == ("cell:train", "cell:held-out")
-    assert region.describe(2) == "X 40-49 of 50, predicted with X 30-39 as context"
+    assert region.describe(2) == "X 40-49 of 50 with context X 30-39"
 
 
 def test_one_3d_volume_holds_out_a_slab():
@@ -91,8 +91,8 @@ def test_split_cases_uses_whole_cases_when_there_are_enough(caplog):
     assert [s.image.spatial_shape for s in train] == [(6, 8)] * 3  # a tie: the first axis
     [record] = [r for r in caplog.records if r.name == "medseg.data.holdout"]
     assert "3 case(s) for data.validation_slices: 3" in record.getMessage()
-    assert "c0 Y 6-7 of 8, predicted with Y 4-5 as context" in record.getMessage()
-    assert "scored on the held-out part only" in record.getMessage()
+    assert "c0 Y 6-7 of 8 with context Y 4-5" in record.getMessage()
+    assert "predicted with the part before it as context and scored alone" in record.getMessage()
 
 
 def test_a_lab_folder_of_one_image_trains_on_the_rest(tmp_path):
