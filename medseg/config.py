@@ -71,7 +71,8 @@ class DataConfig(_Section):
     Cellpose's cell probability plus flow fields, :mod:`medseg.flows`). ``nonfinite`` says what NaN/inf image voxels become
     (:mod:`medseg.infer.normalize`). ``validation_slices`` cases are held out for
     validation; with no more cases than that, the last ``validation_fraction`` of each
-    case along its longest axis is held out instead (:mod:`medseg.data.holdout`).
+    case along its longest axis is held out instead, predicted with as much of the part
+    before it as context and scored alone (:mod:`medseg.data.holdout`).
     """
 
     dataset: str = "isbi2012"

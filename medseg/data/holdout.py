@@ -3,9 +3,15 @@
 A lab often starts with one annotated image. ``data.validation_slices`` asks for whole
 held-out cases; when the dataset has no more cases than that, :func:`split_cases`
 instead holds out the last ``fraction`` of every case along its longest spatial axis
-(a slab of the 3D volume, a band of the 2D image) and trains on the rest. The two
-parts do not overlap, keep their physical geometry (the held-out part's origin moves
-with it) and are named ``<case>:train`` and ``<case>:held-out``.
+(a slab of the 3D volume, a band of the 2D image) and trains on the rest.
+
+The held-out sample is predicted with context: its image also holds up to as many
+voxels of the training part before the cut as are held out, so objects crossing the
+cut are seen whole and the model's view near the cut matches a full image. Only the
+held-out part is scored (:attr:`Sample.scored`, cropped by :func:`scored_part` in every
+metric), so no training label is ever counted. The training part never sees the
+held-out voxels. Both parts keep their physical geometry (origins move with them) and
+are named ``<case>:train`` and ``<case>:held-out``.
 """
 
 from __future__ import annotations
@@ -17,9 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from medseg.data.em import split_sections
-from medseg.data.sample import Sample, in_memory
+from medseg.data.sample import Sample, crop_volume, in_memory
 from medseg.errors import ConfigError
-from medseg.io import Volume
 
 __all__ = ["HeldOutRegion", "hold_out_region", "split_cases"]
 
@@ -30,32 +35,23 @@ _AXIS_NAMES = {2: ("Y", "X"), 3: ("Z", "Y", "X")}
 
 @dataclass(frozen=True)
 class HeldOutRegion:
-    """Where a case was cut: spatial ``axis`` (array order), the first held-out index ``start`` of ``size``."""
+    """Where a case was cut.
+
+    Spatial ``axis`` (array order), the first held-out index ``start`` of ``size``, and
+    ``context``: how many voxels before ``start`` the held-out sample's image also holds.
+    """
 
     axis: int
     start: int
     size: int
+    context: int = 0
 
     def describe(self, ndim: int) -> str:
         name = _AXIS_NAMES.get(ndim, tuple(str(i) for i in range(ndim)))[self.axis]
-        return f"{name} {self.start}-{self.size - 1} of {self.size}"
-
-
-def _crop(volume: Volume, axis: int, part: slice) -> Volume:
-    index = [slice(None)] * volume.array.ndim
-    index[axis + 1] = part
-    first = np.zeros(volume.ndim + 1)  # homogeneous index of the part's first voxel
-    first[axis], first[-1] = part.start or 0, 1.0
-    origin = tuple(float(o) for o in (volume.affine @ first)[:-1])
-    array = np.ascontiguousarray(volume.array[tuple(index)])
-    return Volume(
-        array,
-        spacing=volume.spacing,
-        origin=origin,
-        direction=volume.direction,
-        meta=dict(volume.meta),
-        unit=volume.unit,
-    )
+        text = f"{name} {self.start}-{self.size - 1} of {self.size}"
+        if self.context:
+            text += f" with context {name} {self.start - self.context}-{self.start - 1}"
+        return text
 
 
 def hold_out_region(sample: Sample, fraction: float) -> tuple[Sample, Sample, HeldOutRegion]:
@@ -72,7 +68,11 @@ def hold_out_region(sample: Sample, fraction: float) -> tuple[Sample, Sample, He
     Returns
     -------
     train, held_out : Sample
-        The two parts, named ``<case>:train`` and ``<case>:held-out``.
+        The two parts, named ``<case>:train`` and ``<case>:held-out``. ``train`` is
+        ``[0, start)`` along the cut axis. ``held_out`` is ``[start - context, size)``
+        with ``context = min(held, start)`` voxels of the training part as context
+        for the prediction, and ``scored`` naming the held-out ``[start, size)`` in its
+        own coordinates (its label there is the only label scored).
     region : HeldOutRegion
         The cut.
 
@@ -95,18 +95,29 @@ def hold_out_region(sample: Sample, fraction: float) -> tuple[Sample, Sample, He
         )
     held = min(size - 1, max(1, round(size * fraction)))
     start = size - held
+    # as much context as is held out: an object crossing the cut is seen whole when it is
+    # no larger than the held-out part, and the scored part stays the held-out one
+    context = min(held, start)
     image, label = in_memory(sample.image), in_memory(sample.label)
-    parts = []
-    for name, part in (("train", slice(0, start)), ("held-out", slice(start, size))):
-        parts.append(
-            Sample(
-                image=_crop(image, axis, part),
-                label=_crop(label, axis, part),
-                case_id=f"{sample.case_id}:{name}",
-                modality=sample.modality,
-            )
-        )
-    return parts[0], parts[1], HeldOutRegion(axis, start, size)
+
+    def box(part: slice) -> tuple[slice, ...]:
+        return tuple(part if a == axis else slice(0, n) for a, n in enumerate(shape))
+
+    train_box, held_box = box(slice(0, start)), box(slice(start - context, size))
+    train = Sample(
+        image=crop_volume(image, train_box),
+        label=crop_volume(label, train_box),
+        case_id=f"{sample.case_id}:train",
+        modality=sample.modality,
+    )
+    held_out = Sample(
+        image=crop_volume(image, held_box),
+        label=crop_volume(label, held_box),
+        case_id=f"{sample.case_id}:held-out",
+        modality=sample.modality,
+        scored=box(slice(context, context + held)),
+    )
+    return train, held_out, HeldOutRegion(axis, start, size, context)
 
 
 def split_cases(
@@ -129,7 +140,8 @@ def split_cases(
         cuts.append(f"{sample.case_id} {region.describe(len(sample.image.spatial_shape))}")
     logger.warning(
         "%d case(s) for data.validation_slices: %d, so the last %.0f %% of each case along its longest axis "
-        "is held out for validation and post-processing tuning (%s)",
+        "is held out for validation and post-processing tuning; it is predicted with the part before it as "
+        "context and scored alone (%s)",
         len(samples),
         validation_cases,
         100 * fraction,

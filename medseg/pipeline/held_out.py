@@ -9,6 +9,7 @@ submission where medseg has one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,11 @@ import numpy as np
 
 from medseg.config import PipelineConfig
 from medseg.data import Sample
+from medseg.data.sample import in_memory, scored_part
 from medseg.errors import ConfigError
 from medseg.eval.formats import ChallengeFormat, get_format, write_submission
 from medseg.eval.report import evaluate_folders
-from medseg.infer.predictor import Predictor
-from medseg.io import LazyArray, Volume
+from medseg.infer.predictor import Prediction, Predictor
 from medseg.pipeline.datasets import TEST_SPLITS
 from medseg.pipeline.predicting import write_case_submission
 
@@ -39,19 +40,20 @@ def evaluate_held_out(
     so the evaluation measures distances in the reference's physical units and refuses
     a prediction that is not on the reference grid. Instance models are scored on their
     object masks (predicted instances > 0 against reference instances > 0, label 1): their
-    classes are inside/boundary targets, not the reference's instance ids.
+    classes are inside/boundary targets, not the reference's instance ids. A held-out
+    region is predicted with its context and both files hold only its scored part.
     """
     objects = predictor.is_instance_model
     for sample in samples:
-        prediction = predictor.predict(_as_volume(sample.image))
+        prediction = _scored_prediction(sample, predictor.predict(in_memory(sample.image)))
         labels = prediction.labels
         predicted = prediction.instances.array[0] > 0 if objects else labels.array[0]
         geometry = {"spacing": labels.spacing, "origin": labels.origin, "direction": labels.direction}
         write_submission(
             "labelmap", predicted.astype(np.int64), folder / "predictions", sample.case_id, **geometry
         )
-        reference = sample.label
-        expected = _label_array(reference)[0]
+        reference = scored_part(sample, in_memory(sample.label))
+        expected = reference.array[0]
         write_submission(
             "labelmap",
             (expected > 0 if objects else expected).astype(np.int64),
@@ -77,21 +79,18 @@ def evaluate_held_out(
     )
 
 
-def _as_volume(image: Volume | LazyArray) -> Volume:
-    """``image`` in memory with its geometry: a held-out case is predicted whole, like a file."""
-    if isinstance(image, Volume):
-        return image
-    return Volume(
-        image.read(),
-        spacing=image.spacing,
-        origin=image.origin,
-        direction=image.direction,
-        meta=dict(image.meta),
+def _scored_prediction(sample: Sample, prediction: Prediction) -> Prediction:
+    """``prediction`` of the whole ``sample`` (context included) cropped to its scored part."""
+    if sample.scored is None:
+        return prediction
+    return dataclasses.replace(
+        prediction,
+        labels=scored_part(sample, prediction.labels),
+        probabilities=None
+        if prediction.probabilities is None
+        else scored_part(sample, prediction.probabilities),
+        instances=None if prediction.instances is None else scored_part(sample, prediction.instances),
     )
-
-
-def _label_array(label: Volume | LazyArray) -> np.ndarray:
-    return label.read() if isinstance(label, LazyArray) else label.array
 
 
 def _test_submission(config: PipelineConfig, predictor: Predictor, folder: Path) -> list[Path]:
@@ -147,9 +146,11 @@ def _score_held_out(
     groups: dict[str | None, tuple[Path, Path]] = {}
     for sample in samples:
         layout = fmt.held_out_layout(folder, sample.case_id)
-        image = _as_volume(sample.image)
+        image = in_memory(sample.image)
         prediction = predictor.predict(image, probabilities=fmt.needs_probabilities)
-        write_case_submission(fmt, prediction, layout.predictions, layout.case, predictor)
+        write_case_submission(
+            fmt, _scored_prediction(sample, prediction), layout.predictions, layout.case, predictor
+        )
         _write_reference(fmt, sample, layout.references, layout.case)
         fmt.copy_reference_companions(image.meta.get("source"), layout.references)
         groups[layout.group] = (layout.predictions, layout.references)
@@ -179,7 +180,7 @@ def _score_held_out(
 
 
 def _write_reference(fmt: ChallengeFormat, sample: Sample, folder: Path, case_id: str | int) -> Path:
-    """A held-out label in the challenge's file format, with the label's geometry."""
-    label = sample.label
+    """A held-out label's scored part in the challenge's file format, with its geometry."""
+    label = scored_part(sample, in_memory(sample.label))
     geometry = {"spacing": label.spacing, "origin": label.origin, "direction": label.direction}
-    return fmt.write_reference(np.asarray(_label_array(label))[0], folder, case_id, **geometry)
+    return fmt.write_reference(np.asarray(label.array)[0], folder, case_id, **geometry)

@@ -24,7 +24,7 @@ import numpy as np
 
 from medseg.config import PostProcessingConfig
 from medseg.data import Sample
-from medseg.data.sample import in_memory
+from medseg.data.sample import in_memory, scored_part
 from medseg.errors import ConfigError
 from medseg.eval.instance import aggregated_jaccard_index
 from medseg.infer.postprocess import PostProcessing, instances_for_params
@@ -88,21 +88,29 @@ def min_size_candidates(typical_object_voxels: float | None, default: int) -> tu
     return tuple(dict.fromkeys([default, *sizes]))
 
 
-def _cases(samples: Sequence[Sample]) -> list[tuple[Volume, np.ndarray]]:
-    """The labelled ``samples`` in memory: image and ``(*spatial)`` instance ids."""
+def _cases(samples: Sequence[Sample]) -> list[tuple[Sample, Volume, np.ndarray]]:
+    """The labelled ``samples`` in memory: sample, whole image and the scored part's ``(*spatial)`` instance ids.
+
+    The image is predicted and post-processed whole (a held-out region with its context,
+    so objects crossing the cut are separated as in a full image); the objects are then
+    cropped by :func:`scored_part` to the label's part.
+    """
     return [
-        (in_memory(s.image), np.asarray(in_memory(s.label).array[0])) for s in samples if s.label is not None
+        (s, in_memory(s.image), scored_part(s, np.asarray(in_memory(s.label).array[0])))
+        for s in samples
+        if s.label is not None
     ]
 
 
 def instance_score(
     predictor: Predictor, samples: Sequence[Sample], params: PostProcessing | None = None
 ) -> float:
-    """Mean AJI of ``predictor``'s instances on labelled ``samples`` (validation of instance models)."""
+    """Mean AJI of ``predictor``'s instances on the scored part of labelled ``samples`` (validation of instance models)."""
     scores = []
-    for image, label in _cases(samples):
+    for sample, image, label in _cases(samples):
         logits = predictor.predict_logits(image.array, source=image.meta.get("source"))
-        scores.append(aggregated_jaccard_index(label, predictor.instances_from_logits(logits, params)))
+        instances = predictor.instances_from_logits(logits, params)
+        scores.append(aggregated_jaccard_index(label, scored_part(sample, instances)))
     return float(np.nanmean(scores)) if scores else float("nan")
 
 
@@ -123,7 +131,8 @@ def tune_postprocessing(
     predictor : Predictor
         An instance-trained model (its ``instance_target`` says which maps it predicts).
     samples : sequence of Sample
-        Held-out cases with instance labels.
+        Held-out cases with instance labels; objects are found on the whole image and
+        scored on its :attr:`Sample.scored` part.
     settings : PostProcessingConfig
         ``infer.postprocessing``: values set there are kept, the others searched.
     typical_object_voxels : float, optional
@@ -147,16 +156,17 @@ def tune_postprocessing(
         (
             predictor.instance_maps(predictor.predict_logits(image.array, source=image.meta.get("source"))),
             label,
+            sample,
         )
-        for image, label in _cases(samples)
+        for sample, image, label in _cases(samples)
     ]
     points = [
         PostProcessing(**dict(zip(grid, values, strict=True))) for values in itertools.product(*grid.values())
     ]
     ajis = np.full((len(points), len(cases)), np.nan)
-    for c, (maps, label) in enumerate(cases):
+    for c, (maps, label, sample) in enumerate(cases):
         for i, objects in instances_for_params(maps, target, points):
-            ajis[i, c] = aggregated_jaccard_index(label, objects)
+            ajis[i, c] = aggregated_jaccard_index(label, scored_part(sample, objects))
     scores = [float(np.nanmean(row)) if not np.all(np.isnan(row)) else float("nan") for row in ajis]
     ranked = np.nan_to_num(np.array(scores), nan=-1.0)
     best = int(np.argmax(ranked))  # the first of equal scores: the grid starts from the defaults

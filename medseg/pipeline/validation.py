@@ -13,7 +13,7 @@ import torch
 from medseg.checkpoint_meta import read_checkpoint
 from medseg.config import PipelineConfig
 from medseg.data import Sample
-from medseg.data.sample import in_memory
+from medseg.data.sample import in_memory, scored_part
 from medseg.eval.overlap import overlap_metrics
 from medseg.infer.normalize import ZScore
 from medseg.infer.predictor import Predictor
@@ -69,7 +69,8 @@ def validation_policy(samples: Sequence[Sample], normalization: ZScore, config: 
 
     Class models: the mean foreground Dice of sliding-window predictions. Instance
     models: the mean AJI of their watershed objects (default thresholds), the score the
-    post-processing is tuned on afterwards.
+    post-processing is tuned on afterwards. Each case is predicted whole and scored on
+    its :attr:`Sample.scored` part (a held-out region without its context).
     """
     targets = training_targets(config)
     # validation follows the weights as they change: never a compiled (frozen) model
@@ -82,16 +83,18 @@ def validation_policy(samples: Sequence[Sample], normalization: ZScore, config: 
 
         return Validation(aji, every=config.train.validate_every)
     cases = [
-        (in_memory(s.image), np.asarray(in_memory(s.label).array)) for s in samples if s.label is not None
+        (s, in_memory(s.image), scored_part(s, np.asarray(in_memory(s.label).array)))
+        for s in samples
+        if s.label is not None
     ]
     foreground = list(range(1, len(config.data.classes)))
 
     def score(model: torch.nn.Module) -> float:
         predictor = Predictor(model, window, normalization, targets=targets)
         scores = []
-        for image, label in cases:
+        for sample, image, label in cases:
             labels = predictor.predict_label_array(image.array, source=image.meta.get("source"))
-            per_class = overlap_metrics(label[0], labels, labels=foreground)
+            per_class = overlap_metrics(label[0], scored_part(sample, labels), labels=foreground)
             scores += [per_class[c]["dice"] for c in foreground]
         return float(np.nanmean(scores)) if scores else float("nan")
 

@@ -92,8 +92,8 @@ def test_one_annotated_image_trains_with_the_shipped_lab_pipeline_and_scores(tmp
     with caplog.at_level("WARNING", logger="medseg"):
         assert main([*argv, *[a for s in settings for a in ("--set", s)]]) == 0
     out = capsys.readouterr().out
-    # the one image is cut: 20 % of its 120 columns validate, the rest trains
-    assert any("nuclei_00 X 96-119 of 120" in r.getMessage() for r in caplog.records)
+    # the one image is cut: 20 % of its 120 columns validate, predicted with the 24 before as context
+    assert any("nuclei_00 X 96-119 of 120 with context X 72-95" in r.getMessage() for r in caplog.records)
     assert "data fingerprint" in out and "post-processing: flow_threshold" in out  # the flow default
     fingerprint = json.loads((run / "fingerprint.json").read_text())
     assert fingerprint["median_shape"] == [80, 96] and fingerprint["objects"]["count"] >= 5

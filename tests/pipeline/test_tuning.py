@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
+import torch
 from _flow_maps import noisy_maps, touching
 from scipy import ndimage
 from torch import nn
 
 from medseg.config import PostProcessingConfig, config_from_dict
-from medseg.data.sample import Sample
+from medseg.data.holdout import hold_out_region
+from medseg.data.sample import Sample, scored_part
 from medseg.eval.instance import aggregated_jaccard_index
 from medseg.flows import FLOW_SCALE, flows_from_instances
 from medseg.infer.normalize import ZScore
@@ -23,6 +26,7 @@ from medseg.models import build_model
 from medseg.pipeline.tuning import (
     FLOW_THRESHOLDS,
     FOREGROUND_THRESHOLDS,
+    instance_score,
     min_size_candidates,
     postprocessing_metadata,
     store_postprocessing,
@@ -213,3 +217,44 @@ def test_flow_tuning_follows_each_foreground_threshold_once_and_chooses_as_point
         == (tuned.params.foreground_threshold, tuned.params.min_size)
     }
     assert len(by_flow) >= 2
+
+
+def _distance_case(centres, shape=(40, 64)):
+    """Discs of radius 7 at ``centres`` and logits of their true foreground and distance (peak 0.45)."""
+    yy, xx = np.indices(shape)
+    truth = np.zeros(shape, dtype=np.uint16)
+    for i, (cy, cx) in enumerate(centres, start=1):
+        truth[(yy - cy) ** 2 + (xx - cx) ** 2 <= 49] = i
+    distance = np.zeros(shape, dtype=np.float32)
+    for i in range(1, len(centres) + 1):
+        d = ndimage.distance_transform_edt(truth == i)
+        distance += (0.45 * d / d.max()).astype(np.float32)
+    foreground = (truth > 0).astype(np.float32)
+    logits = np.stack([-6 * foreground, 6 * foreground, np.log(distance + 1e-4) - np.log1p(-distance)])
+    return logits.astype(np.float32), truth
+
+
+def test_a_held_out_region_is_post_processed_with_its_context_and_scored_without_it():
+    # X 48-63 held out, X 32-47 its context; disc 2 (x 39-53) crosses the cut with its
+    # centre in the context, disc 1 (x 21-35) and the blob below lie in the context only
+    logits, truth = _distance_case([(12, 28), (28, 46)])
+    sample = Sample(Volume(logits), Volume(truth[None]), "c", "cells")
+    _, held, region = hold_out_region(sample, 0.25)
+    assert (region.start, region.context) == (48, 16) and held.scored == (slice(0, 40), slice(16, 32))
+    # the prediction is wrong only in the context: a false object at X 32-40, rows 2-6
+    wrong = held.image.array.copy()
+    wrong[:, 2:7, 0:9] = np.array([-6.0, 6.0, 0.0])[:, None, None]
+    held = dataclasses.replace(held, image=Volume(wrong))
+    # the crossing disc's distance passes 0.4 only left of the cut: its seed is in the context
+    params = PostProcessing(seed_threshold=0.4)
+    cut = Sample(Volume(np.ascontiguousarray(logits[:, :, 48:])), Volume(truth[None, :, 48:]), "c", "cells")
+    assert instance_score(_predictor(), [cut], params) == 0.0  # the held-out part alone: no seed
+    # with its context the crossing disc is found whole, then scored as its part right of the cut
+    assert instance_score(_predictor(), [held], params) == pytest.approx(1.0)
+    instances = _predictor().instances_from_logits(torch.from_numpy(wrong), params)
+    np.testing.assert_array_equal(scored_part(held, instances) > 0, truth[:, 48:] == 2)
+    tuned = tune_postprocessing(_predictor(), [held], PostProcessingConfig(min_size=10))
+    assert tuned.aji == pytest.approx(1.0) and tuned.default_aji == 0.0
+    # the same case scored whole counts the false object and the context's labels
+    whole = dataclasses.replace(held, scored=None)
+    assert instance_score(_predictor(), [whole], params) < 0.9
