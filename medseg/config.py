@@ -140,13 +140,17 @@ class PostProcessingConfig(_Section):
     Unset values (``null``) are chosen by ``medseg train`` on the held-out data (a grid
     search on validation AJI, ``tune: true``) and stored in the checkpoint; a value set
     here is kept as it is. ``flow_threshold`` is the ``flow`` target's (Cellpose's flow
-    error threshold); ``seed_threshold`` does not apply to it.
+    error threshold); ``seed_threshold`` does not apply to it. ``split_size``: objects of
+    more voxels are split at their distance-transform peaks, scaled by the training
+    labels' typical object (``medseg.infer.split_objects``; searched between 1.5 times the
+    median object and 0, off).
     """
 
     seed_threshold: float | None = Field(None, gt=0, lt=1)
     foreground_threshold: float | None = Field(None, gt=0, lt=1)
     min_size: int | None = Field(None, ge=0)
     flow_threshold: float | None = Field(None, gt=0, le=4)
+    split_size: int | None = Field(None, ge=0)
     tune: bool = True
 
 

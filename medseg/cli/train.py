@@ -94,7 +94,12 @@ def run(args: argparse.Namespace) -> int:
         )
         print(
             f"post-processing: {first[0]} {first[1]:g}, foreground_threshold "
-            f"{post['foreground_threshold']:g}, min_size {post['min_size']}; {how}"
+            f"{post['foreground_threshold']:g}, min_size {post['min_size']}, "
+            f"{_splitting(post.get('split_size', 0))}; {how}"
         )
     print(f"best checkpoint: {trained.best}")
     return 0
+
+
+def _splitting(split_size: int) -> str:
+    return f"objects above {split_size} voxels split by size" if split_size else "no splitting by size"

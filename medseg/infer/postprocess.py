@@ -6,7 +6,8 @@ and a normalised distance to the object border (``instance_target: distance``), 
 heads together (``instance_target: both``), or Cellpose's cell probability and flows
 (``instance_target: flow``, :mod:`medseg.infer.flow_masks`). Objects are split from
 these by a seeded watershed (seeds: confident interiors, one connected component each)
-or by following the flows, then objects
+or by following the flows, objects far larger than the training data's typical object
+are split by its size (:mod:`medseg.infer.split_objects`), then objects
 smaller than ``min_size`` are removed and the ids renumbered 1..N. The thresholds are a
 :class:`PostProcessing`, tuned per checkpoint on held-out data (``medseg train``) and
 applied by :func:`instances_from_maps`.
@@ -26,6 +27,7 @@ from skimage.segmentation import watershed
 
 from medseg.errors import ConfigError, FormatError, ShapeError
 from medseg.infer.flow_masks import FlowMasks, SectionFlowMasks, flow_masks, section_flow_masks
+from medseg.infer.split_objects import split_large_objects
 from medseg.options import InstanceTarget
 
 __all__ = [
@@ -58,12 +60,21 @@ class PostProcessing:
         mean squared difference between its predicted flows and the flows recomputed from
         its mask exceeds it. In (0, 4]: unit vectors differ by at most 4 squared, so 4
         keeps almost every object; Cellpose's default 0.4.
+    split_size : int
+        Objects of more voxels are split at the peaks of their distance transform
+        (:func:`medseg.infer.split_objects.split_large_objects`); 0 (default) splits none.
+        ``medseg train`` sets it to 1.5 times the training labels' median object.
+    object_extent : tuple of float
+        The training labels' typical object extent per axis in voxels (the data
+        fingerprint's), the splitting's scale; needed when ``split_size`` is set.
     """
 
     seed_threshold: float = 0.5
     foreground_threshold: float = 0.5
     min_size: int = 10
     flow_threshold: float = 0.4
+    split_size: int = 0
+    object_extent: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("seed_threshold", "foreground_threshold"):
@@ -74,9 +85,19 @@ class PostProcessing:
             raise ConfigError(f"post-processing min_size must be >= 0, got {self.min_size}")
         if not 0 < self.flow_threshold <= 4:
             raise ConfigError(f"post-processing flow_threshold must be in (0, 4], got {self.flow_threshold}")
+        object.__setattr__(self, "object_extent", tuple(float(e) for e in self.object_extent))
+        if self.split_size < 0:
+            raise ConfigError(f"post-processing split_size must be >= 0, got {self.split_size}")
+        if self.split_size and (not self.object_extent or min(self.object_extent) <= 0):
+            raise ConfigError(
+                f"post-processing split_size {self.split_size} needs the typical object's extent per axis "
+                f"(object_extent, from the training data's fingerprint), got {self.object_extent}"
+            )
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["object_extent"] = list(self.object_extent)
+        return values
 
     @classmethod
     def from_dict(
@@ -227,29 +248,40 @@ def instances_from_maps(
     target, maps = _checked_maps(maps, instance_target)
     if target is InstanceTarget.FLOW:
         objects = _flow_masks(maps, params.foreground_threshold).kept(params.flow_threshold)
-        return remove_small_objects(objects, params.min_size)
+        return remove_small_objects(_split(objects, params), params.min_size)
     if target is InstanceTarget.BOUNDARY:
-        return instances_from_boundary(
+        objects = instances_from_boundary(
             maps,
             seed_threshold=params.seed_threshold,
             foreground_threshold=params.foreground_threshold,
             min_size=params.min_size,
         )
-    if target is InstanceTarget.DISTANCE:
-        return instances_from_distance(
+    elif target is InstanceTarget.DISTANCE:
+        objects = instances_from_distance(
             maps[0],
             maps[1],
             seed_threshold=params.seed_threshold,
             foreground_threshold=params.foreground_threshold,
             min_size=params.min_size,
         )
-    return instances_from_both(
-        maps[:3],
-        maps[3],
-        seed_threshold=params.seed_threshold,
-        foreground_threshold=params.foreground_threshold,
-        min_size=params.min_size,
-    )
+    else:
+        objects = instances_from_both(
+            maps[:3],
+            maps[3],
+            seed_threshold=params.seed_threshold,
+            foreground_threshold=params.foreground_threshold,
+            min_size=params.min_size,
+        )
+    if not params.split_size:
+        return objects
+    return remove_small_objects(_split(objects, params), params.min_size)
+
+
+def _split(objects: np.ndarray, params: PostProcessing) -> np.ndarray:
+    """``objects`` with those above ``params.split_size`` voxels split (unchanged when it is 0)."""
+    if not params.split_size:
+        return objects
+    return split_large_objects(objects, params.split_size, params.object_extent)
 
 
 def instances_for_params(
@@ -260,7 +292,7 @@ def instances_for_params(
     A grid search (:func:`medseg.pipeline.tuning.tune_postprocessing`) turns one case's maps
     into objects with many thresholds. For the ``flow`` target, following the flows and the
     flow error of every mask depend on the foreground threshold only: they run once per
-    foreground threshold, the flow threshold's drop once per pair, and only the size filter
+    foreground threshold, the flow threshold's drop once per pair, and only the splitting and size filter
     per entry of ``params``. The other targets run :func:`instances_from_maps` per entry.
 
     Parameters
@@ -292,7 +324,7 @@ def instances_for_params(
         for flow_threshold, indices in by_flow_threshold.items():
             objects = masks.kept(flow_threshold)
             for i in indices:
-                yield i, remove_small_objects(objects, params[i].min_size)
+                yield i, remove_small_objects(_split(objects, params[i]), params[i].min_size)
 
 
 def _check_probability(name: str, array: np.ndarray) -> np.ndarray:

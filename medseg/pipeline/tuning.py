@@ -36,10 +36,12 @@ __all__ = [
     "FLOW_THRESHOLDS",
     "FOREGROUND_THRESHOLDS",
     "SEED_THRESHOLDS",
+    "SPLIT_FACTOR",
     "TunedPostProcessing",
     "instance_score",
     "min_size_candidates",
     "postprocessing_metadata",
+    "size_prior",
     "store_postprocessing",
     "tune_postprocessing",
 ]
@@ -50,6 +52,8 @@ logger = logging.getLogger(__name__)
 SEED_THRESHOLDS = (0.5, 0.3, 0.4, 0.6, 0.7, 0.8)
 #: Foreground thresholds searched (the default 0.5 first).
 FOREGROUND_THRESHOLDS = (0.5, 0.3, 0.4, 0.6, 0.7)
+#: Objects above this many times the training labels' median object are split (when tuning keeps it).
+SPLIT_FACTOR = 1.5
 #: Flow error thresholds searched for ``flow`` models (Cellpose's default 0.4 first).
 FLOW_THRESHOLDS = (0.4, 0.2, 0.6, 0.8, 1.2)
 
@@ -88,6 +92,29 @@ def min_size_candidates(typical_object_voxels: float | None, default: int) -> tu
     return tuple(dict.fromkeys([default, *sizes]))
 
 
+def size_prior(
+    typical_object_voxels: float | None, typical_object_extent: Sequence[float] | None
+) -> dict[str, Any]:
+    """The post-processing's splitting from the typical object: ``split_size`` and ``object_extent``.
+
+    Empty when the fingerprint has no objects. ``split_size`` is :data:`SPLIT_FACTOR` times the
+    median object's voxels.
+
+    Examples
+    --------
+    >>> size_prior(400.0, [22.0, 24.0])
+    {'split_size': 600, 'object_extent': (22.0, 24.0)}
+    """
+    if not typical_object_voxels or typical_object_voxels <= 0 or not typical_object_extent:
+        return {}
+    if min(typical_object_extent) <= 0:
+        return {}
+    return {
+        "split_size": round(SPLIT_FACTOR * typical_object_voxels),
+        "object_extent": tuple(float(e) for e in typical_object_extent),
+    }
+
+
 def _cases(samples: Sequence[Sample]) -> list[tuple[Sample, Volume, np.ndarray]]:
     """The labelled ``samples`` in memory: sample, whole image and the scored part's ``(*spatial)`` instance ids.
 
@@ -120,11 +147,14 @@ def tune_postprocessing(
     settings: PostProcessingConfig,
     *,
     typical_object_voxels: float | None = None,
+    typical_object_extent: Sequence[float] | None = None,
 ) -> TunedPostProcessing:
     """Grid-search the watershed thresholds of ``predictor`` on labelled ``samples`` by mean AJI.
 
     Searched: the foreground threshold, the minimum size and the seed threshold, or for a
-    ``flow`` model the flow error threshold (:data:`FLOW_THRESHOLDS`) instead of seeds.
+    ``flow`` model the flow error threshold (:data:`FLOW_THRESHOLDS`) instead of seeds; with
+    the typical object known, also whether objects above :data:`SPLIT_FACTOR` times its size
+    are split (:func:`size_prior`; splitting first).
 
     Parameters
     ----------
@@ -138,6 +168,9 @@ def tune_postprocessing(
     typical_object_voxels : float, optional
         Median object size of the training labels (the data fingerprint); scales the
         minimum sizes searched.
+    typical_object_extent : sequence of float, optional
+        Median object extent per axis in voxels (the data fingerprint); with
+        ``typical_object_voxels``, the scale of the splitting.
     """
     target = predictor.instance_target
     if target is None:
@@ -151,7 +184,12 @@ def tune_postprocessing(
         "foreground_threshold": FOREGROUND_THRESHOLDS,
         "min_size": min_size_candidates(typical_object_voxels, default.min_size),
     }
+    prior = size_prior(typical_object_voxels, typical_object_extent)
+    if prior:
+        grid["split_size"] = (prior["split_size"], 0)
+        grid["object_extent"] = (prior["object_extent"],)
     grid = {k: (fixed[k],) if k in fixed else v for k, v in grid.items()}
+    grid.update({k: (v,) for k, v in fixed.items() if k not in grid})
     cases = [
         (
             predictor.instance_maps(predictor.predict_logits(image.array, source=image.meta.get("source"))),
@@ -174,12 +212,18 @@ def tune_postprocessing(
 
 
 def postprocessing_metadata(
-    settings: PostProcessingConfig, tuned: TunedPostProcessing | None, held_out: Sequence[str]
+    settings: PostProcessingConfig,
+    tuned: TunedPostProcessing | None,
+    held_out: Sequence[str],
+    prior: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The checkpoint's ``metadata["postprocessing"]``: thresholds, and how they were chosen."""
+    """The checkpoint's ``metadata["postprocessing"]``: thresholds, and how they were chosen.
+
+    Untuned, the YAML's values, the splitting of :func:`size_prior` (``prior``) and defaults.
+    """
     if tuned is None:
         fixed = {k: v for k, v in settings.model_dump().items() if k != "tune" and v is not None}
-        params = PostProcessing(**fixed)
+        params = PostProcessing(**{**(prior or {}), **fixed})
         return {**params.to_dict(), "tuned": False, "set_in_config": sorted(fixed)}
     return {
         **tuned.params.to_dict(),

@@ -23,6 +23,7 @@ from medseg.pipeline.tuning import (
     instance_score,
     min_size_candidates,
     postprocessing_metadata,
+    size_prior,
     store_postprocessing,
     tune_postprocessing,
 )
@@ -43,12 +44,16 @@ def store_tuned_postprocessing(
     settings = config.infer.postprocessing
     tuned = None
     best = checkpoint_dir / "best.pt"
+    objects = (fingerprint or {}).get("objects") or {}
     if settings.tune and val_samples and best.is_file():
         window = sliding_window_from_infer(config.infer, compile=False)
         predictor = Predictor.from_checkpoint(read_checkpoint(best), window)
-        objects = (fingerprint or {}).get("objects") or {}
         tuned = tune_postprocessing(
-            predictor, val_samples, settings, typical_object_voxels=objects.get("median_voxels")
+            predictor,
+            val_samples,
+            settings,
+            typical_object_voxels=objects.get("median_voxels"),
+            typical_object_extent=objects.get("median_extent"),
         )
         logger.info(
             "post-processing tuned on %d held-out case(s): %s (AJI %.3f; defaults %.3f; %d grid points; "
@@ -60,7 +65,8 @@ def store_tuned_postprocessing(
             tuned.searched,
             min_size_candidates(objects.get("median_voxels"), 10),
         )
-    entry = postprocessing_metadata(settings, tuned, [s.case_id for s in val_samples])
+    prior = size_prior(objects.get("median_voxels"), objects.get("median_extent"))
+    entry = postprocessing_metadata(settings, tuned, [s.case_id for s in val_samples], prior)
     store_postprocessing([best, checkpoint_dir / "latest.pt"], entry)
 
 

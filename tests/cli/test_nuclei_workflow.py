@@ -99,6 +99,10 @@ def test_one_annotated_image_trains_with_the_shipped_lab_pipeline_and_scores(tmp
     assert fingerprint["median_shape"] == [80, 96] and fingerprint["objects"]["count"] >= 5
     post = load_checkpoint(run / "checkpoints" / "best.pt")["metadata"]["postprocessing"]
     assert post["tuned"] is True and post["tuned_on"] == ["nuclei_00:held-out"]
+    # the size prior comes from the fingerprint; tuning keeps 1.5x the median object or turns it off
+    objects = fingerprint["objects"]
+    assert post["object_extent"] == objects["median_extent"]
+    assert post["split_size"] in (round(1.5 * objects["median_voxels"]), 0) and "split by size" in out
     pred = tmp_path / "pred"
     image = test / "images" / "nuclei_00.tif"
     assert main(["predict", "-m", str(run), "-i", str(image), "-o", str(pred), "--format", "instances"]) == 0

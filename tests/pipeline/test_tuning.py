@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from _flow_maps import noisy_maps, touching
+from _flow_maps import noisy_maps, touching, true_maps
 from scipy import ndimage
 from torch import nn
 
@@ -26,9 +26,11 @@ from medseg.models import build_model
 from medseg.pipeline.tuning import (
     FLOW_THRESHOLDS,
     FOREGROUND_THRESHOLDS,
+    SPLIT_FACTOR,
     instance_score,
     min_size_candidates,
     postprocessing_metadata,
+    size_prior,
     store_postprocessing,
     tune_postprocessing,
 )
@@ -258,3 +260,36 @@ def test_a_held_out_region_is_post_processed_with_its_context_and_scored_without
     # the same case scored whole counts the false object and the context's labels
     whole = dataclasses.replace(held, scored=None)
     assert instance_score(_predictor(), [whole], params) < 0.9
+
+
+def test_tuning_splits_objects_the_model_merged_when_the_held_out_data_says_so():
+    """A 'model' that flows each pair of touching discs to one centre: splitting by size wins."""
+    truth = touching((40, 120), [(20, 18), (20, 35), (20, 70), (20, 87)], [9, 9, 9, 9])
+    merged = np.select([truth == 2, truth == 4], [1, 3], truth).astype(np.int32)
+    maps = true_maps(merged)
+    logits = np.concatenate([np.log(0.95 / 0.05) * (2 * maps[:1] - 1), FLOW_SCALE * maps[1:]])
+    case = Sample(Volume(logits.astype(np.float32)), Volume(truth[None]), "c:merged", "cells")
+    predictor = Predictor(
+        Channels(),
+        SlidingWindow(truth.shape, device="cpu", mirror_axes=()),
+        ZScore((0.0,) * 3, (1.0,) * 3),
+        targets={"label_kind": "instances", "instance_target": "flow"},
+    )
+    disc = float((truth == 1).sum())
+    tuned = tune_postprocessing(
+        predictor, [case], PostProcessingConfig(), typical_object_voxels=disc, typical_object_extent=(18, 18)
+    )
+    assert tuned.params.split_size == round(SPLIT_FACTOR * disc) and tuned.params.object_extent == (
+        18.0,
+        18.0,
+    )
+    assert tuned.aji > 0.9  # split: the 4 discs; unsplit (below): 2 merged pairs
+    off = tune_postprocessing(
+        predictor,
+        [case],
+        PostProcessingConfig(split_size=0),
+        typical_object_voxels=disc,
+        typical_object_extent=(18, 18),
+    )
+    assert off.params.split_size == 0 and off.aji < 0.6
+    assert size_prior(None, (18, 18)) == {} and size_prior(disc, None) == {}
