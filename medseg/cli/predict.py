@@ -29,7 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="checkpoint: the training run folder, its checkpoints/ folder (best.pt) or a .pt file; or a "
         "bioimage.io model package (.zip, its rdf.yaml or folder) with PyTorch weights",
     )
-    parser.add_argument("-i", "--input", type=Path, nargs="+", required=True, help="image files")
+    parser.add_argument(
+        "-i",
+        "--input",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="image files, or folders of them (every image in it)",
+    )
     parser.add_argument("-o", "--output", type=output_path, required=True, help="output folder")
     parser.add_argument(
         "--format",

@@ -56,6 +56,7 @@ _LABEL_SUFFIX_FOR = {".jpg": ".tif", ".jpeg": ".tif", ".bmp": ".png"}
 _PROBABILITY_SUFFIXES = {".nii.gz", ".nii", ".tif", ".tiff", ".zarr", ".h5", ".hdf5", ".mha", ".nrrd"}
 #: nnU-Net names the first channel of a case ``<case>_0000``.
 _NNUNET_CHANNEL = re.compile(r"_0000$")
+_LATER_CHANNEL = re.compile(r"_(?!0000)\d{4}$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,6 +250,7 @@ def _check_request(
     missing = [str(p) for p in paths if not split_key(p)[0].exists()]
     if missing:
         raise DataNotFoundError(f"input file(s) not found: {', '.join(missing[:5])}; check the paths")
+    paths = [image for p in paths for image in _images_in(p)]
     if submission_format is not None:
         get_format(submission_format)
         if block_shape is not None:
@@ -266,6 +268,41 @@ def _check_request(
     if duplicates:
         raise ConfigError(f"inputs share case names {duplicates[:5]}; predict them into separate folders")
     return list(zip(paths, names, strict=True))
+
+
+def _is_image(path: Path) -> bool:
+    try:
+        suffix_of(path)
+    except MedsegError:
+        return False
+    return True
+
+
+def _images_in(path: Path) -> list[Path]:
+    """``[path]`` for an image (a Zarr folder counts as one); a folder's images in name order.
+
+    Raises
+    ------
+    DataNotFoundError
+        A folder that holds no image medseg reads.
+    """
+    if not path.is_dir() or _is_image(path):
+        return [path]
+    images = sorted(p for p in path.iterdir() if not p.name.startswith(".") and _is_image(p))
+    # nnU-Net's <case>_0001 ... are further channels of <case>_0000, not cases of their own
+    stems = [p.name[: -len(suffix_of(p))] for p in images]
+    first_channels = {stem[:-5] for stem in stems if _NNUNET_CHANNEL.search(stem)}
+    images = [
+        p
+        for p, stem in zip(images, stems, strict=True)
+        if not (_LATER_CHANNEL.search(stem) and stem[:-5] in first_channels)
+    ]
+    if not images:
+        raise DataNotFoundError(
+            f"input folder {path} holds no image medseg reads (.tif, .png, .nii.gz, .zarr ...); "
+            "pass the image files or the folder that holds them"
+        )
+    return images
 
 
 def _label_suffix(path: Path, block_shape: Sequence[int] | None, ome_zarr: bool) -> str:

@@ -101,6 +101,25 @@ def test_predictions_are_named_by_case_id_and_probabilities_only_on_request(run_
     np.testing.assert_array_equal(probabilities.argmax(axis=0), labels[0])
 
 
+def test_a_folder_input_predicts_every_image_in_it_once(run_dir, tmp_path, capsys):
+    folder = tmp_path / "imagesTs"
+    _images(folder, ["right_0000.tif", "right_0001.tif", "left.nii.gz", "other_0002.tif"])
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden.tif").write_text("editor backup")
+    out = tmp_path / "pred"
+    assert main(["predict", "-m", str(run_dir), "-i", str(folder), "-o", str(out), "--no-progress"]) == 0
+    # right_0001 is right's second nnU-Net channel; other_0002 has no _0000 and is a case of its own
+    assert sorted(p.name for p in out.iterdir()) == ["left.nii.gz", "other_0002.tif", "right.tif"]
+    assert "predicted 3 case(s)" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("")
+    assert main(["predict", "-m", str(run_dir), "-i", str(empty), "-o", str(tmp_path / "p2")]) != 0
+    err = capsys.readouterr().err
+    assert f"input folder {empty} holds no image medseg reads" in err and "Traceback" not in err
+    assert not (tmp_path / "p2").exists()
+
+
 def test_compile_option_predicts_the_eager_probabilities(run_dir, tmp_path):
     images = _images(tmp_path / "in", ["a.tif", "b.tif"], shape=(50, 70))
     probabilities = {}
