@@ -155,7 +155,13 @@ def _default_target(three_d: bool) -> str:
 
 
 def _run_medseg(
-    train: Path, test: Path, work: Path, iterations: int, three_d: bool, target: str | None = None
+    train: Path,
+    test: Path,
+    work: Path,
+    iterations: int,
+    three_d: bool,
+    target: str | None = None,
+    seed: int = 0,
 ) -> tuple[np.ndarray, float]:
     """Train the lab pipeline as a user would (``target``: ``--set data.instance_target``), predict instances."""
     pipeline = _pipeline(three_d)
@@ -163,6 +169,8 @@ def _run_medseg(
         f"data.root={train}",
         f"train.iterations={iterations}",
         f"train.validate_every={max(1, iterations // 4)}",
+        f"train.seed={seed}",
+        f"data.seed={seed}",
     ]
     if target is not None:
         data = DataConfig.model_validate(
@@ -202,8 +210,11 @@ def _typical_radius(label: np.ndarray) -> int:
     return max(2, int(radius * 0.6))
 
 
-def _run_monai(train: Path, test: Path, cpu_budget: float, three_d: bool) -> tuple[np.ndarray, float]:
-    rng = np.random.default_rng(0)
+def _run_monai(
+    train: Path, test: Path, cpu_budget: float, three_d: bool, seed: int = 0
+) -> tuple[np.ndarray, float]:
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
     [path] = sorted((train / "images").iterdir())
     image = _normalise(tifffile.imread(path))
     label = tifffile.imread(train / "labels" / path.name)
@@ -302,15 +313,19 @@ def _methods(train: Path, test: Path, work: Path, args: argparse.Namespace, thre
     """(row name, runner) in the order they run; the first sets the CPU budget of the others."""
     iterations = args.iterations_3d if three_d and args.iterations_3d else args.iterations
     default = _default_target(three_d)
-    yield "medseg default", lambda: _run_medseg(train, test, work / "medseg", iterations, three_d)
+    seed = args.seed
+    yield "medseg default", lambda: _run_medseg(train, test, work / "medseg", iterations, three_d, seed=seed)
     for target in dict.fromkeys(args.medseg_targets):
         if target != default:
             yield (
                 f"medseg {target}",
-                lambda t=target: _run_medseg(train, test, work / f"medseg-{t}", iterations, three_d, t),
+                lambda t=target: _run_medseg(train, test, work / f"medseg-{t}", iterations, three_d, t, seed),
             )
     yield "plain watershed (Otsu + distance)", lambda: _run_plain(train, test)
-    yield "MONAI BasicUNet + distance watershed", lambda: _run_monai(train, test, budget["cpu"], three_d)
+    yield (
+        "MONAI BasicUNet + distance watershed",
+        lambda: _run_monai(train, test, budget["cpu"], three_d, seed),
+    )
     yield (
         "StarDist from scratch",
         lambda: _external(args.stardist_python, "stardist", train, test, budget["cpu"], work),
@@ -355,7 +370,7 @@ def _benchmark(name: str, data: Path, work: Path, args: argparse.Namespace, ever
             if result is None:
                 continue
             budget.setdefault("cpu", result[1])  # medseg default's training CPU seconds: the others' budget
-            row = {"data": name, "method": label, "fold": fold, **_score(result[0], gt),
+            row = {"data": name, "method": label, "fold": fold, "seed": args.seed, **_score(result[0], gt),
                    "train_cpu_s": round(result[1], 1), "wall_s": round(time.perf_counter() - wall, 1)}  # fmt: skip
             rows.append(row)
             everything.append(row)
@@ -416,6 +431,13 @@ def main() -> None:
         help="folder put on the cellpose python's PYTHONPATH (default: $CELLPOSE_PYTHONPATH)",
     )
     parser.add_argument("--threads", type=int, help="threads of every method (default: torch's)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of medseg (train.seed, data.seed) and of the MONAI script (weights, crops); repeat runs "
+        "with other seeds to see how far one image's results move",
+    )
     parser.add_argument(
         "--json", type=Path, help="write every row and the means to this JSON file (after each row)"
     )
