@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from medseg.checkpoint_meta import Checkpoint, read_checkpoint
 from medseg.config import InferConfig, config_from_dict
+from medseg.data.volumes import get_folder_paths
 from medseg.errors import ConfigError, DataNotFoundError, MedsegError
 from medseg.eval.formats import ChallengeFormat, FormatKind, get_format
 from medseg.exchange.bioimageio_import import is_bioimageio_package, load_package
@@ -56,7 +57,6 @@ _LABEL_SUFFIX_FOR = {".jpg": ".tif", ".jpeg": ".tif", ".bmp": ".png"}
 _PROBABILITY_SUFFIXES = {".nii.gz", ".nii", ".tif", ".tiff", ".zarr", ".h5", ".hdf5", ".mha", ".nrrd"}
 #: nnU-Net names the first channel of a case ``<case>_0000``.
 _NNUNET_CHANNEL = re.compile(r"_0000$")
-_LATER_CHANNEL = re.compile(r"_(?!0000)\d{4}$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,39 +270,31 @@ def _check_request(
     return list(zip(paths, names, strict=True))
 
 
-def _is_image(path: Path) -> bool:
-    try:
-        suffix_of(path)
-    except MedsegError:
-        return False
-    return True
-
-
 def _images_in(path: Path) -> list[Path]:
-    """``[path]`` for an image (a Zarr folder counts as one); a folder's images in name order.
+    """``[path]`` for an image (a Zarr folder counts as one); a folder's cases in name order.
+
+    A folder's cases follow the lab-folder rule (:func:`medseg.data.volumes.get_folder_paths`):
+    nnU-Net's ``<case>_0001`` ... files are further channels of ``<case>_0000``, whose file
+    stands for the case.
 
     Raises
     ------
     DataNotFoundError
-        A folder that holds no image medseg reads.
+        A folder that holds no image medseg reads, or a case missing a channel.
     """
-    if not path.is_dir() or _is_image(path):
-        return [path]
-    images = sorted(p for p in path.iterdir() if not p.name.startswith(".") and _is_image(p))
-    # nnU-Net's <case>_0001 ... are further channels of <case>_0000, not cases of their own
-    stems = [p.name[: -len(suffix_of(p))] for p in images]
-    first_channels = {stem[:-5] for stem in stems if _NNUNET_CHANNEL.search(stem)}
-    images = [
-        p
-        for p, stem in zip(images, stems, strict=True)
-        if not (_LATER_CHANNEL.search(stem) and stem[:-5] in first_channels)
-    ]
-    if not images:
-        raise DataNotFoundError(
-            f"input folder {path} holds no image medseg reads (.tif, .png, .nii.gz, .zarr ...); "
-            "pass the image files or the folder that holds them"
-        )
-    return images
+    try:
+        suffix_of(path)
+    except MedsegError:
+        if path.is_dir():
+            try:
+                return [
+                    case.images[0] for case in get_folder_paths(path.parent, images=path.name, labels=None)
+                ]
+            except DataNotFoundError as err:
+                raise DataNotFoundError(
+                    f"input folder {path}: {err}; pass the image files or the folder that holds them"
+                ) from None
+    return [path]
 
 
 def _label_suffix(path: Path, block_shape: Sequence[int] | None, ome_zarr: bool) -> str:

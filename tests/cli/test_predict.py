@@ -103,20 +103,27 @@ def test_predictions_are_named_by_case_id_and_probabilities_only_on_request(run_
 
 def test_a_folder_input_predicts_every_image_in_it_once(run_dir, tmp_path, capsys):
     folder = tmp_path / "imagesTs"
-    _images(folder, ["right_0000.tif", "right_0001.tif", "left.nii.gz", "other_0002.tif"])
+    _images(folder, ["right_0000.tif", "right_0001.tif", "left_0000.nii.gz"])
     (folder / "notes.txt").write_text("not an image")
     (folder / ".hidden.tif").write_text("editor backup")
     out = tmp_path / "pred"
     assert main(["predict", "-m", str(run_dir), "-i", str(folder), "-o", str(out), "--no-progress"]) == 0
-    # right_0001 is right's second nnU-Net channel; other_0002 has no _0000 and is a case of its own
-    assert sorted(p.name for p in out.iterdir()) == ["left.nii.gz", "other_0002.tif", "right.tif"]
-    assert "predicted 3 case(s)" in capsys.readouterr().out
+    # right_0001 is right's second nnU-Net channel, as in a lab folder
+    assert sorted(p.name for p in out.iterdir()) == ["left.nii.gz", "right.tif"]
+    assert "predicted 2 case(s)" in capsys.readouterr().out
+    mixed = tmp_path / "mixed"
+    _images(mixed, ["a.tif", "patient_0001.tif"])  # not every file ends in _NNNN: each is a case
+    assert (
+        main(["predict", "-m", str(run_dir), "-i", str(mixed), "-o", str(tmp_path / "p1"), "--no-progress"])
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "p1").iterdir()) == ["a.tif", "patient_0001.tif"]
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("")
     assert main(["predict", "-m", str(run_dir), "-i", str(empty), "-o", str(tmp_path / "p2")]) != 0
     err = capsys.readouterr().err
-    assert f"input folder {empty} holds no image medseg reads" in err and "Traceback" not in err
+    assert f"input folder {empty}: no readable images" in err and "Traceback" not in err
     assert not (tmp_path / "p2").exists()
 
 
