@@ -23,7 +23,7 @@ seconds per patch of the training process (DataLoader workers' CPU is not includ
 
 Usage::
 
-    python benchmarks/bench_training.py [--iterations 30] [--batch-size 8] [--patch 128] [--device cpu]
+    python benchmarks/bench_training.py [--iterations 120] [--batch-size 8] [--patch 128] [--device cpu]
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def _monai_dice(model: torch.nn.Module, test_files: list[dict], window: SlidingW
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--iterations", type=int, default=120)
     parser.add_argument("--batch-size", type=int, default=8, help="patches per iteration (both sides)")
     parser.add_argument("--patch", type=int, default=128)
     parser.add_argument("--features", type=int, default=16)
