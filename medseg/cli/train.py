@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     meta = read_checkpoint(trained.best).meta if trained.best.is_file() else None
     if meta is not None and meta.data_fingerprint is not None:
         print(f"data fingerprint ({args.out / 'fingerprint.json'}):")
-        print(format_fingerprint(meta.data_fingerprint))
+        print(format_fingerprint(meta.data_fingerprint, config.data.patch_shape))
     print(f"trained {config.model.name} for {result.iterations} iterations on {trained.device}")
     if result.stopped:
         print(f"stopped early: {result.stopped}")

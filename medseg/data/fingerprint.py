@@ -155,8 +155,12 @@ def data_fingerprint(
     }
 
 
-def format_fingerprint(fingerprint: Mapping[str, Any]) -> str:
-    """A short two-column table of a fingerprint (what ``medseg train`` prints)."""
+def format_fingerprint(fingerprint: Mapping[str, Any], patch_shape: Sequence[int] | None = None) -> str:
+    """A short two-column table of a fingerprint (what ``medseg train`` prints).
+
+    ``patch_shape``: the patch the run trains on (``data.patch_shape``), shown beside the
+    recommended one when they differ.
+    """
 
     def axes(values: Sequence[float], fmt: str = "{:g}") -> str:
         return " x ".join(fmt.format(v) for v in values)
@@ -189,7 +193,11 @@ def format_fingerprint(fingerprint: Mapping[str, Any]) -> str:
             )
         )
     rows.append(("normalisation", rec["normalization"]))
-    rows.append(("patch", axes(rec["patch_shape"])))
+    recommended = axes(rec["patch_shape"])
+    if patch_shape is None or list(patch_shape) == list(rec["patch_shape"]):
+        rows.append(("patch", recommended))
+    else:
+        rows.append(("patch", f"{axes(patch_shape)} (data.patch_shape; recommended {recommended})"))
     if rec.get("min_size") is not None:
         rows.append(("min object size", f"{rec['min_size']} voxels"))
     width = max(len(k) for k, _ in rows)

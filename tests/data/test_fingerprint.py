@@ -38,6 +38,9 @@ def test_fingerprint_of_bright_objects_on_a_dark_background():
     table = format_fingerprint(fp)
     assert "objects          3, median 100 voxels, extent 10 x 10" in table
     assert "patch            80 x 80" in table and len(table.splitlines()) == 8
+    assert format_fingerprint(fp, [80, 80]) == table  # the run's patch is the recommended one
+    set_patch = format_fingerprint(fp, (64, 96)).splitlines()[6]
+    assert set_patch == "patch            64 x 96 (data.patch_shape; recommended 80 x 80)"
 
 
 def test_dark_objects_get_zscore_and_patches_stay_inside_the_image():
