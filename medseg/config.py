@@ -103,7 +103,11 @@ class TrainConfig(_Section):
     map); ``ignore_label``: a label value the loss ignores. ``precision``: autocast dtype
     (``float16`` scales gradients); ``grad_clip``: maximum gradient norm.
     ``max_minutes``: wall-clock budget; ``early_stopping_patience``: validations without a
-    better score before stopping. ``deterministic``: seeded, deterministic kernels.
+    better score before stopping. ``final_model``: the model ``best.pt`` holds (what
+    ``predict`` uses, and what instance post-processing is tuned on): the ``best``
+    validation score, or the ``last`` iteration (nnU-Net's final checkpoint: with a small
+    held-out part the best score is noisy, and a short poly schedule ends on its best
+    weights). ``deterministic``: seeded, deterministic kernels.
     ``pretrain: layerwise``: greedy denoising pre-training of models that declare it
     (sDAE), ``pretrain_steps`` per layer. ``init``: fine-tune from a checkpoint (tensors
     matching by name and shape are loaded; ``label_map`` maps this config's class names
@@ -126,6 +130,7 @@ class TrainConfig(_Section):
     grad_clip: float | None = Field(None, gt=0)
     max_minutes: float | None = Field(None, gt=0)
     early_stopping_patience: int | None = Field(None, ge=1)
+    final_model: Literal["best", "last"] = "best"
     pretrain: Literal["none", "layerwise"] = "none"
     pretrain_steps: int = Field(200, ge=1)
     init: Path | None = None

@@ -180,7 +180,9 @@ def train_from_config(
         scheduler=scheduler,
         device=str(device),
         validation=validation_policy(val_samples, normalization, config) if val_samples else None,
-        checkpoints=Checkpointing(checkpoint_dir, config.train.checkpoint_every, meta),
+        checkpoints=Checkpointing(
+            checkpoint_dir, config.train.checkpoint_every, meta, keep_best=config.train.final_model == "best"
+        ),
         stopping=Stopping(config.train.max_minutes, config.train.early_stopping_patience),
         step=StepPolicy(config.train.precision, config.train.grad_clip),
         distributed=distributed,

@@ -150,11 +150,15 @@ class Checkpointing:
     meta : CheckpointMeta or dict or None
         Stored in every checkpoint (model spec, classes, normalisation, config ...), with
         the best score so far.
+    keep_best : bool
+        ``False``: ``best.pt`` is the final model even with validation (nnU-Net's final
+        checkpoint); the scores still drive early stopping and the training curve.
     """
 
     directory: Path
     every: int = 100
     meta: CheckpointMeta | dict[str, Any] | None = None
+    keep_best: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "directory", Path(self.directory))
@@ -340,7 +344,7 @@ class Trainer:
                 logger.info("stopped at iteration %d: %s", self.iteration, result.stopped)
                 break
         bar.close()
-        if self.validation is None:
+        if self.validation is None or not self._keeps_best:
             self._save("best.pt", result)
         result.iterations = self.iteration
         result.seconds = self.history.seconds = time.perf_counter() - self._clock_origin
@@ -386,13 +390,18 @@ class Trainer:
         if score > self.history.best_score:
             self.history.best_score = score
             self.history.since_best = 0
-            self._save("best.pt", result)
+            if self._keeps_best:
+                self._save("best.pt", result)
             return None
         self.history.since_best += 1
         patience = self.stopping.patience
         if patience is not None and self.history.since_best >= patience:
             return f"early stopping: no better validation score in {patience} validations"
         return None
+
+    @property
+    def _keeps_best(self) -> bool:
+        return self.checkpoints is None or self.checkpoints.keep_best
 
     def _save(self, name: str, result: TrainResult) -> None:
         if self.checkpoints is None or not self.distributed.is_main:

@@ -93,6 +93,21 @@ def test_finished_run_extended_keeps_its_history(tmp_path):
     assert not _trainer(tmp_path / "empty").resume()
 
 
+@pytest.mark.parametrize("keep_best", [True, False])
+def test_best_checkpoint_holds_the_best_or_the_final_model(tmp_path, keep_best):
+    scores = iter([0.9, 0.2, 0.1])  # the first validation is the best
+    trainer = _trainer(tmp_path, validate=lambda model: next(scores), validate_every=10)
+    trainer.checkpoints = Checkpointing(tmp_path, every=100, keep_best=keep_best)
+    result = trainer.fit(_batches(), iterations=30)
+    assert result.best_score == 0.9 and [it for it, _ in result.validation] == [10, 20, 30]
+    best, latest = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "latest.pt")
+    assert best["iteration"] == (10 if keep_best else 30) and latest["iteration"] == 30
+    same = all(
+        torch.equal(a, b) for a, b in zip(best["model"].values(), latest["model"].values(), strict=True)
+    )
+    assert same is not keep_best
+
+
 def test_resume_into_another_model_is_a_config_error(tmp_path):
     _trainer(tmp_path, iterations=2).fit(_batches(), iterations=2)
     other = Trainer(
