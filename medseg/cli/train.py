@@ -97,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
             f"{post['foreground_threshold']:g}, min_size {post['min_size']}, "
             f"{_splitting(post.get('split_size', 0))}; {how}"
         )
-    print(f"best checkpoint: {trained.best}")
+    if config.train.final_model == "last" and result.validation:
+        print(f"model for predict (train.final_model: last, iteration {result.iterations}): {trained.best}")
+    else:
+        print(f"best checkpoint: {trained.best}")
     return 0
 
 

@@ -65,6 +65,31 @@ def test_resume_extends_a_finished_run_and_keeps_its_history(setup, tmp_path):
     assert [it for it, _ in summary["validation"]] == [3, 5]
 
 
+def test_final_model_last_keeps_the_last_iteration_for_predict(setup, tmp_path, capsys):
+    _, config = setup
+    out = tmp_path / "run"
+    settings = ["train.iterations=4", "train.validate_every=2", "train.final_model=last"]
+    assert (
+        main(
+            [
+                "train",
+                str(config),
+                "--out",
+                str(out),
+                "--no-progress",
+                *[a for s in settings for a in ("--set", s)],
+            ]
+        )
+        == 0
+    )
+    assert f"model for predict (train.final_model: last, iteration 4): {out / 'checkpoints' / 'best.pt'}" in (
+        capsys.readouterr().out
+    )
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert [it for it, _ in summary["validation"]] == [2, 4]  # still validated: the curve and early stopping
+    assert load_checkpoint(out / "checkpoints" / "best.pt")["iteration"] == 4
+
+
 def test_resume_with_a_changed_model_is_one_error_line_naming_the_key(setup, capsys):
     root, config = setup
     args = ["train", str(config), "--out", str(root / "run"), "--resume", "--set", "model.params.features=8"]
