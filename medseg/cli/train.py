@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         how = (
             f"tuned on the held-out data: AJI {post['validation_aji']:.3f} (defaults {post['default_aji']:.3f})"
             if post.get("tuned")
+            else f"not tuned: {post['not_tuned']}"
+            if post.get("not_tuned")
             else "not tuned (no held-out data, or infer.postprocessing.tune: false)"
         )
         # a flow model has no seeds; its objects are checked by their flow error instead

@@ -17,7 +17,7 @@ from medseg.infer.predictor import Predictor
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import Volume, read
 from medseg.pipeline.held_out import evaluate_held_out
-from medseg.pipeline.validation import validation_policy
+from medseg.pipeline.validation import store_tuned_postprocessing, thin_held_out, validation_policy
 
 
 class Channels(nn.Module):
@@ -83,3 +83,62 @@ def test_run_evaluation_writes_and_scores_only_the_held_out_part(tmp_path):
         assert written.origin == pytest.approx((3.0, 17.0)) and written.spacing == pytest.approx((0.5, 0.5))
     per_case = json.loads((tmp_path / "evaluation" / "summary.json").read_text())["metric_per_case"]
     assert [case["case"] for case in per_case] == ["c:held-out"]
+
+
+def test_held_out_regions_thinner_than_two_objects_are_not_tuned_on():
+    image = np.zeros((1, 100, 30, 20), dtype=np.float32)
+    sample = Sample(Volume(image), Volume(image.astype(np.uint8)), "stack", "nuclei")
+    _, held, region = hold_out_region(sample, 0.2)  # Z 80-99: 20 sections
+    assert region.axis == 0 and held.scored[0] == slice(20, 40)
+    # nuclei 16.5 sections tall: 20 < 2 x 16.5
+    assert thin_held_out([held], [16.5, 25.0, 22.0]) == (
+        "the held-out part of stack is 20 voxels along Z, under 2 typical objects (16.5 voxels each)"
+    )
+    assert thin_held_out([held], [10.0, 25.0, 22.0]) is None  # 20 = 2 x 10: thick enough
+    assert thin_held_out([held], None) is None  # no objects in the fingerprint
+    whole = Sample(Volume(image), Volume(image.astype(np.uint8)), "other", "nuclei")  # a held-out case
+    assert thin_held_out([whole], [50.0, 50.0, 50.0]) is None
+
+
+def test_a_thin_held_out_region_keeps_the_default_post_processing_and_says_why(tmp_path):
+    from medseg.models import build_model
+    from medseg.train.checkpoint import load_checkpoint, save_checkpoint
+
+    config = config_from_dict(
+        {
+            "data": {
+                "dataset": "lab_folder",
+                "label_kind": "instances",
+                "instance_target": "distance",
+                "classes": ["background", "nucleus"],
+                "patch_shape": [16, 16, 16],
+            },
+            "model": {
+                "params": {"in_channels": 1, "out_channels": 3, "features": 4, "depth": 2, "spatial_dims": 3}
+            },
+            "infer": {"roi_size": [16, 16, 16]},
+        },
+        source="test config",
+    )
+    image = np.zeros((1, 100, 30, 20), dtype=np.float32)
+    _, held, _ = hold_out_region(
+        Sample(Volume(image), Volume(image.astype(np.uint8)), "stack", "nuclei"), 0.2
+    )
+    model = build_model("unet", in_channels=1, out_channels=3, features=4, depth=2)
+    metadata = {
+        "model": {"name": "unet", "params": {}},
+        "normalization": ZScore((0.0,), (1.0,)).to_dict(),
+        "targets": {"label_kind": "instances", "instance_target": "distance"},
+    }
+    save_checkpoint(tmp_path / "best.pt", model=model, metadata=metadata)
+    fingerprint = {"objects": {"median_voxels": 4000.0, "median_extent": [16.5, 25.0, 22.0]}}
+    store_tuned_postprocessing(config, tmp_path, [held], fingerprint)
+    entry = load_checkpoint(tmp_path / "best.pt")["metadata"]["postprocessing"]
+    assert entry["tuned"] is False and entry["not_tuned"].endswith(
+        "under 2 typical objects (16.5 voxels each)"
+    )
+    assert entry["split_size"] == 6000 and entry["object_extent"] == [
+        16.5,
+        25.0,
+        22.0,
+    ]  # the size prior stays
