@@ -105,9 +105,9 @@ class TrainConfig(_Section):
     ``max_minutes``: wall-clock budget; ``early_stopping_patience``: validations without a
     better score before stopping. ``final_model``: the model ``best.pt`` holds (what
     ``predict`` uses, and what instance post-processing is tuned on): the ``best``
-    validation score, or the ``last`` iteration (nnU-Net's final checkpoint: with a small
-    held-out part the best score is noisy, and a short poly schedule ends on its best
-    weights). ``deterministic``: seeded, deterministic kernels.
+    validation score, or the ``last`` iteration (nnU-Net's final checkpoint; on one-image
+    nuclei runs it was no better than ``best``, benchmarks/README.md). ``deterministic``:
+    seeded, deterministic kernels.
     ``pretrain: layerwise``: greedy denoising pre-training of models that declare it
     (sDAE), ``pretrain_steps`` per layer. ``init``: fine-tune from a checkpoint (tensors
     matching by name and shape are loaded; ``label_map`` maps this config's class names
