@@ -29,8 +29,9 @@ from torch import nn
 
 from medseg.config import PostProcessingConfig
 from medseg.data.sample import Sample
+from medseg.data.synthetic.flow_maps import noisy_flow_maps
 from medseg.eval.instance import aggregated_jaccard_index
-from medseg.flows import FLOW_SCALE, flows_from_instances
+from medseg.flows import FLOW_SCALE
 from medseg.infer.normalize import ZScore
 from medseg.infer.postprocess import PostProcessing, instances_from_maps
 from medseg.infer.predictor import Predictor
@@ -67,13 +68,8 @@ def _balls(shape, count, seed):
 
 def _case(labels, seed):
     """The logits a flow model might give: per-object brightness in [0.45, 0.9], flow noise up to 0.6."""
-    rng = np.random.default_rng(seed)
-    count = int(labels.max())
-    brightness = np.concatenate([[0.1], rng.uniform(0.45, 0.9, count)])[labels]
-    probability = np.clip(brightness + 0.08 * rng.standard_normal(labels.shape), 0.01, 0.99)
-    spread = np.concatenate([[0.0], rng.uniform(0.0, 0.6, count)])[labels]
-    flows = flows_from_instances(labels) + spread * rng.standard_normal((labels.ndim, *labels.shape))
-    logits = np.concatenate([np.log(probability / (1 - probability))[None], FLOW_SCALE * flows])
+    probability, *flows = noisy_flow_maps(labels, seed)
+    logits = np.concatenate([np.log(probability / (1 - probability))[None], FLOW_SCALE * np.stack(flows)])
     return Sample(Volume(logits.astype(np.float32)), Volume(labels[None]), "synthetic", "cells")
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _flow_maps import noisy_maps, touching, true_maps
+from _flow_maps import touching, true_maps
 from scipy import ndimage
 from torch import nn
 
+from medseg.data.synthetic.flow_maps import noisy_flow_maps
 from medseg.errors import ConfigError, FormatError, ShapeError
 from medseg.eval.instance import aggregated_jaccard_index
 from medseg.flows import FLOW_SCALE, flows_from_instances
@@ -79,12 +80,12 @@ FLOW_THRESHOLDS = (0.2, 0.4, 0.6, 0.8, 1.2, 4.0)
 
 def _section_maps(labels):
     """A 2D flow model's maps of a stack: each section's noisy 2D maps, ``(3, Z, Y, X)``."""
-    return np.stack([noisy_maps(section, seed=z) for z, section in enumerate(labels)], axis=1)
+    return np.stack([noisy_flow_maps(section, seed=z) for z, section in enumerate(labels)], axis=1)
 
 
 @pytest.mark.parametrize("labels", [TOUCHING_2D, TOUCHING_3D], ids=["2d", "3d"])
 def test_flow_masks_kept_at_a_threshold_are_the_objects_of_instances_from_flows(labels):
-    maps = noisy_maps(labels)
+    maps = noisy_flow_maps(labels)
     assert np.any((labels == 1) & np.roll(labels == 2, -1, axis=-1))  # they touch
     masks = flow_masks(maps[0], maps[1:], foreground_threshold=0.3)
     found = masks.instances.copy()
@@ -124,8 +125,8 @@ def test_section_flow_masks_kept_at_a_threshold_are_the_stitched_objects_of_the_
 @pytest.mark.parametrize("kind", ["2d", "3d", "sections"])
 def test_instances_for_a_grid_of_params_are_those_of_instances_from_maps_point_by_point(kind):
     maps = {
-        "2d": lambda: noisy_maps(TOUCHING_2D),
-        "3d": lambda: noisy_maps(TOUCHING_3D),
+        "2d": lambda: noisy_flow_maps(TOUCHING_2D),
+        "3d": lambda: noisy_flow_maps(TOUCHING_3D),
         "sections": lambda: _section_maps(TOUCHING_3D),
     }[kind]()
     grid = [

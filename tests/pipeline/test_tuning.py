@@ -8,13 +8,14 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from _flow_maps import noisy_maps, touching, true_maps
+from _flow_maps import touching, true_maps
 from scipy import ndimage
 from torch import nn
 
 from medseg.config import PostProcessingConfig, config_from_dict
 from medseg.data.holdout import hold_out_region
 from medseg.data.sample import Sample, scored_part
+from medseg.data.synthetic.flow_maps import noisy_flow_maps
 from medseg.eval.instance import aggregated_jaccard_index
 from medseg.flows import FLOW_SCALE, flows_from_instances
 from medseg.infer.normalize import ZScore
@@ -153,8 +154,8 @@ def test_flow_models_search_the_flow_threshold_instead_of_seeds():
 
 
 def _flow_case(labels, seed):
-    """A held-out case whose 'image' is the logits a flow model gives for ``noisy_maps(labels)``."""
-    maps = noisy_maps(labels, seed=seed).astype(np.float64)
+    """A held-out case whose 'image' is the logits a flow model gives for ``noisy_flow_maps(labels)``."""
+    maps = noisy_flow_maps(labels, seed=seed).astype(np.float64)
     logits = np.concatenate([np.log(maps[:1] / (1 - maps[:1])), FLOW_SCALE * maps[1:]])
     return Sample(Volume(logits.astype(np.float32)), Volume(labels[None]), f"c:flows-{seed}", "cells")
 
