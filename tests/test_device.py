@@ -31,6 +31,7 @@ def test_cuda_without_cuda_is_a_config_error(name):
         check_device_name(name, option="--device")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_a_gpu_index_beyond_the_count_is_refused():
     with pytest.raises(ConfigError, match=r"GPU\(s\)"):
