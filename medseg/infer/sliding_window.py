@@ -317,6 +317,7 @@ class SlidingWindow:
         if model in _PLANNED:
             _PLANNED[model] = later
         sums: Blender | LabelCells | None = None
+        all_finite: torch.Tensor | None = None
         batches = range(0, len(items), self.batch_size)
         for index, first in enumerate(
             tqdm(batches, desc="predict", unit="batch", disable=not self.progress, leave=False)
@@ -330,10 +331,11 @@ class SlidingWindow:
                     for k, st in batch
                 ]
             )
-            if not torch.isfinite(inputs).all():  # per batch: no image-sized mask
-                raise DataValueError(
-                    "image contains NaN or infinite values; clean or mask them before inference"
-                )
+            finite = torch.isfinite(inputs).all()  # per batch: no image-sized mask
+            if inputs.device.type == "cpu":
+                _check_finite(finite)
+            else:  # checked once at the end: a check per batch makes the host wait for every batch
+                all_finite = finite if all_finite is None else all_finite & finite
             runner, running = net, compiling
             if compiling and len(batch) < self.batch_size:  # one input shape: no recompilation
                 if len(batch) * _COMPILED_SPEEDUP < self.batch_size:  # a few windows: cheaper uncompiled
@@ -360,6 +362,8 @@ class SlidingWindow:
                 )
             sums.add(batch, logits)
             del inputs, logits  # not held through the next forward pass
+        if all_finite is not None:
+            _check_finite(all_finite)
         return sums.result()
 
     def count_windows(
@@ -465,6 +469,11 @@ class SlidingWindow:
                     y = y * sign.reshape(1, -1, *(1,) * len(out_roi))
                 total = y if total is None else total + y
         return total / len(flips) if len(flips) > 1 else total
+
+
+def _check_finite(finite: torch.Tensor) -> None:
+    if not finite:
+        raise DataValueError("image contains NaN or infinite values; clean or mask them before inference")
 
 
 def _sync(tensor: torch.Tensor) -> None:

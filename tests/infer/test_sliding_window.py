@@ -315,6 +315,17 @@ def test_cuda_engine_matches_the_cpu_and_bf16_labels_agree(spatial_dims, channel
     assert (labels.long() == cpu.argmax(dim=1)).float().mean() >= 0.98
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("labels_only", [False, True])
+def test_cuda_refuses_a_non_finite_image_after_its_last_batch(labels_only):
+    # on CUDA the check is gathered on the device and read once, so the host never waits per batch
+    image = torch.rand(1, 1, 40, 40, device="cuda")
+    image[0, 0, 37, 2] = float("inf")  # in the last batch only
+    window = SlidingWindow((16, 16), batch_size=2, device="cuda")
+    with pytest.raises(DataValueError, match="NaN or infinite"):
+        window.predict_labels(nn.Identity(), image) if labels_only else window(nn.Identity(), image)
+
+
 def test_regions_read_only_their_windows_and_equal_the_whole_image_labels():
     import itertools
 
