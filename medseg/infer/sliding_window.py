@@ -116,8 +116,9 @@ class SlidingWindow:
         :func:`medseg.infer.layout.channels_last_view` (channels-last convolution weights,
         instance norms that keep the layout). ``None`` (automatic): when compiling, where
         the compiled 3D ``BasicUNet`` measured 1.5x faster on the CPU with it than without
-        (1.8x MONAI). Eager CPU runs measured no faster with it; eager CUDA runs have not
-        been measured either way, so they keep the model's own layout unless asked.
+        (1.8x MONAI), and compiled on an H200 it ran 1.2x MONAI compiled. Eager runs keep the
+        model's own layout unless asked: no faster with the view on the CPU, 0.61-0.86x on
+        an H200 (``benchmarks/README.md``).
     compile : bool or None
         ``torch.compile`` the model with inductor, weights frozen as constants (oneDNN weight
         prepacking and fused convolutions on the CPU). The first call compiles (tens of seconds on a CPU), later calls
