@@ -46,7 +46,7 @@ from monai.networks.nets import BasicUNet
 from medseg.device import resolve_device
 from medseg.errors import ConfigError
 from medseg.infer.sliding_window import SlidingWindow
-from medseg.infer.tiling import importance_map
+from medseg.infer.tiling import importance_map, window_starts
 
 __all__ = ["CPU_CASES", "GPU_CASES", "Case", "bench_sliding_window"]
 
@@ -142,6 +142,8 @@ def _engine(case: Case, device: torch.device, key: tuple[str, str]) -> Callable:
     )
     model = model.to(device).eval()
     dtype = _DTYPES[precision]
+    if name == "net-c":
+        return _network_alone(case, device, model, dtype)
     if name in ("MONAI", "MONAI-c"):
         weights = torch.from_numpy(importance_map(case.roi, "gaussian")).to(device)
         # what a MONAI user writes: the compiled module, weights frozen (inference only)
@@ -170,6 +172,32 @@ def _engine(case: Case, device: torch.device, key: tuple[str, str]) -> Callable:
     return medseg
 
 
+def _network_alone(case: Case, device: torch.device, model: torch.nn.Module, dtype: torch.dtype) -> Callable:
+    """The case's windows through the compiled network and nothing else: no engine can run them faster.
+
+    As many windows as the case has, in full batches through ``torch.compile(net, freezing)``
+    and a last partial batch through the uncompiled network (no recompilation), on one random
+    batch; no gathering, weighting or blending. Returns no output.
+    """
+    windows = case.shape[0] * math.prod(
+        len(window_starts(size, roi, case.overlap))
+        for size, roi in zip(case.shape[2:], case.roi, strict=True)
+    )
+    full, rest = divmod(windows, case.batch_size)
+    net = torch.compile(model, options={"freezing": True})
+    generator = torch.Generator().manual_seed(2)
+    batch = torch.randn((case.batch_size, case.shape[1], *case.roi), generator=generator).to(device)
+
+    def network(image):
+        with torch.inference_mode(), torch.autocast(device.type, dtype, enabled=dtype != torch.float32):
+            for _ in range(full):
+                net(batch)
+            if rest:
+                model(batch[:rest])
+
+    return network
+
+
 def _keys(case: Case, device: torch.device, precisions: list[str], compile: bool) -> list[tuple[str, str]]:
     """The engines of a case, MONAI's first at each precision."""
     names = ["MONAI", "medseg"]
@@ -177,7 +205,7 @@ def _keys(case: Case, device: torch.device, precisions: list[str], compile: bool
         names.append("medseg-cl")
     if compile and not case.labels_only:
         names[1:1] = ["MONAI-c"]
-        names.append("medseg-c")
+        names += ["medseg-c", "net-c"]
     return [
         (name, precision) for precision in (["fp32"] if case.labels_only else precisions) for name in names
     ]
@@ -268,8 +296,10 @@ def _serve(conn, case: Case, device: str, key: tuple[str, str], threads: int) ->
         conn.close()
 
 
-def _labels(out: torch.Tensor, case: Case) -> torch.Tensor:
+def _labels(out: torch.Tensor | None, case: Case) -> torch.Tensor | None:
     """MONAI's labels are taken outside the measurement (in its favour)."""
+    if out is None:  # the network alone gives no image
+        return None
     return out.argmax(dim=1).to(torch.uint8) if out.is_floating_point() and case.labels_only else out
 
 
@@ -304,8 +334,10 @@ def bench_sliding_window(
     compile : bool
         Add compiled rows: ``MONAI-c``, MONAI's inferer given
         ``torch.compile(net, options={"freezing": True})`` (what a MONAI user writes), and
-        ``medseg-c``, medseg's engine with ``compile=True``. Each compiled engine runs in a
-        process of its own; the first call (which compiles) is the ``first s`` column.
+        ``medseg-c``, medseg's engine with ``compile=True``, and ``net-c``, the case's windows
+        through the compiled network alone (:func:`_network_alone`): the floor of any engine that
+        runs this network on these windows. Each compiled engine runs in a process of its own;
+        the first call (which compiles) is the ``first s`` column.
 
     Every row gives its speed-up (wall time) over MONAI eager and, with ``compile``, over
     MONAI compiled, at the same precision. On CUDA, ``medseg-cl`` rows run the uncompiled
@@ -326,7 +358,10 @@ def bench_sliding_window(
         else f"cpu, {torch.get_num_threads()} threads"
     )
     yield f"device {label}; best of {repeat} interleaved runs after a first call"
-    yield "engines: MONAI-c = MONAI given torch.compile(net, freezing); medseg-c = medseg compile=True"
+    yield (
+        "engines: MONAI-c = MONAI given torch.compile(net, freezing); medseg-c = medseg compile=True; "
+        "net-c = the same windows through the compiled network alone (no engine can be faster)"
+    )
     yield (
         f"{'case':<17} {'engine':<9} {'prec':<5} {'wall s':>8} {'cpu s':>8} {'first s':>8} {'Mvox/s':>8} "
         f"{'xMONAI':>7} {'xMONAI-c':>8} {'max diff':>9} {'agree %':>8} {'peak MB':>8}"
@@ -364,7 +399,7 @@ def _rows(case: Case, timings: dict[tuple[str, str], _Timing]) -> Iterator[str]:
             for anchor in ("MONAI", "MONAI-c")
         ]
         diff, agree = "-", "-"
-        if reference is not None:
+        if reference is not None and timing.output is not None:
             out, ref = timing.output, reference
             if case.labels_only:
                 agree = f"{(out.long().cpu() == ref.long().cpu()).double().mean().item() * 100:.3f}"

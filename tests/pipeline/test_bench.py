@@ -58,7 +58,9 @@ def test_bench_compile_adds_monai_compiled_and_medseg_compiled_rows_each_in_its_
         bench.bench_sliding_window(device="cpu", repeat=1, cases=cases, precisions=("fp32",), compile=True)
     )
     rows = {line.split()[2]: line.split() for line in lines[3:]}
-    assert list(rows) == ["MONAI", "MONAI-c", "medseg", "medseg-c"]
+    assert list(rows) == ["MONAI", "MONAI-c", "medseg", "medseg-c", "net-c"]
+    # the network alone: timed like the engines, no image to compare
+    assert rows["net-c"][-5].endswith("x") and rows["net-c"][-3:-1] == ["-", "-"]
     # speed-ups over both anchors; an anchor over itself is 1.00x
     assert rows["MONAI"][-5] == "1.00x" and rows["MONAI-c"][-4] == "1.00x"
     assert all(r[-5].endswith("x") and r[-4].endswith("x") for r in rows.values())
