@@ -74,7 +74,7 @@ printf '%-10s %-6s %8s  %s\n' step status seconds log
 printf '%s\n' "${ROWS[@]}"
 echo
 grep -E '^(device|case|[23]D )' "$OUT/bench.log" || true
-grep -hE '^(3D|2D) .*(MONAI|medseg)' "$OUT/compiled3d.log" "$OUT/compiled2d.log" || true
+grep -hE '^(3D|2D) .*(MONAI|medseg|net-c)' "$OUT/compiled3d.log" "$OUT/compiled2d.log" || true
 grep -E '^ *(workers|[0-9]+ )' "$OUT/training.log" || true
 tail -n 3 "$OUT/tests.log"
 grep -iE 'dice|rand|seconds' "$OUT/demo.log" | tail -n 5 || true
