@@ -373,3 +373,21 @@ def test_labels_only_holds_sums_for_about_one_window_overlap(monkeypatch, overla
     # band being finished), for 2 images x 4 classes: a sixth of the 48 rows' sums
     assert 0 < max(held) <= 2 * 4 * 8 * 40 * 24
     assert held[-1] == 0
+
+
+def test_the_blending_weights_are_made_once_and_never_written():
+    from medseg.infer import sliding_window as engine
+    from medseg.infer.tiling import importance_map
+
+    engine._weight_map.cache_clear()
+    window = SlidingWindow((16, 16), overlap=0.5, batch_size=2, device="cpu")
+    image = torch.rand(1, 1, 40, 40)
+    first = window(nn.Identity(), image)
+    labels = window.predict_labels(nn.Conv2d(1, 3, 1), image)
+    second = window(nn.Identity(), image)
+    info = engine._weight_map.cache_info()
+    assert (info.misses, info.hits) == (1, 2)
+    torch.testing.assert_close(second, first, rtol=0, atol=0)
+    assert labels.shape == (1, 40, 40)
+    cached = engine._weight_map((16, 16), window.blending, window.sigma_scale, "cpu")
+    assert torch.equal(cached, torch.from_numpy(importance_map((16, 16), "gaussian")))
