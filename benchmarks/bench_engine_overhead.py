@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from medseg.infer import blending
 from medseg.infer import sliding_window as engine
 
 CASES = [
@@ -23,7 +24,7 @@ CASES = [
 
 def _call(window: engine.SlidingWindow, image: torch.Tensor, *, fresh_map: bool) -> float:
     if fresh_map:
-        engine._weight_map.cache_clear()
+        blending.weight_map.cache_clear()
     start = time.perf_counter()
     window(torch.nn.Identity(), image)
     return time.perf_counter() - start

@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint = read_checkpoint(args.model)
         window = _window(checkpoint, chosen)
     if window.compile is None:  # the automatic compile decision is said without -v
-        engine_log = logging.getLogger("medseg.infer.sliding_window")
+        engine_log = logging.getLogger("medseg.infer.compile_policy")
         engine_log.setLevel(min(engine_log.getEffectiveLevel(), logging.INFO))
     results = predict_files(
         checkpoint,

@@ -9,12 +9,17 @@ decision counts the whole job. Compiled models are kept per model object and lay
 from __future__ import annotations
 
 import contextlib
+import logging
 import weakref
 from collections.abc import Callable, Iterator
 
 import torch
 
-__all__ = ["compile_pays_off", "planned"]
+from medseg.infer.layout import channels_last_view
+
+__all__ = ["compile_pays_off", "decide_compile", "network", "planned"]
+
+logger = logging.getLogger(__name__)
 
 
 #: Seconds a first compiled call takes (inductor, frozen weights, whole graph) and how much
@@ -68,3 +73,40 @@ def planned(model: torch.nn.Module, windows: int) -> Iterator[None]:
         yield
     finally:
         _PLANNED.pop(model, None)
+
+
+def decide_compile(
+    model: torch.nn.Module, windows: int, seconds_per_window: float, *, spatial_dims: int
+) -> bool:
+    """Whether to compile ``model`` now for the ``windows`` left (:func:`compile_pays_off`), said in one log line.
+
+    The line is said once per model and outcome (at debug level after that): block-wise
+    jobs decide in every block.
+    """
+    compile_seconds = _COMPILE_SECONDS.get(spatial_dims, max(_COMPILE_SECONDS.values()))
+    compiling = compile_pays_off(windows, seconds_per_window, compile_seconds=compile_seconds)
+    repeated = _DECIDED.get(model) is compiling
+    _DECIDED[model] = compiling
+    logger.log(
+        logging.DEBUG if repeated else logging.INFO,
+        "%s the model: %d windows left at %.3f s each uncompiled (%.0f s) against about %.0f s to "
+        "compile and %.1fx faster windows (--compile / --no-compile decide)",
+        "compiling" if compiling else "not compiling",
+        windows,
+        seconds_per_window,
+        windows * seconds_per_window,
+        compile_seconds,
+        _COMPILED_SPEEDUP,
+    )
+    return compiling
+
+
+def network(model: torch.nn.Module, *, compiled: bool, channels_last: bool) -> Callable:
+    """``model``, its channels-last view, or either compiled with frozen weights (compiled once per model and layout)."""
+    if not compiled:
+        return channels_last_view(model) if channels_last else model
+    versions = _COMPILED.setdefault(model, {})
+    if channels_last not in versions:
+        net = channels_last_view(model) if channels_last else model
+        versions[channels_last] = torch.compile(net, options={"freezing": True})
+    return versions[channels_last]

@@ -20,7 +20,6 @@ One engine for 2D and 3D, same- and valid-convolution models:
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import logging
 import math
@@ -34,18 +33,18 @@ from tqdm.auto import tqdm
 
 from medseg.device import resolve_device
 from medseg.errors import ConfigError, DataValueError, ShapeError
-from medseg.infer.blending import Blender, LabelCells
+from medseg.infer.blending import Blender, LabelCells, weight_map
 from medseg.infer.compile_policy import (
-    _COMPILE_SECONDS,
     _COMPILED,
     _COMPILED_SPEEDUP,
-    _DECIDED,
     _PLANNED,
     compile_pays_off,
+    decide_compile,
+    network,
     planned,
 )
-from medseg.infer.layout import channels_last_format, channels_last_view
-from medseg.infer.tiling import BlendMode, aligned_size, importance_map, window_starts
+from medseg.infer.tiling import BlendMode, aligned_size, window_starts
+from medseg.infer.window_pass import forward_windows
 from medseg.models.constraints import mirror_pad, reflect_index
 from medseg.options import Precision
 
@@ -307,7 +306,7 @@ class SlidingWindow:
         labels_only: bool,
     ) -> torch.Tensor:
         """Run the windows ``product(per_axis)`` of ``padded``; blended logits or labels of the output ``grid``."""
-        weight_map = _weight_map(
+        weights = weight_map(
             out_roi, self.blending, self.sigma_scale, str(self._output_device(self.compute_device))
         )
         n = padded.shape[0]
@@ -348,7 +347,16 @@ class SlidingWindow:
                     filler = inputs[:1].expand(self.batch_size - len(batch), *inputs.shape[1:])
                     inputs = torch.cat([inputs, filler])
             started = time.perf_counter()
-            logits = self._predict(runner, inputs, out_roi, channels_last=self._channels_last(running))
+            logits = forward_windows(
+                runner,
+                inputs,
+                out_roi,
+                device=self.compute_device,
+                precision=self.precision,
+                mirror_axes=self.mirror_axes,
+                vector_start=self.vector_start,
+                channels_last=self._channels_last(running),
+            )
             if compiling is None and index == 1:  # the second eager batch: past first-call costs
                 _sync(logits)
                 compiling = self._decide(
@@ -360,9 +368,9 @@ class SlidingWindow:
                 device = self._output_device(self.compute_device)
                 channels = logits.shape[1]
                 sums = (
-                    LabelCells(n, channels, grid, per_axis, device, weight_map)
+                    LabelCells(n, channels, grid, per_axis, device, weights)
                     if labels_only
-                    else Blender(n, channels, grid, device, weight_map)
+                    else Blender(n, channels, grid, device, weights)
                 )
             sums.add(batch, logits)
             del inputs, logits  # not held through the next forward pass
@@ -402,90 +410,20 @@ class SlidingWindow:
         return None
 
     def _decide(self, model: torch.nn.Module, windows: int, batch_seconds: float) -> bool:
-        """Compile now when the ``windows`` left repay it (:func:`compile_pays_off`), and say so."""
-        per_window = batch_seconds / self.batch_size
-        compile_seconds = _COMPILE_SECONDS.get(len(self.roi_size), max(_COMPILE_SECONDS.values()))
-        compiling = compile_pays_off(windows, per_window, compile_seconds=compile_seconds)
-        # said once per model and outcome: block-wise jobs decide in every block
-        repeated = _DECIDED.get(model) is compiling
-        _DECIDED[model] = compiling
-        logger.log(
-            logging.DEBUG if repeated else logging.INFO,
-            "%s the model: %d windows left at %.3f s each uncompiled (%.0f s) against about %.0f s to "
-            "compile and %.1fx faster windows (--compile / --no-compile decide)",
-            "compiling" if compiling else "not compiling",
-            windows,
-            per_window,
-            windows * per_window,
-            compile_seconds,
-            _COMPILED_SPEEDUP,
+        """Compile now when the ``windows`` left repay it, and say so (:func:`decide_compile`)."""
+        return decide_compile(
+            model, windows, batch_seconds / self.batch_size, spatial_dims=len(self.roi_size)
         )
-        return compiling
 
     def _channels_last(self, compiling: bool | None) -> bool:
         return bool(compiling) if self.channels_last is None else self.channels_last
 
     def _network(self, model: torch.nn.Module, compiling: bool | None) -> Callable:
         """What runs the windows: the model, its channels-last view, compiled or not."""
-        channels_last = self._channels_last(compiling)
-        if not compiling:
-            return channels_last_view(model) if channels_last else model
-        compiled = _COMPILED.setdefault(model, {})
-        if channels_last not in compiled:
-            net = channels_last_view(model) if channels_last else model
-            compiled[channels_last] = torch.compile(net, options={"freezing": True})
-        return compiled[channels_last]
+        return network(model, compiled=bool(compiling), channels_last=self._channels_last(compiling))
 
     def _output_device(self, device: torch.device) -> torch.device:
         return torch.device(self.output_device) if self.output_device else device
-
-    def _predict(
-        self, model: Callable, inputs: torch.Tensor, out_roi: tuple[int, ...], *, channels_last: bool
-    ) -> torch.Tensor:
-        precision = Precision.parse(self.precision)
-        dtype = precision.torch_dtype()
-        device = self.compute_device
-        inputs = inputs.to(device, non_blocking=True)
-        fmt = channels_last_format(inputs.ndim)
-        if fmt is not None and channels_last:
-            inputs = inputs.contiguous(memory_format=fmt)
-        flips = [
-            combo
-            for k in range(len(self.mirror_axes) + 1)
-            for combo in itertools.combinations(sorted(self.mirror_axes), k)
-        ]
-        total = None
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=precision.is_mixed):
-            for combo in flips:
-                dims = tuple(a + 2 for a in combo)
-                x = inputs.flip(dims) if dims else inputs
-                y = model(x).float()
-                if tuple(y.shape[2:]) != out_roi:
-                    raise ShapeError(
-                        f"model output spatial shape {tuple(y.shape[2:])} does not match the expected "
-                        f"{out_roi} for input {tuple(inputs.shape[2:])}; check roi_size against the "
-                        "model's constraints (divisor, margin)"
-                    )
-                y = y.flip(dims) if dims else y
-                if combo and self.vector_start is not None:
-                    sign = torch.ones(y.shape[1], device=y.device, dtype=y.dtype)
-                    sign[[self.vector_start + a for a in combo]] = -1
-                    y = y * sign.reshape(1, -1, *(1,) * len(out_roi))
-                total = y if total is None else total + y
-        return total / len(flips) if len(flips) > 1 else total
-
-
-@functools.lru_cache(maxsize=4)
-def _weight_map(
-    window: tuple[int, ...], blending: BlendMode, sigma_scale: float, device: str
-) -> torch.Tensor:
-    """The blending weights of ``window`` on ``device``, made once per window and device.
-
-    Read only (the blenders never write to it). A 128³ Gaussian map took 12-17 ms of host time
-    per call and a copy to the GPU; a job of many images or blocks reuses one.
-    """
-    with torch.inference_mode(False):  # usable inside and outside inference mode
-        return torch.from_numpy(importance_map(window, blending, sigma_scale=sigma_scale)).to(device)
 
 
 def _check_finite(finite: torch.Tensor) -> None:

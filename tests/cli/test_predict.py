@@ -140,13 +140,13 @@ def test_compile_option_predicts_the_eager_probabilities(run_dir, tmp_path):
 
 
 def test_compile_is_decided_from_the_windows_of_all_cases(run_dir, tmp_path, caplog, monkeypatch):
-    from medseg.infer import sliding_window
+    from medseg.infer import compile_policy
 
     # three 100 x 100 images of 4 x 4 windows: the first decides for its 12 left plus 2 x 16
     images = _images(tmp_path / "in", ["a.tif", "b.tif", "c.tif"], shape=(100, 100))
     seen = []
     monkeypatch.setattr(
-        sliding_window, "compile_pays_off", lambda windows, *a, **k: seen.append(windows) or False
+        compile_policy, "compile_pays_off", lambda windows, *a, **k: seen.append(windows) or False
     )
     assert (
         main(["predict", "-m", str(run_dir), "-i", *images, "-o", str(tmp_path / "out"), "--no-progress"])
@@ -158,11 +158,11 @@ def test_compile_is_decided_from_the_windows_of_all_cases(run_dir, tmp_path, cap
 def test_compile_is_decided_from_the_windows_and_said_in_one_line_unless_a_flag_decides(
     run_dir, tmp_path, caplog, monkeypatch
 ):
-    from medseg.infer import sliding_window
+    from medseg.infer import compile_policy
 
     # 100 x 100 with 32^2 windows at overlap 0.25: 4 x 4 windows, 8 batches of 2
     (image,) = _images(tmp_path / "in", ["a.tif"], shape=(100, 100))
-    monkeypatch.setattr(sliding_window, "_COMPILE_SECONDS", {2: 1e6})  # never repaid: stays uncompiled
+    monkeypatch.setattr(compile_policy, "_COMPILE_SECONDS", {2: 1e6})  # never repaid: stays uncompiled
     runs = {}
     for flags in ([], ["--no-compile"]):
         caplog.clear()

@@ -10,7 +10,7 @@ from monai.inferers import sliding_window_inference
 from torch import nn
 
 from medseg.errors import ConfigError, DataValueError, ShapeError
-from medseg.infer import sliding_window
+from medseg.infer import compile_policy
 from medseg.infer.sliding_window import SlidingWindow, compile_pays_off
 from medseg.infer.tiling import importance_map, window_starts
 
@@ -103,8 +103,8 @@ def test_channels_last_does_not_change_the_output():
 
 def test_a_repeated_automatic_compile_decision_is_said_once(caplog, monkeypatch):
     # block-wise prediction decides in every block: the same outcome again is a debug line
-    caplog.set_level("INFO", logger="medseg.infer.sliding_window")
-    monkeypatch.setattr(sliding_window, "_COMPILE_SECONDS", {2: 1e6})
+    caplog.set_level("INFO", logger="medseg.infer.compile_policy")
+    monkeypatch.setattr(compile_policy, "_COMPILE_SECONDS", {2: 1e6})
     model, image = Pointwise(), torch.randn(1, 1, 64, 64)
     auto = SlidingWindow((16, 16), batch_size=2, compile=None)
     for _ in range(3):
@@ -117,7 +117,7 @@ def test_a_planned_job_decides_compiling_from_the_windows_of_all_its_calls(monke
     # three images of 7 x 7 windows: no single call repays compiling, the job of 147 might
     seen = []
     monkeypatch.setattr(
-        sliding_window, "compile_pays_off", lambda windows, *a, **k: seen.append(windows) or False
+        compile_policy, "compile_pays_off", lambda windows, *a, **k: seen.append(windows) or False
     )
     model, image = Pointwise(), torch.randn(1, 1, 64, 64)
     auto = SlidingWindow((16, 16), batch_size=2, compile=None)
@@ -155,14 +155,14 @@ def test_compile_pays_off_when_the_time_it_saves_exceeds_the_compile_time():
 
 
 def test_automatic_compile_decides_after_two_batches_and_then_reuses_the_compiled_model(caplog, monkeypatch):
-    caplog.set_level("INFO", logger="medseg.infer.sliding_window")
+    caplog.set_level("INFO", logger="medseg.infer.compile_policy")
     model = Pointwise()
     image = torch.randn(1, 1, 64, 64)  # 7 x 7 windows of 16^2, 25 batches of 2
     eager = SlidingWindow((16, 16), batch_size=2)(model, image)
     auto = SlidingWindow((16, 16), batch_size=2, compile=None)
-    monkeypatch.setattr(sliding_window, "_COMPILE_SECONDS", {2: 1e6})
+    monkeypatch.setattr(compile_policy, "_COMPILE_SECONDS", {2: 1e6})
     torch.testing.assert_close(auto(model, image), eager, rtol=0, atol=0)  # never repaid: uncompiled
-    monkeypatch.setattr(sliding_window, "_COMPILE_SECONDS", {2: 0.0})
+    monkeypatch.setattr(compile_policy, "_COMPILE_SECONDS", {2: 0.0})
     torch.testing.assert_close(auto(model, image), eager, rtol=0, atol=1e-5)  # compiled after 2 batches
     decisions = [r.getMessage() for r in caplog.records]
     assert [d.split(":")[0] for d in decisions] == ["not compiling the model", "compiling the model"]
@@ -376,18 +376,18 @@ def test_labels_only_holds_sums_for_about_one_window_overlap(monkeypatch, overla
 
 
 def test_the_blending_weights_are_made_once_and_never_written():
-    from medseg.infer import sliding_window as engine
+    from medseg.infer import blending
     from medseg.infer.tiling import importance_map
 
-    engine._weight_map.cache_clear()
+    blending.weight_map.cache_clear()
     window = SlidingWindow((16, 16), overlap=0.5, batch_size=2, device="cpu")
     image = torch.rand(1, 1, 40, 40)
     first = window(nn.Identity(), image)
     labels = window.predict_labels(nn.Conv2d(1, 3, 1), image)
     second = window(nn.Identity(), image)
-    info = engine._weight_map.cache_info()
+    info = blending.weight_map.cache_info()
     assert (info.misses, info.hits) == (1, 2)
     torch.testing.assert_close(second, first, rtol=0, atol=0)
     assert labels.shape == (1, 40, 40)
-    cached = engine._weight_map((16, 16), window.blending, window.sigma_scale, "cpu")
+    cached = blending.weight_map((16, 16), window.blending, window.sigma_scale, "cpu")
     assert torch.equal(cached, torch.from_numpy(importance_map((16, 16), "gaussian")))
