@@ -69,7 +69,10 @@ class DataConfig(_Section):
     background/inside/boundary classes, ``distance`` = foreground plus a normalised
     distance map, ``both`` = the three classes plus the distance map, ``flow`` =
     Cellpose's cell probability plus flow fields, :mod:`medseg.flows`). ``nonfinite`` says what NaN/inf image voxels become
-    (:mod:`medseg.infer.normalize`). ``validation_slices`` cases are held out for
+    (:mod:`medseg.infer.normalize`). ``patch_border`` lets training patches reach that
+    fraction of a patch past the image's faces, mirrored as inference pads (``0``: patches stay
+    inside, so face voxels are only seen at patch edges; ``0.5``: patch centres anywhere, as
+    nnU-Net samples). ``validation_slices`` cases are held out for
     validation; with no more cases than that, the last ``validation_fraction`` of each
     case along its longest axis is held out instead, predicted with as much of the part
     before it as context and scored alone (:mod:`medseg.data.holdout`).
@@ -82,6 +85,7 @@ class DataConfig(_Section):
     instance_target: InstanceTarget = InstanceTarget.BOUNDARY
     nonfinite: Literal["error", "zero", "min"] = "error"
     patch_shape: Shape = (128, 128)
+    patch_border: float = Field(0.0, ge=0, le=0.5)
     batch_size: int = Field(8, ge=1)
     validation_slices: int = Field(2, ge=0)
     validation_fraction: float = Field(0.2, gt=0, lt=1)

@@ -181,6 +181,9 @@ class PatchDataset(Dataset):
         Fraction of class-constrained patches.
     seed : int
         With the index, decides every patch.
+    border : float
+        How far a patch may reach past an image's faces (mirrored), as a fraction of the
+        patch (:class:`medseg.data.sampling.PatchSampler`); ``data.patch_border``.
 
     Raises
     ------
@@ -201,6 +204,7 @@ class PatchDataset(Dataset):
         label_transform: LabelTransform | None = None,
         foreground_probability: float = 0.33,
         seed: int = 0,
+        border: float = 0.0,
     ) -> None:
         unlabelled = [s.case_id for s in samples if s.label is None]
         if unlabelled:
@@ -247,6 +251,7 @@ class PatchDataset(Dataset):
                 patch_shape=(1,) * self._squeeze + self.patch_shape,
                 classes=_present(s.label, classes),
                 foreground_probability=0.0 if id(s) in empty_ids else foreground_probability,
+                border=border,
             )
             for s in samples
         ]

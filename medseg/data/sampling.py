@@ -87,6 +87,11 @@ class PatchSampler:
         Rejected positions allowed per patch before :class:`LabelError` is raised.
     seed : int
         Seed; the same seed gives the same patches.
+    border : float
+        How far a patch may reach past the image's faces, as a fraction of the patch along
+        each axis, in ``[0, 0.5]``; the part outside is mirrored, as sliding-window inference
+        pads. ``0`` keeps patches inside the image, so voxels at a face are only ever seen at
+        a patch edge; ``0.5`` lets patch centres fall anywhere in the image (nnU-Net's sampling).
 
     On an axis where the patch is larger than the image, the patch holds the whole axis
     at a random offset and the rest is mirrored (the U-Net overlap-tile extrapolation),
@@ -111,6 +116,7 @@ class PatchSampler:
         min_foreground: float = 0.0,
         max_sampling_attempts: int = 500,
         seed: int = 0,
+        border: float = 0.0,
     ) -> None:
         patch_shape = tuple(int(p) for p in patch_shape)
         nd = len(patch_shape)
@@ -120,6 +126,8 @@ class PatchSampler:
             raise ConfigError(f"foreground_probability must be in [0, 1], got {foreground_probability}")
         if not 0.0 <= min_foreground <= 1.0:
             raise ConfigError(f"min_foreground must be in [0, 1], got {min_foreground}")
+        if not 0.0 <= border <= 0.5:
+            raise ConfigError(f"data.patch_border must be in [0, 0.5], got {border}")
         if max_sampling_attempts < 1:
             raise ConfigError(f"max_sampling_attempts must be >= 1, got {max_sampling_attempts}")
         spatial, self._image_has_channel = _spatial_shape(image, nd, "image")
@@ -139,6 +147,7 @@ class PatchSampler:
         self.foreground_probability = float(foreground_probability) if label is not None else 0.0
         self.min_foreground = float(min_foreground)
         self.max_sampling_attempts = int(max_sampling_attempts)
+        self.border = tuple(round(float(border) * p) for p in patch_shape)
         self.rng = np.random.default_rng(seed)
 
     def _read(self, array: Any, has_channel: bool, start: tuple[int, ...]) -> np.ndarray:
@@ -162,10 +171,10 @@ class PatchSampler:
         return block
 
     def _random_start(self, rng: np.random.Generator) -> tuple[int, ...]:
-        """A patch inside the image, or, on an axis where the patch is larger, one holding the whole axis."""
+        """A patch inside the image (up to ``border`` past its faces), or, on an axis where the patch is larger, one holding the whole axis."""
         return tuple(
-            int(rng.integers(0, s - p + 1)) if p <= s else int(rng.integers(s - p, 1))
-            for s, p in zip(self.spatial_shape, self.patch_shape, strict=False)
+            int(rng.integers(-b, s - p + b + 1)) if p <= s else int(rng.integers(s - p, 1))
+            for s, p, b in zip(self.spatial_shape, self.patch_shape, self.border, strict=False)
         )
 
     def _accept(self, label: np.ndarray, target: int | None) -> bool:

@@ -100,6 +100,7 @@ def build_dataset(
         normalize=normalization,
         label_transform=transform,
         seed=config.data.seed + seed_offset,
+        border=config.data.patch_border,
     )
 
 

@@ -102,10 +102,36 @@ def test_a_patch_larger_than_the_image_mirrors_it():
         np.testing.assert_array_equal(patch.label[0], label[0][rows][:, x0 : x0 + 4])
 
 
+def test_a_border_lets_patches_reach_past_the_faces_mirrored():
+    image = np.arange(20 * 30, dtype=np.float32).reshape(1, 20, 30)
+    label = np.ones((1, 20, 30), np.uint8)
+    inside = PatchSampler(image, label, patch_shape=(8, 10), foreground_probability=0.0, seed=3)
+    assert all(0 <= y <= 12 and 0 <= x <= 20 for y, x in (p.start for p in inside.take(200)))
+    # border 0 is the sampling without the option: the same patches for the same seed
+    default = PatchSampler(image, label, patch_shape=(8, 10), foreground_probability=0.0, seed=3, border=0.0)
+    assert [p.start for p in default.take(20)] == [
+        p.start
+        for p in PatchSampler(image, label, patch_shape=(8, 10), foreground_probability=0.0, seed=3).take(20)
+    ]
+    sampler = PatchSampler(image, label, patch_shape=(8, 10), foreground_probability=0.0, seed=3, border=0.5)
+    starts = [p.start for p in sampler.take(400)]
+    ys, xs = zip(*starts, strict=True)
+    assert (min(ys), max(ys), min(xs), max(xs)) == (-4, 16, -5, 25)  # half a patch past every face
+    for patch in sampler.take(20):
+        y0, x0 = patch.start
+        rows = np.abs(np.arange(y0, y0 + 8))
+        rows = np.where(rows > 19, 38 - rows, rows)
+        cols = np.abs(np.arange(x0, x0 + 10))
+        cols = np.where(cols > 29, 58 - cols, cols)
+        np.testing.assert_array_equal(patch.image[0], image[0][np.ix_(rows, cols)])
+
+
 def test_argument_errors():
     image, label = _toy()
     with pytest.raises(ShapeError, match="label spatial shape"):
         PatchSampler(image, label[:, :-1], patch_shape=(8, 8))
+    with pytest.raises(ConfigError, match=r"data.patch_border must be in \[0, 0.5\], got 0.6"):
+        PatchSampler(image, label, patch_shape=(8, 8), border=0.6)
     with pytest.raises(ConfigError, match="foreground_probability must be in"):
         PatchSampler(image, label, patch_shape=(8, 8), foreground_probability=1.5)
     with pytest.raises(ShapeError, match="expected 3 spatial axes"):
