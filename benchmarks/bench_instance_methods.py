@@ -36,7 +36,8 @@ import numpy as np
 import tifffile
 from skimage.segmentation import relabel_sequential
 
-PIPELINE = Path(__file__).resolve().parents[1] / "medseg" / "resources" / "pipelines" / "lab_folder.yaml"
+from medseg.resources import shipped_pipeline
+
 OUT_CHANNELS = {"boundary": 3, "distance": 3, "both": 4, "flow": 3}  # flow: cell probability + 2 flows (2D)
 
 
@@ -86,7 +87,7 @@ def _run(target: str, train: Path, test: Path, work: Path, args: argparse.Namesp
     cpu0, wall0 = _children_cpu(), time.perf_counter()
     _medseg(
         [
-            "train", str(PIPELINE), "--out", str(run), "--no-progress",
+            "train", str(shipped_pipeline("lab_folder")), "--out", str(run), "--no-progress",
             "--set", f"data.root={train}", "--set", f"data.instance_target={target}",
             "--set", f"model.params={params}", "--set", f"train.iterations={args.iterations}",
             "--set", f"data.patch_shape=[{args.patch}, {args.patch}]",

@@ -12,7 +12,11 @@ learned method trains from scratch on the same half:
   watershed there), then ``medseg predict --format instances``. ``--iterations`` fixes
   the training length. ``--medseg-targets boundary distance …`` adds a row "medseg
   TARGET" per instance target (``--set data.instance_target=TARGET`` and the output
-  channels that target needs); the pipeline's own target is the "medseg default" row;
+  channels that target needs); the pipeline's own target is the "medseg default" row.
+  ``--medseg-set KEY=VALUE`` (repeatable) changes every medseg run, e.g. the 2D default
+  before 2026-12-04: ``--medseg-set model.params.features=32 --medseg-set
+  "data.patch_shape=[256, 256]" --medseg-set "infer.roi_size=[256, 256]" --medseg-set
+  train.learning_rate=0.001``;
 - **MONAI script**: ``BasicUNet`` on the binary foreground with ``DiceCELoss``, AdamW,
   random crops with flips, then the classic distance watershed (Euclidean distance
   transform of the predicted foreground in physical units, ``peak_local_max`` seeds,
@@ -81,16 +85,6 @@ from medseg.resources import shipped_pipeline
 
 #: The lab pipelines a user trains on a folder of images / of stacks.
 PIPELINES = {2: "lab_folder", 3: "lab_folder_3d"}
-
-PIPELINE = Path(__file__).resolve().parents[1] / "medseg" / "resources" / "pipelines" / "lab_folder.yaml"
-#: The lab pipeline with a 3D U-Net: the settings a user gives for a stack.
-THREE_D = [
-    "model.params={in_channels: 1, out_channels: OUT, spatial_dims: 3, features: 16, depth: 3, norm: instance}",
-    "data.patch_shape=[16, 48, 48]",
-    "infer.roi_size=[16, 48, 48]",
-    "infer.mirror_axes=[0, 1, 2]",
-    "data.batch_size=2",
-]
 
 
 def _children_cpu() -> float:
@@ -162,8 +156,12 @@ def _run_medseg(
     three_d: bool,
     target: str | None = None,
     seed: int = 0,
+    extra: tuple[str, ...] = (),
 ) -> tuple[np.ndarray, float]:
-    """Train the lab pipeline as a user would (``target``: ``--set data.instance_target``), predict instances."""
+    """Train the lab pipeline as a user would (``target``: ``--set data.instance_target``), predict instances.
+
+    ``extra``: more ``--set KEY=VALUE`` settings, after the benchmark's own.
+    """
     pipeline = _pipeline(three_d)
     settings = [
         f"data.root={train}",
@@ -180,6 +178,7 @@ def _run_medseg(
             f"data.instance_target={target}",
             f"model.params.out_channels={expected_out_channels(data, 3 if three_d else 2)}",
         ]
+    settings += extra
     cpu0 = _children_cpu()
     _medseg(["train", str(pipeline), "--out", str(work / "run"), "--no-progress",
              *[a for s in settings for a in ("--set", s)]])  # fmt: skip
@@ -314,12 +313,18 @@ def _methods(train: Path, test: Path, work: Path, args: argparse.Namespace, thre
     iterations = args.iterations_3d if three_d and args.iterations_3d else args.iterations
     default = _default_target(three_d)
     seed = args.seed
-    yield "medseg default", lambda: _run_medseg(train, test, work / "medseg", iterations, three_d, seed=seed)
+    extra = tuple(args.medseg_set)
+    yield (
+        "medseg default",
+        lambda: _run_medseg(train, test, work / "medseg", iterations, three_d, seed=seed, extra=extra),
+    )
     for target in dict.fromkeys(args.medseg_targets):
         if target != default:
             yield (
                 f"medseg {target}",
-                lambda t=target: _run_medseg(train, test, work / f"medseg-{t}", iterations, three_d, t, seed),
+                lambda t=target: _run_medseg(
+                    train, test, work / f"medseg-{t}", iterations, three_d, t, seed, extra
+                ),
             )
     yield "plain watershed (Otsu + distance)", lambda: _run_plain(train, test)
     yield (
@@ -419,6 +424,13 @@ def main() -> None:
         default=[],
         metavar="TARGET",
         help="also train medseg with these data.instance_target values (one row each)",
+    )
+    parser.add_argument(
+        "--medseg-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a --set of every medseg run (repeatable), after the benchmark's own",
     )
     parser.add_argument(
         "--folds", type=int, choices=(1, 2), default=1, help="1: train left half; 2: also right"
