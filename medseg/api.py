@@ -134,7 +134,8 @@ def predict(
     (1, 30, 512, 512)
     """
     from medseg.checkpoint_meta import read_checkpoint
-    from medseg.pipeline.predicting import predict_files, window_for_checkpoint
+    from medseg.pipeline.predicting import predict_files
+    from medseg.pipeline.windows import window_for_checkpoint
 
     checkpoint = read_checkpoint(model)
     window = window_for_checkpoint(checkpoint, infer, progress=progress)

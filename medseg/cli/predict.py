@@ -123,7 +123,7 @@ _OPTIONS = {
 def _window(checkpoint, chosen: dict):
     """The checkpoint's window with the options given; errors name the CLI options."""
     from medseg.errors import ConfigError
-    from medseg.pipeline.predicting import window_for_checkpoint
+    from medseg.pipeline.windows import window_for_checkpoint
 
     try:
         return window_for_checkpoint(checkpoint, chosen, source="medseg predict")
@@ -140,12 +140,8 @@ def run(args: argparse.Namespace) -> int:
     from medseg.checkpoint_meta import read_checkpoint
     from medseg.errors import ConfigError
     from medseg.exchange.bioimageio_import import is_bioimageio_package
-    from medseg.pipeline.predicting import (
-        package_infer_config,
-        predict_files,
-        shard,
-        sliding_window_from_infer,
-    )
+    from medseg.pipeline.predicting import predict_files, shard
+    from medseg.pipeline.windows import package_infer_config, sliding_window_from_infer
 
     if args.halo is not None and args.block_shape is None:
         raise ConfigError("--halo applies only to block-wise prediction: add --block-shape or drop --halo")

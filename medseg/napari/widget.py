@@ -20,12 +20,8 @@ from medseg.exchange.bioimageio_import import is_bioimageio_package
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.io import Volume
 from medseg.napari.reader import layer_geometry
-from medseg.pipeline.predicting import (
-    package_infer_config,
-    predictor_for,
-    sliding_window_from_infer,
-    window_for_checkpoint,
-)
+from medseg.pipeline.predicting import predictor_for
+from medseg.pipeline.windows import package_infer_config, sliding_window_from_infer, window_for_checkpoint
 
 if TYPE_CHECKING:  # the widget's annotations name napari's types; napari itself is optional
     import napari

@@ -16,14 +16,13 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from medseg.checkpoint_meta import Checkpoint, read_checkpoint
-from medseg.config import InferConfig, config_from_dict
 from medseg.data.volumes import get_folder_paths
 from medseg.errors import ConfigError, DataNotFoundError, MedsegError
 from medseg.eval.formats import ChallengeFormat, FormatKind, get_format
@@ -40,12 +39,9 @@ from medseg.io.zarr_output import finished_output_problem
 __all__ = [
     "PredictedCase",
     "case_name",
-    "package_infer_config",
     "predict_files",
     "predictor_for",
     "shard",
-    "sliding_window_from_infer",
-    "window_for_checkpoint",
     "write_case_submission",
 ]
 
@@ -370,7 +366,8 @@ def predictor_for(model: str | Path | Checkpoint, window: SlidingWindow) -> Pred
         folder, ``checkpoints/``, ``.pt``) or a bioimage.io package (``.zip``, its
         ``rdf.yaml`` or folder).
     window : SlidingWindow
-        Tiling, TTA and device settings (:func:`window_for_checkpoint`, :func:`package_infer_config`).
+        Tiling, TTA and device settings (:mod:`medseg.pipeline.windows` makes one for a
+        checkpoint or a package).
     """
     if not isinstance(model, Checkpoint) and is_bioimageio_package(model):
         path = Path(model)
@@ -407,66 +404,6 @@ def _ranks_together() -> Iterator[Callable[[], None]]:
     finally:
         if started:
             dist.destroy_process_group()
-
-
-def sliding_window_from_infer(
-    infer: InferConfig, *, progress: bool = False, compile: bool | None = None
-) -> SlidingWindow:
-    """The :class:`SlidingWindow` of an :class:`InferConfig` (``compile`` overrides ``infer.compile``)."""
-    return SlidingWindow(
-        infer.roi_size,
-        overlap=infer.overlap,
-        blending=infer.blending,
-        batch_size=infer.batch_size,
-        device=infer.device,
-        precision=infer.precision,
-        mirror_axes=infer.mirror_axes,
-        compile=infer.compile if compile is None else compile,
-        progress=progress,
-    )
-
-
-def package_infer_config(package: str | Path, chosen: Mapping[str, Any]) -> InferConfig:
-    """Sliding-window settings for a bioimage.io package: its tile (or test input size), no TTA, the options given.
-
-    Flip TTA is off unless asked for, so that the output is the package's own.
-    """
-    given = {k: v for k, v in chosen.items() if v is not None}
-    infer = {"roi_size": load_package(package).roi_size, "mirror_axes": [], **given}
-    try:
-        return InferConfig(**infer)
-    except ValueError as err:
-        raise ConfigError(f"medseg predict with package {package}: {err}") from None
-
-
-def window_for_checkpoint(
-    checkpoint: Checkpoint,
-    options: Mapping[str, Any] | None = None,
-    *,
-    source: str = "infer options",
-    progress: bool = False,
-) -> SlidingWindow:
-    """The :class:`SlidingWindow` of a checkpoint's training ``infer`` section, with ``options`` on top.
-
-    ``options`` holds ``infer`` keys (``roi_size``, ``overlap``, ``batch_size``, ``device``,
-    ``precision``, ``mirror_axes``, ``compile``...); ``None`` values keep training's. The
-    result is validated with the training run's whole config (:mod:`medseg.config`), so a
-    window is checked against the checkpoint's model (roi size vs its depth, 2D vs 3D).
-
-    Raises
-    ------
-    ConfigError
-        An option that is invalid or does not fit the model; the message starts with ``source``.
-    """
-    trained = checkpoint.meta.training_config()
-    given = {k: v for k, v in (options or {}).items() if v is not None}
-    # compiling is a choice of the machine that predicts, not of the model: never the training run's
-    infer = {**{k: v for k, v in trained.get("infer", {}).items() if k != "compile"}, **given}
-    data = dict(trained.get("data", {}))
-    if "patch_shape" not in data and "roi_size" in infer:
-        data["patch_shape"] = infer["roi_size"]  # not stored: there are no training patches to check
-    config = config_from_dict({**trained, "data": data, "infer": infer}, source=source)
-    return sliding_window_from_infer(config.infer, progress=progress)
 
 
 def _default_halo(roi: Sequence[int], block_shape: Sequence[int]) -> tuple[int, ...]:

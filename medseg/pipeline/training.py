@@ -33,7 +33,6 @@ from medseg.infer.normalize import ZScore
 from medseg.infer.sliding_window import SlidingWindow
 from medseg.models import build_model
 from medseg.models.constraints import constraints_of
-from medseg.pipeline.predicting import sliding_window_from_infer
 from medseg.pipeline.training_data import (
     build_dataset,
     check_channels,
@@ -43,6 +42,7 @@ from medseg.pipeline.training_data import (
     training_targets,
 )
 from medseg.pipeline.validation import store_tuned_postprocessing, validation_policy
+from medseg.pipeline.windows import sliding_window_from_infer
 from medseg.train.distributed import Distributed
 from medseg.train.finetune import (
     InitReport,

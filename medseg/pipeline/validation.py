@@ -17,7 +17,6 @@ from medseg.data.sample import in_memory, scored_part
 from medseg.eval.overlap import overlap_metrics
 from medseg.infer.normalize import ZScore
 from medseg.infer.predictor import Predictor
-from medseg.pipeline.predicting import sliding_window_from_infer
 from medseg.pipeline.training_data import training_targets
 from medseg.pipeline.tuning import (
     instance_score,
@@ -27,6 +26,7 @@ from medseg.pipeline.tuning import (
     store_postprocessing,
     tune_postprocessing,
 )
+from medseg.pipeline.windows import sliding_window_from_infer
 from medseg.train.trainer import Validation
 
 __all__ = ["MIN_TUNING_THICKNESS", "store_tuned_postprocessing", "thin_held_out", "validation_policy"]
