@@ -17,7 +17,7 @@ import torch
 
 from medseg.infer.layout import channels_last_view
 
-__all__ = ["compile_pays_off", "decide_compile", "network", "planned"]
+__all__ = ["compile_pays_off", "decide_compile", "is_compiled", "network", "planned"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,11 @@ def decide_compile(
         _COMPILED_SPEEDUP,
     )
     return compiling
+
+
+def is_compiled(model: torch.nn.Module, *, channels_last: bool) -> bool:
+    """Whether :func:`network` has already compiled ``model`` in this layout (nothing left to pay)."""
+    return channels_last in _COMPILED.get(model, {})
 
 
 def network(model: torch.nn.Module, *, compiled: bool, channels_last: bool) -> Callable:

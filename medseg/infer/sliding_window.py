@@ -35,11 +35,11 @@ from medseg.device import resolve_device
 from medseg.errors import ConfigError, DataValueError, ShapeError
 from medseg.infer.blending import Blender, LabelCells, weight_map
 from medseg.infer.compile_policy import (
-    _COMPILED,
     _COMPILED_SPEEDUP,
     _PLANNED,
     compile_pays_off,
     decide_compile,
+    is_compiled,
     network,
     planned,
 )
@@ -402,7 +402,7 @@ class SlidingWindow:
         """Whether to run compiled from the start; ``None``: decide after the second batch (automatic)."""
         if self.compile is not None:
             return self.compile
-        if _COMPILED.get(model, {}).get(self._channels_last(True)) is not None:
+        if is_compiled(model, channels_last=self._channels_last(True)):
             return True  # compiled by an earlier call: nothing left to pay
         windows = max(windows, _PLANNED.get(model, 0))
         if self.compute_device.type != "cpu" or windows <= 2 * self.batch_size:

@@ -5,6 +5,7 @@ import pytest
 from medseg.checkpoint_meta import read_checkpoint
 from medseg.config import InferConfig
 from medseg.errors import ConfigError
+from medseg.infer.tiling import BlendMode
 from medseg.pipeline.windows import sliding_window_from_infer, window_for_checkpoint
 
 
@@ -14,7 +15,7 @@ def test_every_infer_setting_reaches_the_window():
     )
     window = sliding_window_from_infer(infer, progress=True)
     assert window.roi_size == (64, 48) and window.overlap == 0.25 and window.batch_size == 3
-    assert str(window.blending) in ("constant", "BlendMode.CONSTANT") and window.mirror_axes == (1,)
+    assert window.blending is BlendMode.CONSTANT and window.mirror_axes == (1,)
     assert window.compile is True and window.progress is True
     assert sliding_window_from_infer(infer, compile=False).compile is False  # the caller decides
 
